@@ -1,0 +1,87 @@
+"""The terminal bot: the same router, store and feedback as Slack, over stdin/stdout.
+
+It reads lines, so it works interactively and with piped input (the tests drive it
+through a pipe and check the rows it wrote).
+"""
+
+from __future__ import annotations
+
+import getpass
+from typing import TextIO
+
+from bot import messages
+from bot.context import Context
+from bot.router import CLARIFY
+from bot.service import Incoming, Outcome
+from models.errors import CsbotError
+
+
+def _show(out: TextIO, outcome_text: str, context: str = "") -> None:
+    out.write(f"bot> {outcome_text}\n")
+    if context:
+        out.write(f"     ({context})\n")
+    out.flush()
+
+
+def run_chat(ctx: Context, stdin: TextIO, stdout: TextIO, user: str | None = None) -> int:
+    """Chat until EOF or /quit; returns the number of messages handled."""
+    user = user or f"terminal:{getpass.getuser()}"
+    company = ctx.kb.company
+    stdout.write(messages.CHAT_BANNER.format(company=company.name, bot_name=company.bot_name,
+                                             version=ctx.live.current.version, device=ctx.live.current.device)
+                 + "\n")
+    if company.greeting:
+        _show(stdout, company.greeting)
+    conversation = ctx.store.get_or_create_conversation("terminal", None, user, "terminal")
+    last: Outcome | None = None
+    last_reply_id: int | None = None
+    handled = 0
+    for raw in stdin:
+        line = raw.rstrip("\n")
+        stdout.write(f"you> {line}\n")
+        try:
+            if line.strip() in ("/quit", "/exit"):
+                break
+            if line.startswith("/"):
+                _command(ctx, stdout, line, last, last_reply_id, user)
+                continue
+            if last and last.route.decision == CLARIFY and line.strip() in ("1", "2"):
+                intent = last.route.candidates[int(line.strip()) - 1]
+                last_reply_id, reply = ctx.bot.choose(last.message_id, intent, user, "terminal")
+                _show(stdout, reply.text, reply.context)
+                last = None
+                continue
+            last = ctx.bot.handle(Incoming(text=line, user=user, conversation_id=conversation))
+            last_reply_id = last.reply_id
+            handled += 1
+            _show(stdout, last.reply.text, last.reply.context)
+            for number, (_, description) in enumerate(last.reply.choices, start=1):
+                stdout.write(f"     {number}. {description}\n")
+            if last.reply.choices:
+                stdout.write(f"     {messages.CHAT_CHOOSE}\n")
+        except CsbotError as error:
+            _show(stdout, f"Error: {error}")
+    stdout.write(messages.CHAT_BYE.format(db=ctx.settings.db_path) + "\n")
+    stdout.flush()
+    return handled
+
+
+def _command(ctx: Context, out: TextIO, line: str, last: Outcome | None, reply_id: int | None, user: str) -> None:
+    name, _, arg = line.partition(" ")
+    if name in ("/up", "/down"):
+        if reply_id is None:
+            _show(out, messages.NOTHING_TO_RATE)
+            return
+        ctx.bot.rate(reply_id, user, 1 if name == "/up" else -1, "terminal")
+        _show(out, messages.RATED_UP if name == "/up" else messages.RATED_DOWN)
+    elif name == "/correct":
+        if last is None:
+            _show(out, messages.NOTHING_TO_RATE)
+            return
+        intent = arg.strip()
+        ctx.bot.correct(last.message_id, user, intent)
+        _show(out, messages.CORRECTED.format(message_id=last.message_id, intent=intent))
+    elif name == "/intents":
+        _show(out, ", ".join(sorted(ctx.kb.intents)))
+    else:
+        _show(out, "Commands: /up, /down, /correct INTENT, /intents, /quit")

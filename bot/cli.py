@@ -1,0 +1,257 @@
+"""``csbot``: a thin CLI over the library. Domain errors become one clear message.
+
+Training commands (``train``, ``eval``) run ``python -m training`` in a child
+process, so this process, like the bot, never imports torch.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bot.config import Settings, load_settings
+from models.errors import CsbotError
+
+PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
+
+
+def friendly(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Print CsbotError as 'Error: what / Fix: how' and exit 1, never a traceback."""
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except CsbotError as error:
+            logging.getLogger("csbot").debug("command failed", exc_info=True)
+            click.echo(f"Error: {error}", err=True)
+            sys.exit(1)
+    return wrapper
+
+
+def settings() -> Settings:
+    return load_settings()
+
+
+@click.group()
+@click.version_option(package_name="csbot")
+def main() -> None:
+    """csbot: a customer-service bot for Slack that learns from its own agents."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@friendly
+def up() -> None:
+    """Set up and run: train the first model if needed, then serve in Slack or the terminal.
+
+    \b
+    Example:
+      csbot up        # what `make run` calls
+    """
+    from bot.context import Context, ensure_model
+    from bot.store import Store
+
+    cfg = settings()
+    with Store(cfg.db_path) as store:
+        ensure_model(cfg, store)
+    if cfg.slack_configured:
+        from bot.slack.server import serve as serve_slack
+
+        serve_slack(cfg, http=not cfg.slack_app_token)
+        return
+    from bot import messages
+    from bot.chat import run_chat
+
+    click.echo(messages.CHAT_NO_SLACK)
+    run_chat(Context.open(cfg), sys.stdin, sys.stdout)
+
+
+@main.command()
+@friendly
+def chat() -> None:
+    """Talk to the bot in the terminal (same router, store and feedback as Slack).
+
+    \b
+    Example:
+      csbot chat
+      echo "where is my order" | csbot chat
+    """
+    from bot.chat import run_chat
+    from bot.context import Context
+
+    run_chat(Context.open(settings()), sys.stdin, sys.stdout)
+
+
+@main.command()
+@click.option("--http", is_flag=True, help="Serve the Events API over HTTP (production) instead of Socket Mode.")
+@friendly
+def serve(http: bool) -> None:
+    """Run the Slack app: Socket Mode when SLACK_APP_TOKEN is set, or HTTP with --http.
+
+    \b
+    Examples:
+      csbot serve            # Socket Mode (development, no public URL)
+      csbot serve --http     # POST /slack/events, GET /healthz, GET /metrics
+    """
+    from bot.slack.server import serve as serve_slack
+
+    serve_slack(settings(), http=http)
+
+
+@main.command(context_settings=PASS_THROUGH)
+@click.pass_context
+def train(ctx: click.Context) -> None:
+    """Fine-tune and export a model (runs `python -m training train`; see `csbot train --help`).
+
+    \b
+    Example:
+      csbot train --epochs 4
+    """
+    sys.exit(subprocess.call([sys.executable, "-m", "training", "train", *ctx.args]))
+
+
+@main.command("eval", context_settings=PASS_THROUGH)
+@click.pass_context
+def evaluate(ctx: click.Context) -> None:
+    """Score a model and save a confusion matrix PNG (see `csbot eval --help`).
+
+    \b
+    Example:
+      csbot eval v0001 --data ../shared/data/banking77/test.csv --intent-column category
+    """
+    sys.exit(subprocess.call([sys.executable, "-m", "training", "eval", *ctx.args]))
+
+
+@main.command()
+@click.argument("text", nargs=-1, required=True)
+@click.option("--model", default=None, help="A version name or model directory (default: the active one).")
+@click.option("--top-k", default=3, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@friendly
+def predict(text: tuple[str, ...], model: str | None, top_k: int, as_json: bool) -> None:
+    """Classify a message and show the routing decision.
+
+    \b
+    Example:
+      csbot predict "where is my parcel??"
+    """
+    from bot.knowledge import load_knowledge_base
+    from bot.normalize import normalize
+    from bot.router import route
+    from bot.store import Store
+    from models.registry import Registry
+    from models.runtime import Classifier
+
+    cfg = settings()
+    if model and Path(model).is_dir():
+        path = Path(model)
+    else:
+        with Store(cfg.db_path) as store:
+            registry = Registry(cfg.models_dir, store)
+            version = model or registry.active()
+            if version is None:
+                raise CsbotError("There is no active model yet.", "train one with `csbot train`.")
+            path = registry.path(version)
+    classifier = Classifier.load(path, provider=cfg.onnx_provider, variant=cfg.onnx_variant)
+    message = normalize(" ".join(text), cfg.max_message_chars)
+    prediction = classifier.predict([message.text], top_k=top_k)[0] if not message.empty else None
+    decision = route(message, prediction, load_knowledge_base(cfg.kb_path), classifier.card.thresholds)
+    if as_json:
+        click.echo(json.dumps({
+            "model": classifier.version, "provider": classifier.provider, "decision": decision.decision,
+            "reason": decision.reason, "detail": decision.detail,
+            "intents": [{"intent": s.intent, "probability": round(s.probability, 4)}
+                        for s in (prediction.intents if prediction else ())],
+            "sentiment": prediction.sentiment if prediction else None,
+            "sentiment_probs": prediction.sentiment_probs if prediction else None}, indent=2))
+        return
+    click.echo(f"model {classifier.version} on {classifier.device} ({classifier.provider}, {classifier.variant})")
+    if prediction:
+        for score in prediction.intents:
+            click.echo(f"  {score.intent:<32} {score.probability:6.1%}")
+        sentiment = ", ".join(f"{k} {v:.0%}" for k, v in prediction.sentiment_probs.items())
+        click.echo(f"sentiment: {prediction.sentiment} ({sentiment})")
+    click.echo(f"decision: {decision.decision} ({decision.reason}: {decision.detail})")
+
+
+@main.group()
+def kb() -> None:
+    """Knowledge-base tools."""
+
+
+@kb.command("check")
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+@friendly
+def kb_check(path: Path | None) -> None:
+    """Validate a knowledge-base YAML file and list every problem with its line.
+
+    \b
+    Example:
+      csbot kb check bot/kb/default.yaml
+    """
+    from bot.knowledge import load_knowledge_base
+
+    base = load_knowledge_base(path or settings().kb_path)
+    examples = sum(len(i.examples) for i in base.intents.values())
+    sentiments = sum(len(v) for v in base.sentiment_examples.values())
+    click.echo(f"{base.path}: OK. {base.company.name}: {len(base.intents)} intents, {examples} examples, "
+               f"{sentiments} sentiment examples.")
+
+
+@main.group()
+def db() -> None:
+    """Database maintenance: retention and backups."""
+
+
+@db.command("purge")
+@click.option("--older-than", required=True, help="Age such as 90d, 12w or 48h.")
+@friendly
+def db_purge(older_than: str) -> None:
+    """Blank the text of old messages; labelled corrections are kept.
+
+    \b
+    Example:
+      csbot db purge --older-than 90d
+    """
+    from bot.store import Store, parse_age
+
+    try:
+        age = parse_age(older_than)
+    except ValueError as exc:
+        raise CsbotError(f"--older-than {older_than!r}: {exc}", "write e.g. --older-than 90d.") from exc
+    with Store(settings().db_path) as store:
+        counts = store.purge(age)
+    click.echo(f"Purged the text of {counts['messages']} messages and {counts['replies']} replies older than "
+               f"{older_than}; kept {counts['kept']} labelled messages.")
+
+
+@db.command("backup")
+@click.argument("path", type=click.Path(path_type=Path))
+@friendly
+def db_backup(path: Path) -> None:
+    """Copy the database with SQLite's online backup (safe while the bot runs).
+
+    \b
+    Example:
+      csbot db backup backups/csbot-2026-11-28.db
+    """
+    from bot.store import Store
+
+    with Store(settings().db_path) as store:
+        try:
+            dest = store.backup(path)
+        except FileExistsError as exc:
+            raise CsbotError(f"{path} already exists.", "choose a new file name; backups never overwrite.") from exc
+    click.echo(f"Backed up to {dest}.")
+
+
+if __name__ == "__main__":
+    main()

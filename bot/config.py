@@ -1,0 +1,120 @@
+"""Settings: one typed object read from the environment and ``.env``.
+
+No other module reads ``os.environ``; the settings object is passed down. Invalid
+values fail at start-up with a message naming the variable. Slack secrets are
+checked only when a Slack mode needs them (``require_slack``), so the terminal bot
+runs without any.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from models.errors import ConfigError
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore",
+                                      populate_by_name=True)
+
+    # --- where things live
+    data_dir: Path = Field(Path("var"), alias="CSBOT_DATA_DIR")
+    kb_path: Path | None = Field(None, alias="CSBOT_KB_PATH")
+    base_model: str = Field("", alias="CSBOT_BASE_MODEL")
+    # --- inference
+    onnx_provider: Literal["auto", "cuda", "cpu"] = Field("auto", alias="CSBOT_ONNX_PROVIDER")
+    onnx_variant: Literal["auto", "fp32", "int8"] = Field("auto", alias="CSBOT_ONNX_VARIANT")
+    threads: int = Field(0, ge=0, le=256, alias="CSBOT_THREADS")
+    max_message_chars: int = Field(2000, ge=100, le=100_000, alias="CSBOT_MAX_MESSAGE_CHARS")
+    # --- Slack
+    slack_bot_token: str = Field("", alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: str = Field("", alias="SLACK_SIGNING_SECRET")
+    slack_app_token: str = Field("", alias="SLACK_APP_TOKEN")
+    slack_api_url: str = Field("https://slack.com/api/", alias="SLACK_API_URL")
+    http_host: str = Field("0.0.0.0", alias="CSBOT_HTTP_HOST")
+    http_port: int = Field(3000, ge=1, le=65535, alias="CSBOT_HTTP_PORT")
+    agents_channel: str = Field("", alias="CSBOT_AGENTS_CHANNEL")
+    admins_channel: str = Field("", alias="CSBOT_ADMINS_CHANNEL")
+    support_channels: str = Field("", alias="CSBOT_SUPPORT_CHANNELS")
+    admin_users: str = Field("", alias="CSBOT_ADMIN_USERS")
+    agent_users: str = Field("", alias="CSBOT_AGENT_USERS")
+    agent_usergroup: str = Field("", alias="CSBOT_AGENT_USERGROUP")
+    # --- learning loop
+    retrain_cron: str = Field("0 2 * * *", alias="CSBOT_RETRAIN_CRON")
+    timezone: str = Field("", alias="CSBOT_TIMEZONE")
+    keep_versions: int = Field(5, ge=2, le=1000, alias="CSBOT_KEEP_VERSIONS")
+    gate_tolerance: float = Field(0.005, ge=0.0, le=0.5, alias="CSBOT_GATE_TOLERANCE")
+    gate_corrections_share: float = Field(0.8, ge=0.0, le=1.0, alias="CSBOT_GATE_CORRECTIONS_SHARE")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", alias="CSBOT_LOG_LEVEL")
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _trailing_slash(cls, value: str) -> str:
+        # slack_sdk joins method names onto the base URL and needs the trailing slash.
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL, e.g. https://slack.com/api/")
+        return value if value.endswith("/") else value + "/"
+
+    # --- derived paths
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "csbot.db"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @staticmethod
+    def _ids(raw: str) -> frozenset[str]:
+        return frozenset(x.strip() for x in raw.replace(";", ",").split(",") if x.strip())
+
+    @property
+    def admins(self) -> frozenset[str]:
+        return self._ids(self.admin_users)
+
+    @property
+    def agents(self) -> frozenset[str]:
+        return self._ids(self.agent_users) | self.admins
+
+    @property
+    def support_channel_ids(self) -> frozenset[str]:
+        return self._ids(self.support_channels)
+
+    @property
+    def slack_configured(self) -> bool:
+        return bool(self.slack_bot_token)
+
+    def require_slack(self, socket_mode: bool) -> None:
+        """Fail fast, naming the variable, when a Slack mode lacks a secret."""
+        needed = {"SLACK_BOT_TOKEN": (self.slack_bot_token, "xoxb-")}
+        if socket_mode:
+            needed["SLACK_APP_TOKEN"] = (self.slack_app_token, "xapp-")
+        else:
+            needed["SLACK_SIGNING_SECRET"] = (self.slack_signing_secret, "")
+        for name, (value, prefix) in needed.items():
+            if not value:
+                raise ConfigError(f"{name} is not set.", f"add {name}=... to .env (see .env.example and the "
+                                                         "README's 'Create the Slack app').")
+            if prefix and not value.startswith(prefix):
+                raise ConfigError(f"{name} should start with '{prefix}'.",
+                                  f"copy the right token into .env: {name} is the "
+                                  f"{'bot' if prefix == 'xoxb-' else 'app-level'} token.")
+
+
+def load_settings(env_file: str | Path | None = ".env", **overrides: object) -> Settings:
+    """Read settings; turn pydantic's validation error into a ConfigError naming the variable."""
+    try:
+        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = str(err["loc"][0]) if err["loc"] else "?"
+            field = Settings.model_fields.get(name)
+            env = field.alias if field and field.alias else name
+            problems.append(f"{env}={err.get('input')!r}: {err['msg']}")
+        raise ConfigError("Invalid setting(s): " + "; ".join(problems),
+                          "fix the value in .env or the environment (see .env.example).") from exc

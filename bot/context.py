@@ -1,0 +1,95 @@
+"""Assembling the running bot from settings: store, knowledge base, active model.
+
+Also the first-run path: when no model is active yet, the default model is trained
+on the knowledge base in a child process (``python -m training train``), with its
+progress bar on the terminal, and registered as the first version.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.config import Settings
+from bot.knowledge import KnowledgeBase, load_knowledge_base
+from bot.service import Bot
+from bot.store import Store
+from models.errors import ModelError
+from models.registry import Registry
+from models.runtime import Classifier, LiveClassifier
+
+log = logging.getLogger(__name__)
+
+
+def training_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "training", *args]
+
+
+def ensure_model(settings: Settings, store: Store) -> str:
+    """Return the active version, training the first one if there is none."""
+    registry = Registry(settings.models_dir, store)
+    if registry.active():
+        return registry.active()  # type: ignore[return-value]
+    print("No model yet: training the first one on the knowledge base (a few minutes on a laptop CPU).",
+          flush=True)
+    code = subprocess.call(training_command("train", "--activate"))
+    if code != 0 or not registry.active():
+        raise ModelError("Training the first model failed (see the messages above).",
+                         "fix the reported problem and run `make run` again, or run `csbot train`.")
+    return registry.active()  # type: ignore[return-value]
+
+
+@dataclass
+class Context:
+    settings: Settings
+    store: Store
+    kb: KnowledgeBase
+    registry: Registry
+    live: LiveClassifier
+    bot: Bot
+
+    @classmethod
+    def open(cls, settings: Settings, *, train_if_missing: bool = False) -> Context:
+        store = Store(settings.db_path)
+        kb = load_knowledge_base(settings.kb_path)
+        registry = Registry(settings.models_dir, store)
+        if train_if_missing:
+            ensure_model(settings, store)
+        version = registry.active()
+        if version is None:
+            raise ModelError("There is no active model.", "train one with `csbot train` (or run `make run`).")
+        live = LiveClassifier(load_classifier(settings, registry.path(version)))
+        log.info("model %s loaded on %s (%s)", version, live.current.device, live.current.provider)
+        return cls(settings, store, kb, registry, live, Bot(kb, store, live, settings.max_message_chars))
+
+    def refresh_model(self) -> bool:
+        """Swap in the active version if another process changed it; True if swapped."""
+        version = self.registry.active()
+        if version is None or version == self.live.current.version:
+            return False
+        self.live.swap(load_classifier(self.settings, self.registry.path(version)))
+        return True
+
+    def watch_model(self, interval: float = 5.0) -> threading.Event:
+        """Poll the registry pointer in a daemon thread; set the returned event to stop."""
+        stop = threading.Event()
+
+        def loop() -> None:
+            while not stop.wait(interval):
+                try:
+                    self.refresh_model()
+                except Exception:  # a bad new version must not stop serving the current one
+                    log.exception("could not load the new active model; still serving %s",
+                                  self.live.current.version)
+
+        threading.Thread(target=loop, name="model-watch", daemon=True).start()
+        return stop
+
+
+def load_classifier(settings: Settings, path: Path) -> Classifier:
+    return Classifier.load(path, provider=settings.onnx_provider, variant=settings.onnx_variant,
+                           threads=settings.threads)

@@ -1,0 +1,263 @@
+"""The knowledge base: a YAML file a support lead edits (company, intents, answers,
+sentiment examples), loaded with validation that points at file and line.
+
+The YAML is read as a node tree (``yaml.compose``) rather than plain data so every
+problem can name the line it is on. All problems are collected and reported at
+once, because fixing a file one error per run is tedious.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import NamedTuple
+
+import yaml
+
+from models.errors import KnowledgeBaseError
+
+SENTIMENTS = ("negative", "neutral", "positive")
+MIN_EXAMPLES = 10
+TEST_SHARE = 5  # one example in five (by hash) is held out for evaluation
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_TOP_KEYS = {"version": False, "company": True, "intents": True, "sentiment_examples": False}
+_COMPANY_KEYS = {"name": True, "bot_name": False, "greeting": False, "handoff_text": False,
+                 "escalation_text": False, "support_hours": False}
+_INTENT_KEYS = {"name": True, "description": False, "examples": True, "answer": True, "links": False,
+                "follow_ups": False, "handoff": False}
+_LINK_KEYS = {"title": True, "url": True}
+
+
+def default_path() -> Path:
+    return Path(str(resources.files("bot") / "kb" / "default.yaml"))
+
+
+class LabelledText(NamedTuple):
+    text: str
+    intent: str | None
+    sentiment: str | None
+
+
+@dataclass(frozen=True)
+class Link:
+    title: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Intent:
+    name: str
+    description: str
+    examples: tuple[str, ...]
+    answer: str
+    links: tuple[Link, ...] = ()
+    follow_ups: tuple[str, ...] = ()
+    handoff: bool = False
+
+
+@dataclass(frozen=True)
+class Company:
+    name: str
+    bot_name: str = "csbot"
+    greeting: str = ""
+    handoff_text: str = "I'm passing this to one of our support agents; someone will reply here soon."
+    escalation_text: str = "I'm sorry about this. I've flagged your message as urgent for a senior agent."
+    support_hours: str = ""
+
+
+@dataclass(frozen=True)
+class KnowledgeBase:
+    path: Path
+    company: Company
+    intents: dict[str, Intent]
+    sentiment_examples: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def intent(self, name: str) -> Intent:
+        try:
+            return self.intents[name]
+        except KeyError:
+            raise KnowledgeBaseError(str(self.path), [f"unknown intent '{name}'; known: "
+                                                      f"{', '.join(sorted(self.intents))}"]) from None
+
+    def examples(self, split: str = "all") -> list[LabelledText]:
+        """Labelled examples; ``train``/``test`` split each intent's examples by a stable hash."""
+        if split not in ("all", "train", "test"):
+            raise ValueError("split must be all, train or test")
+        out = []
+        for intent in self.intents.values():
+            for text in intent.examples:
+                if split == "all" or (split == "test") == is_held_out(text, intent.examples):
+                    out.append(LabelledText(text, intent.name, None))
+        for sentiment, texts in self.sentiment_examples.items():
+            for text in texts:
+                if split == "all" or (split == "test") == is_held_out(text, texts):
+                    out.append(LabelledText(text, None, sentiment))
+        return out
+
+
+def is_held_out(text: str, siblings: tuple[str, ...]) -> bool:
+    """A stable 20% of each group, but never so many that fewer than 2 remain to train on."""
+    bucket = int(hashlib.sha1(text.encode()).hexdigest(), 16) % TEST_SHARE == 0
+    return bucket and len(siblings) >= 4
+
+
+def load_knowledge_base(path: str | Path | None = None) -> KnowledgeBase:
+    """Load and validate; raise KnowledgeBaseError listing every problem with its line."""
+    path = Path(path) if path else default_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise KnowledgeBaseError(str(path), [f"cannot read the file ({exc.strerror}); check the path "
+                                             "(CSBOT_KB_PATH)"]) from exc
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path.name}:{mark.line + 1}" if mark else path.name
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise KnowledgeBaseError(str(path), [f"{where}: bad YAML: {problem} (check indentation and quote "
+                                             "strings that contain ': ' or start with '*', '&', '!' or '#')"]
+                                 ) from exc
+    return _Validator(path).build(root)
+
+
+class _Validator:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.problems: list[str] = []
+
+    def err(self, node: yaml.Node | None, message: str) -> None:
+        line = f":{node.start_mark.line + 1}" if node is not None else ""
+        self.problems.append(f"{self.path.name}{line}: {message}")
+
+    def mapping(self, node: yaml.Node | None, allowed: dict[str, bool], what: str) -> dict[str, yaml.Node]:
+        if not isinstance(node, yaml.MappingNode):
+            self.err(node, f"{what} should be a mapping of keys to values")
+            return {}
+        out: dict[str, yaml.Node] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            if key not in allowed:
+                self.err(key_node, f"unknown key '{key}' in {what}; allowed keys: {', '.join(allowed)}")
+            elif key in out:
+                self.err(key_node, f"key '{key}' appears twice in {what}; keep one")
+            else:
+                out[key] = value_node
+        for key, required in allowed.items():
+            if required and key not in out:
+                self.err(node, f"{what} is missing '{key}'; add it")
+        return out
+
+    def string(self, node: yaml.Node | None, what: str, required: bool = True) -> str:
+        if node is None:
+            return ""
+        if not isinstance(node, yaml.ScalarNode) or not str(node.value).strip():
+            if required:
+                self.err(node, f"{what} should be non-empty text")
+            return ""
+        return str(node.value).strip()
+
+    def strings(self, node: yaml.Node | None, what: str) -> list[tuple[str, yaml.Node]]:
+        if node is None:
+            return []
+        if not isinstance(node, yaml.SequenceNode):
+            self.err(node, f"{what} should be a list (lines starting with '- ')")
+            return []
+        out = []
+        for item in node.value:
+            text = self.string(item, f"an entry of {what}")
+            if text:
+                out.append((text, item))
+        return out
+
+    def build(self, root: yaml.Node | None) -> KnowledgeBase:
+        top = self.mapping(root, _TOP_KEYS, "the top level")
+        company = self.company(top.get("company"))
+        intents = self.intents(top.get("intents"))
+        sentiment = self.sentiments(top.get("sentiment_examples"))
+        if self.problems:
+            raise KnowledgeBaseError(str(self.path), self.problems)
+        return KnowledgeBase(self.path, company, intents, sentiment)
+
+    def company(self, node: yaml.Node | None) -> Company:
+        fields = self.mapping(node, _COMPANY_KEYS, "company") if node is not None else {}
+        values = {k: self.string(v, f"company.{k}") for k, v in fields.items()}
+        return Company(**{k: v for k, v in values.items() if v}) if values.get("name") else Company(name="")
+
+    def intents(self, node: yaml.Node | None) -> dict[str, Intent]:
+        if not isinstance(node, yaml.SequenceNode) or not node.value:
+            self.err(node, "intents should be a non-empty list of intents")
+            return {}
+        intents: dict[str, Intent] = {}
+        seen_examples: dict[str, str] = {}
+        follow_up_refs: list[tuple[str, yaml.Node, str]] = []
+        for item in node.value:
+            fields = self.mapping(item, _INTENT_KEYS, "an intent")
+            name = self.string(fields.get("name"), "intent name") if "name" in fields else ""
+            if name and not _NAME.match(name):
+                self.err(fields["name"], f"intent name '{name}' should be snake_case (a-z, 0-9, _)")
+            if name in intents:
+                self.err(fields["name"], f"intent '{name}' is defined twice; merge the two or rename one")
+            label = f"intent '{name or '?'}'"
+            examples = self.strings(fields.get("examples"), f"{label} examples")
+            if "examples" in fields and not examples:
+                self.err(fields["examples"], f"{label} has no examples; add at least {MIN_EXAMPLES} phrasings")
+            elif examples and len(examples) < MIN_EXAMPLES:
+                self.err(fields["examples"], f"{label} has {len(examples)} examples; add at least "
+                                             f"{MIN_EXAMPLES} varied phrasings")
+            for text, ex_node in examples:
+                key = " ".join(text.lower().split())
+                if key in seen_examples:
+                    self.err(ex_node, f"example \"{text}\" is listed under {seen_examples[key]} and {label}; "
+                                      "keep it under one intent only")
+                else:
+                    seen_examples[key] = label
+            answer = self.string(fields.get("answer"), f"{label} answer") if "answer" in fields else ""
+            handoff = self.boolean(fields.get("handoff"), f"{label} handoff")
+            for ref, ref_node in self.strings(fields.get("follow_ups"), f"{label} follow_ups"):
+                follow_up_refs.append((ref, ref_node, label))
+            if name and name not in intents:
+                intents[name] = Intent(
+                    name=name, description=self.string(fields.get("description"), f"{label} description", False),
+                    examples=tuple(t for t, _ in examples), answer=answer, handoff=handoff,
+                    links=self.links(fields.get("links"), label),
+                    follow_ups=tuple(r for r, _, owner in follow_up_refs if owner == label))
+        for ref, ref_node, label in follow_up_refs:
+            if ref not in intents:
+                self.err(ref_node, f"{label} follows up with unknown intent '{ref}'; use one of the intent names")
+        return intents
+
+    def boolean(self, node: yaml.Node | None, what: str) -> bool:
+        if node is None:
+            return False
+        value = str(node.value).lower() if isinstance(node, yaml.ScalarNode) else ""
+        if value not in ("true", "false", "yes", "no"):
+            self.err(node, f"{what} should be true or false")
+            return False
+        return value in ("true", "yes")
+
+    def links(self, node: yaml.Node | None, label: str) -> tuple[Link, ...]:
+        if node is None:
+            return ()
+        if not isinstance(node, yaml.SequenceNode):
+            self.err(node, f"{label} links should be a list of {{title, url}}")
+            return ()
+        out = []
+        for item in node.value:
+            fields = self.mapping(item, _LINK_KEYS, f"a link of {label}")
+            title, url = self.string(fields.get("title"), "link title"), self.string(fields.get("url"), "link url")
+            if url and not url.startswith(("https://", "http://", "mailto:")):
+                self.err(fields.get("url"), f"link url '{url}' should start with https://")
+            if title and url:
+                out.append(Link(title, url))
+        return tuple(out)
+
+    def sentiments(self, node: yaml.Node | None) -> dict[str, tuple[str, ...]]:
+        if node is None:
+            return {}
+        fields = self.mapping(node, {s: False for s in SENTIMENTS}, "sentiment_examples")
+        return {name: tuple(t for t, _ in self.strings(value, f"sentiment_examples.{name}"))
+                for name, value in fields.items()}

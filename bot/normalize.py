@@ -1,0 +1,59 @@
+"""Turning a raw Slack message into text the classifier can read.
+
+Slack mrkdwn carries markup that means nothing to the model (``<@U123>``,
+``<https://x|label>``, code blocks, ``:emoji:``); it is replaced by what a reader
+would see. Very long messages are cut at a word boundary: the model reads at most a
+few dozen tokens anyway, and the opening of a message is where customers state
+their problem.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_USER = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
+_CHANNEL = re.compile(r"<#[A-Z0-9]+(?:\|([^>]*))?>")
+_SPECIAL = re.compile(r"<!(?:here|channel|everyone)(?:\|[^>]*)?>|<!subteam\^[A-Z0-9]+(?:\|([^>]*))?>")
+_DATE = re.compile(r"<!date\^[^|>]*\|([^>]*)>")
+_LINK = re.compile(r"<((?:https?|mailto):[^|>]+)(?:\|([^>]*))?>")
+_CODE_BLOCK = re.compile(r"```.*?```", re.DOTALL)
+_INLINE_CODE = re.compile(r"`([^`]*)`")
+_SHORTCODE = re.compile(r":[a-z0-9_+\-']+(?:::skin-tone-\d)?:")
+# Pictographs, dingbats, flags, variation selectors and joiners.
+_EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF\uFE0F\u200D\U000E0000-\U000E007F]")
+_WORD = re.compile(r"\w", re.UNICODE)
+_SPACES = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class Normalized:
+    text: str
+    truncated: bool
+    original_length: int
+
+    @property
+    def empty(self) -> bool:
+        """Nothing to classify: empty, whitespace, or only emoji/markup."""
+        return not _WORD.search(self.text)
+
+
+def normalize(raw: str | None, max_chars: int = 2000, bot_user_id: str | None = None) -> Normalized:
+    raw = raw or ""
+    text = _CODE_BLOCK.sub(" [code] ", raw)
+    text = _USER.sub(lambda m: "" if m.group(1) == bot_user_id else "@user", text)
+    text = _CHANNEL.sub(lambda m: f"#{m.group(1)}" if m.group(1) else "#channel", text)
+    text = _DATE.sub(lambda m: m.group(1), text)
+    text = _SPECIAL.sub(lambda m: m.group(1) or "", text)
+    text = _LINK.sub(lambda m: m.group(2) or "link", text)
+    text = _INLINE_CODE.sub(lambda m: m.group(1), text)
+    text = _SHORTCODE.sub(" ", text)
+    text = _EMOJI.sub(" ", text)
+    text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    text = _SPACES.sub(" ", text).strip()
+    truncated = len(text) > max_chars
+    if truncated:
+        cut = text[:max_chars]
+        space = cut.rfind(" ")
+        text = cut[:space] if space > max_chars // 2 else cut
+    return Normalized(text=text, truncated=truncated, original_length=len(raw))

@@ -1,0 +1,155 @@
+"""The bot without Slack: a message in, a decision and a reply out, everything stored.
+
+Slack listeners and the terminal chat both call this module, so they behave the
+same. ``handle_many`` classifies a batch of messages in one onnxruntime call,
+which is how the Slack app keeps up with bursts.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from bot import messages
+from bot.knowledge import KnowledgeBase
+from bot.normalize import Normalized, normalize
+from bot.router import ANSWER, CLARIFY, ESCALATE, HANDOFF, PROMPT, Route, route
+from bot.store import NEW_TOPIC, Store
+from models.errors import CsbotError
+from models.runtime import LiveClassifier, Prediction
+
+SENTIMENTS = ("negative", "neutral", "positive")
+
+
+@dataclass(frozen=True)
+class Incoming:
+    text: str
+    user: str
+    channel: str = "terminal"
+    thread_ts: str | None = None
+    ts: str | None = None
+    source: str = "terminal"
+    conversation_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Reply:
+    kind: str
+    text: str
+    intent: str | None = None
+    context: str = ""
+    choices: tuple[tuple[str, str], ...] = ()  # (intent, description) for a clarify question
+    rateable: bool = False
+
+
+@dataclass(frozen=True)
+class Outcome:
+    conversation_id: int
+    message_id: int
+    reply_id: int
+    route: Route
+    reply: Reply
+    prediction: Prediction | None
+    normalized: Normalized
+    latency_ms: float = 0.0
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+class Bot:
+    def __init__(self, kb: KnowledgeBase, store: Store, classifier: LiveClassifier, max_chars: int = 2000,
+                 bot_user_id: str | None = None) -> None:
+        self.kb = kb
+        self.store = store
+        self.classifier = classifier
+        self.max_chars = max_chars
+        self.bot_user_id = bot_user_id
+
+    def handle(self, incoming: Incoming) -> Outcome:
+        return self.handle_many([incoming])[0]
+
+    def handle_many(self, batch: Sequence[Incoming]) -> list[Outcome]:
+        started = time.perf_counter()
+        model = self.classifier.current  # one model for the whole batch, even during a swap
+        normalized = [normalize(m.text, self.max_chars, self.bot_user_id) for m in batch]
+        to_classify = [i for i, n in enumerate(normalized) if not n.empty]
+        predictions: list[Prediction | None] = [None] * len(batch)
+        for i, p in zip(to_classify, model.predict([normalized[i].text for i in to_classify]), strict=True):
+            predictions[i] = p
+        latency = (time.perf_counter() - started) * 1000 / max(1, len(batch))
+        thresholds = model.card.thresholds
+        return [self._record(m, n, p, route(n, p, self.kb, thresholds), latency)
+                for m, n, p in zip(batch, normalized, predictions, strict=True)]
+
+    def _record(self, incoming: Incoming, normalized: Normalized, prediction: Prediction | None, decision: Route,
+                latency_ms: float) -> Outcome:
+        conversation_id = incoming.conversation_id or self.store.get_or_create_conversation(
+            incoming.channel, incoming.thread_ts, incoming.user, incoming.source)
+        second = prediction.intents[1] if prediction and len(prediction.intents) > 1 else None
+        message_id = self.store.log_message(
+            conversation_id, user=incoming.user, text=incoming.text, normalized_text=normalized.text,
+            decision=decision.decision, reason=f"{decision.reason}: {decision.detail}", intent=decision.intent,
+            confidence=decision.confidence, second_intent=second.intent if second else None,
+            second_confidence=second.probability if second else None,
+            sentiment=prediction.sentiment if prediction else None,
+            sentiment_score=prediction.sentiment_probs.get("negative") if prediction else None,
+            model_version=prediction.model_version if prediction else None, latency_ms=latency_ms, ts=incoming.ts)
+        reply = self.compose(decision, normalized)
+        reply_id = self.store.log_reply(message_id, text=reply.text, kind=reply.kind, intent=reply.intent,
+                                        channel=incoming.channel)
+        return Outcome(conversation_id, message_id, reply_id, decision, reply, prediction, normalized, latency_ms)
+
+    def compose(self, decision: Route, normalized: Normalized) -> Reply:
+        note = f"\n{messages.TRUNCATED_NOTE}" if normalized.truncated else ""
+        reason = messages.REASONS.get(decision.reason, decision.reason)
+        if decision.decision == PROMPT:
+            return Reply(PROMPT, messages.EMPTY_PROMPT)
+        if decision.decision == ESCALATE:
+            return Reply(ESCALATE, self.kb.company.escalation_text + note, decision.intent,
+                         messages.HANDOFF_CONTEXT.format(reason=reason))
+        if decision.decision == HANDOFF:
+            return Reply(HANDOFF, self.kb.company.handoff_text + note, decision.intent,
+                         messages.HANDOFF_CONTEXT.format(reason=reason))
+        if decision.decision == CLARIFY:
+            choices = tuple((name, self.kb.intents[name].description or name) for name in decision.candidates)
+            return Reply(CLARIFY, messages.CLARIFY_QUESTION + note, decision.intent, messages.NOT_SURE_CONTEXT,
+                         choices=choices)
+        return self.answer(decision.intent or "", decision.confidence, note)
+
+    def answer(self, intent: str, confidence: float | None, note: str = "") -> Reply:
+        entry = self.kb.intent(intent)
+        parts = [entry.answer.strip()]
+        if entry.links:
+            parts.append(messages.LINKS.format(links=" · ".join(f"<{x.url}|{x.title}>" for x in entry.links)))
+        if entry.follow_ups:
+            topics = ", ".join(self.kb.intents[f].description or f for f in entry.follow_ups if f in self.kb.intents)
+            parts.append(messages.FOLLOW_UPS.format(topics=topics))
+        context = messages.CONFIDENT_CONTEXT.format(intent=intent, confidence=confidence) if confidence else (
+            messages.REASONS["clarified"])
+        return Reply(ANSWER, "\n".join(parts) + note, intent, context, rateable=True)
+
+    def choose(self, message_id: int, intent: str, user: str, channel: str | None = None) -> tuple[int, Reply]:
+        """A clarify click: log the customer's choice as a label and answer that intent."""
+        self._known_intent(intent)
+        self.store.record_label(message_id, intent=intent, source="clarify", user=user)
+        reply = self.answer(intent, None)
+        reply_id = self.store.log_reply(message_id, text=reply.text, kind=ANSWER, intent=intent, channel=channel)
+        return reply_id, reply
+
+    def rate(self, reply_id: int, user: str, rating: int, source: str) -> int:
+        return self.store.record_feedback(reply_id, user, rating, source)
+
+    def correct(self, message_id: int, agent: str, intent: str | None, sentiment: str | None = None,
+                note: str | None = None) -> int:
+        if intent is not None and intent != NEW_TOPIC:
+            self._known_intent(intent)
+        if sentiment is not None and sentiment not in SENTIMENTS:
+            raise CsbotError(f"'{sentiment}' is not a sentiment.", f"use one of {', '.join(SENTIMENTS)}.")
+        return self.store.record_correction(message_id, agent=agent, correct_intent=intent,
+                                            correct_sentiment=sentiment, note=note)
+
+    def _known_intent(self, intent: str) -> None:
+        if intent not in self.kb.intents:
+            known = ", ".join(sorted(self.kb.intents))
+            raise CsbotError(messages.UNKNOWN_INTENT.format(intent=intent, known=known),
+                             "pick one of the known intents, or add it to the knowledge base and retrain.")

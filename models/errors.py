@@ -1,0 +1,68 @@
+"""The exceptions csbot raises on bad input, as one documented tree.
+
+Every error says what is wrong and how to fix it, and renders to the same text in
+Slack, the CLI and the logs (``str(error)``)::
+
+    CsbotError
+    ├── ConfigError          a setting or training option is missing or invalid
+    ├── DataError            a dataset is empty, has unknown columns or too few examples
+    ├── KnowledgeBaseError   the knowledge-base YAML is malformed (lists every problem)
+    ├── ModelError           a model cannot be used
+    │   ├── ModelDirError    a model directory is incomplete or corrupt
+    │   └── ExportError      an ONNX export failed its parity check
+    └── RegistryError        a model version does not exist or cannot be promoted
+
+This module sits in ``models`` because it is the package every other one imports.
+"""
+
+from __future__ import annotations
+
+
+class CsbotError(Exception):
+    """Base class: ``what`` went wrong, and the ``fix`` a user can apply."""
+
+    def __init__(self, what: str, fix: str = "") -> None:
+        self.what = what
+        self.fix = fix
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return f"{self.what}\nFix: {self.fix}" if self.fix else self.what
+
+
+class ConfigError(CsbotError):
+    """A setting (environment, ``.env``) or a training option is missing or invalid."""
+
+
+class DataError(CsbotError):
+    """A dataset cannot be used for training or evaluation."""
+
+
+class KnowledgeBaseError(CsbotError):
+    """The knowledge base is invalid. ``problems`` lists each one with file and line."""
+
+    def __init__(self, path: str, problems: list[str]) -> None:
+        self.path = path
+        self.problems = problems
+        count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
+        body = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(
+            f"Knowledge base {path} has {count}:\n{body}",
+            f"edit {path} and run `csbot kb check` until it passes.",
+        )
+
+
+class ModelError(CsbotError):
+    """A model cannot be loaded or used."""
+
+
+class ModelDirError(ModelError):
+    """A model directory is missing a file, or a file does not match its manifest."""
+
+
+class ExportError(ModelError):
+    """The ONNX export disagrees with PyTorch, so it was not saved."""
+
+
+class RegistryError(CsbotError):
+    """A model version is unknown, or the requested promotion/rollback is impossible."""

@@ -1,0 +1,401 @@
+"""Tests for bot.store against real SQLite files (no mocks): schema, concurrency, queries, retention."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlite_utils
+
+from bot.migrations import MIGRATIONS
+from bot.store import NEW_TOPIC, Store, iso, parse_age
+
+LONG_AGO = iso(datetime.now(timezone.utc) - timedelta(days=400))
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with Store(tmp_path / "csbot.db") as opened:
+        yield opened
+
+
+@pytest.fixture
+def conversation(store: Store) -> int:
+    return store.get_or_create_conversation("C1", "1700000000.000100", "U1", "slack")
+
+
+def message(store: Store, conversation_id: int, text: str = "where is my card?", **fields: Any) -> int:
+    fields.setdefault("decision", "answer")
+    fields.setdefault("intent", "card_arrival")
+    return store.log_message(
+        conversation_id, user="U1", text=text, normalized_text=text.lower(), reason="test", **fields
+    )
+
+
+def run_threads(count: int, target: Callable[[int], None]) -> None:
+    """Run ``target(i)`` in ``count`` threads started together; re-raise the first failure."""
+    barrier = threading.Barrier(count)
+    errors: list[BaseException] = []
+
+    def body(i: int) -> None:
+        try:
+            barrier.wait()
+            target(i)
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=body, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    if errors:
+        raise errors[0]
+
+
+def count(store: Store, table: str) -> int:
+    return store.db[table].count
+
+
+# -- schema and connection settings ------------------------------------------------
+
+
+def test_migrations_are_recorded_in_order(store: Store) -> None:
+    rows = list(store.db.query("SELECT id, name, applied_at FROM migrations ORDER BY id"))
+    assert [(row["id"], row["name"]) for row in rows] == [
+        (number, name) for number, (name, _) in enumerate(MIGRATIONS, start=1)
+    ]
+    assert all(datetime.fromisoformat(row["applied_at"]).utcoffset() == timedelta(0) for row in rows)
+    assert store.schema_version == len(MIGRATIONS)
+
+
+def test_reopening_applies_nothing_twice(tmp_path: Path) -> None:
+    path = tmp_path / "csbot.db"
+    Store(path).close()
+    with Store(path) as reopened:
+        assert reopened.migrate() == []
+        assert count(reopened, "migrations") == len(MIGRATIONS)
+
+
+def test_old_database_is_upgraded(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "csbot.db"
+    with Store(path, migrations=MIGRATIONS[:1]) as old:
+        assert old.schema_version == 1
+        assert "kv" not in old.db.table_names()
+        conversation_id = old.get_or_create_conversation("C1", "1.0", "U1", "slack")
+        message_id = message(old, conversation_id, "kept across the upgrade")
+    with Store(path) as upgraded:
+        assert upgraded.schema_version == len(MIGRATIONS) > 1
+        assert {"kv", "model_versions", "training_runs"} <= set(upgraded.db.table_names())
+        assert upgraded.get_message(message_id)["text"] == "kept across the upgrade"  # type: ignore[index]
+        upgraded.kv_set("active_model", "v1")
+        assert upgraded.kv_get("active_model") == "v1"
+
+
+def test_connection_pragmas_are_on_in_every_thread(tmp_path: Path) -> None:
+    with Store(tmp_path / "csbot.db", busy_timeout_ms=1234) as store:
+        seen: list[tuple[Any, ...]] = []
+
+        def read_pragmas(_: int) -> None:
+            conn = store.db.conn
+            seen.append(
+                tuple(
+                    conn.execute(f"PRAGMA {name}").fetchone()[0]
+                    for name in ("journal_mode", "busy_timeout", "foreign_keys", "synchronous")
+                )
+            )
+
+        read_pragmas(0)
+        run_threads(2, read_pragmas)
+        # synchronous=1 is NORMAL.
+        assert seen == [("wal", 1234, 1, 1)] * 3
+    with Store(tmp_path / "default.db") as default:
+        assert default.db.execute("PRAGMA busy_timeout").fetchone()[0] == 10_000
+
+
+def test_each_thread_gets_its_own_connection_and_close_closes_them_all(store: Store) -> None:
+    connections: list[sqlite3.Connection] = []
+    run_threads(3, lambda _: connections.append(store.db.conn))
+    assert len({id(conn) for conn in connections + [store.db.conn]}) == 4
+    store.close()
+    with pytest.raises(sqlite3.ProgrammingError):
+        connections[0].execute("SELECT 1")
+    with pytest.raises(RuntimeError, match="closed"):
+        store.kv_get("active_model")
+
+
+def test_writer_waits_for_the_lock_then_gives_up_after_busy_timeout(tmp_path: Path) -> None:
+    path = tmp_path / "csbot.db"
+    holder, patient, impatient = Store(path), Store(path), Store(path, busy_timeout_ms=50)
+    conversation_id = patient.get_or_create_conversation("C1", "1.0", "U1", "slack")
+    with holder.transaction():
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            impatient.kv_set("k", "v")
+        waiter = threading.Thread(target=lambda: message(patient, conversation_id))
+        waiter.start()
+        time.sleep(0.2)
+        assert waiter.is_alive(), "the second writer should be queued on the write lock"
+    waiter.join(timeout=10)
+    assert count(patient, "messages") == 1
+    for opened in (holder, patient, impatient):
+        opened.close()
+
+
+# -- concurrency -------------------------------------------------------------------
+
+
+def test_eight_threads_lose_no_writes(store: Store) -> None:
+    def write(worker: int) -> None:
+        # Every thread races to create the same conversation as well.
+        conversation_id = store.get_or_create_conversation("C1", "1700000000.000100", f"U{worker}", "slack")
+        for i in range(200):
+            message_id = message(store, conversation_id, f"worker {worker} message {i}")
+            if i % 2:
+                reply_id = store.log_reply(message_id, text="an answer", kind="answer")
+                store.record_feedback(reply_id, f"U{worker}", 1 if i % 4 == 1 else -1, "button")
+
+    run_threads(8, write)
+    assert count(store, "messages") == 1600
+    assert count(store, "feedback") == 800
+    assert count(store, "conversations") == 1
+
+
+def _write_rows_in_process(path: str, worker: int) -> None:
+    with Store(path) as store:
+        conversation_id = store.get_or_create_conversation("C1", "1.0", f"P{worker}", "slack")
+        for i in range(200):
+            message(store, conversation_id, f"process {worker} message {i}")
+
+
+def test_two_processes_lose_no_writes(tmp_path: Path) -> None:
+    path = str(tmp_path / "csbot.db")
+    spawn = multiprocessing.get_context("spawn")
+    processes = [spawn.Process(target=_write_rows_in_process, args=(path, n)) for n in range(2)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=60)
+    assert [process.exitcode for process in processes] == [0, 0]
+    with Store(path) as store:
+        assert count(store, "messages") == 400
+        assert count(store, "conversations") == 1
+
+
+# -- conversations, replies, feedback ------------------------------------------------
+
+
+def test_conversations_and_replies(store: Store, conversation: int) -> None:
+    assert store.get_or_create_conversation("C1", "1700000000.000100", "U2", "slack") == conversation
+    terminal = [store.get_or_create_conversation("terminal", None, "me", "terminal") for _ in range(2)]
+    assert len(set(terminal)) == 2, "terminal sessions have no thread to share"
+
+    message_id = message(store, conversation, confidence=0.42, model_version="v1")
+    assert store.get_message(message_id)["confidence"] == 0.42  # type: ignore[index]
+    assert store.last_reply(conversation) is None
+    reply_id = store.log_reply(message_id, text="Cards arrive soon.", kind="answer", intent="card_arrival")
+    assert store.find_reply("C1", "1700000001.000200") is None
+    store.set_reply_ts(reply_id, "C1", "1700000001.000200")
+    found = store.find_reply("C1", "1700000001.000200")
+    assert found is not None
+    assert (found["id"], found["message_id"]) == (reply_id, message_id)
+    assert found["conversation_id"] == conversation
+    assert store.get_reply(reply_id) == found == store.last_reply(conversation)
+
+    with pytest.raises(ValueError, match="invalid decision 'maybe'"):
+        message(store, conversation, decision="maybe")
+    with pytest.raises(ValueError, match="invalid kind"):
+        store.log_reply(message_id, text="?", kind="shrug")
+
+
+def test_feedback_is_one_vote_per_person(store: Store, conversation: int) -> None:
+    reply_id = store.log_reply(message(store, conversation), text="an answer", kind="answer")
+    first = store.record_feedback(reply_id, "U1", 1, "button")
+    assert store.record_feedback(reply_id, "U1", -1, "reaction") == first
+    rows = list(store.db["feedback"].rows)
+    assert [(row["user"], row["rating"], row["source"]) for row in rows] == [("U1", -1, "reaction")]
+
+    store.record_feedback(reply_id, "U2", 1, "button")
+    assert count(store, "feedback") == 2
+    assert store.remove_feedback(reply_id, "U2") is True
+    assert store.remove_feedback(reply_id, "U2") is False
+    assert count(store, "feedback") == 1
+
+
+@pytest.mark.parametrize("rating", [0, 2, -2, True, "1"])
+def test_invalid_rating_is_rejected(store: Store, conversation: int, rating: Any) -> None:
+    reply_id = store.log_reply(message(store, conversation), text="an answer", kind="answer")
+    with pytest.raises(ValueError, match=r"expected \+1 \(helpful\) or -1"):
+        store.record_feedback(reply_id, "U1", rating, "button")
+    assert count(store, "feedback") == 0
+
+
+# -- corrections, labels, review queue ---------------------------------------------
+
+
+def test_correction_is_upserted_with_the_prediction_copied(store: Store, conversation: int) -> None:
+    message_id = message(store, conversation, sentiment="negative", model_version="v7")
+    first = store.record_correction(message_id, agent="A1", correct_intent="card_lost")
+    store.db["corrections"].update(first, {"status": "used"})
+    second = store.record_correction(
+        message_id, agent="A2", correct_intent=NEW_TOPIC, correct_sentiment="neutral", note="asks about fees"
+    )
+    assert second == first
+    [row] = list(store.db["corrections"].rows)
+    assert row["predicted_intent"] == "card_arrival"
+    assert row["predicted_sentiment"] == "negative"
+    assert row["model_version"] == "v7"
+    assert (row["agent"], row["correct_intent"], row["correct_sentiment"]) == ("A2", NEW_TOPIC, "neutral")
+    assert row["status"] == "open", "a resubmitted correction is new training data"
+    with pytest.raises(ValueError, match="no message with id 999"):
+        store.record_correction(999, agent="A1", correct_intent="card_lost")
+
+
+def test_review_queue(store: Store, conversation: int) -> None:
+    downvoted = message(store, conversation, "thumbs down")
+    handed_off = message(store, conversation, "needs a human", decision="handoff")
+    escalated = message(store, conversation, "angry", decision="escalate")
+    liked = message(store, conversation, "thumbs up")
+    changed_mind = message(store, conversation, "down then up")
+    message(store, conversation, "clarified", decision="clarify")
+    for message_id, votes in ((downvoted, [("U1", 1), ("U2", -1)]), (liked, [("U1", 1)])):
+        reply_id = store.log_reply(message_id, text="an answer", kind="answer")
+        for user, rating in votes:
+            store.record_feedback(reply_id, user, rating, "button")
+    reply_id = store.log_reply(changed_mind, text="an answer", kind="answer")
+    store.record_feedback(reply_id, "U1", -1, "button")
+    store.record_feedback(reply_id, "U1", 1, "button")
+    store.record_correction(escalated, agent="A1", correct_intent="complaint")
+    # Make the handoff the oldest, to show ordering is by time rather than id.
+    store.db["messages"].update(handed_off, {"created_at": LONG_AGO})
+
+    queue = store.review_queue()
+    assert [row["id"] for row in queue] == [handed_off, downvoted]
+    assert queue[1]["text"] == "thumbs down"
+    assert queue[1]["downvotes"] == 1
+    assert {"id", "text", "intent", "confidence", "decision", "created_at"} <= set(queue[0])
+    assert [row["id"] for row in store.review_queue(limit=1)] == [handed_off]
+
+
+def test_feedback_counts(store: Store, conversation: int) -> None:
+    since = datetime.now(timezone.utc) - timedelta(hours=1)
+    old = message(store, conversation, decision="handoff")
+    store.db["messages"].update(old, {"created_at": LONG_AGO})
+    answered = message(store, conversation)
+    message(store, conversation, decision="clarify")
+    reply_id = store.log_reply(answered, text="an answer", kind="answer")
+    store.record_feedback(reply_id, "U1", 1, "button")
+    store.record_feedback(reply_id, "U2", -1, "reaction")
+    store.record_feedback(reply_id, "U3", -1, "reaction")
+    store.record_correction(answered, agent="A1", correct_intent="card_lost")
+    store.record_label(answered, intent="card_arrival", source="clarify", user="U1")
+
+    counts = store.feedback_counts(since)
+    assert counts == {
+        "up": 1,
+        "down": 2,
+        "corrections": 1,
+        "messages": 2,
+        "decisions": {"answer": 1, "clarify": 1, "handoff": 0, "escalate": 0, "prompt": 0},
+    }
+    assert store.feedback_counts(since.replace(tzinfo=None))["messages"] == 2, "naive means UTC"
+
+
+# -- Slack event dedupe --------------------------------------------------------------
+
+
+def test_claim_event_once(store: Store) -> None:
+    assert store.claim_event("Ev1") is True
+    assert store.claim_event("Ev1") is False
+    assert store.claim_event("Ev2") is True
+
+    store.db["slack_events"].update("Ev1", {"received_at": LONG_AGO})
+    assert store.prune_events(timedelta(days=1)) == 1
+    assert store.claim_event("Ev1") is True, "a pruned id can be claimed again"
+
+
+def test_claim_event_from_ten_threads(store: Store) -> None:
+    results: list[bool] = []
+    run_threads(10, lambda _: results.append(store.claim_event("EvSame")))
+    assert sorted(results) == [False] * 9 + [True]
+
+
+# -- retention and backup ------------------------------------------------------------
+
+
+def test_purge_keeps_labelled_text_and_respects_the_cutoff(store: Store, conversation: int) -> None:
+    plain, corrected, labelled, recent = (
+        message(store, conversation, text) for text in ("plain", "corrected", "labelled", "recent")
+    )
+    store.record_correction(corrected, agent="A1", correct_intent="card_lost")
+    store.record_label(labelled, intent="card_arrival", source="clarify", user="U1")
+    old_reply = store.log_reply(plain, text="old answer", kind="answer")
+    new_reply = store.log_reply(recent, text="new answer", kind="answer")
+    for message_id in (plain, corrected, labelled):
+        store.db["messages"].update(message_id, {"created_at": LONG_AGO})
+    store.db["replies"].update(old_reply, {"created_at": LONG_AGO})
+
+    assert store.purge(timedelta(days=90)) == {"messages": 1, "replies": 1, "kept": 2}
+    texts = {row["id"]: row for row in store.db["messages"].rows}
+    assert (texts[plain]["text"], texts[plain]["normalized_text"], texts[plain]["text_purged"]) == ("", "", 1)
+    assert [texts[i]["text"] for i in (corrected, labelled, recent)] == ["corrected", "labelled", "recent"]
+    assert store.get_reply(old_reply)["text"] == ""  # type: ignore[index]
+    assert store.get_reply(new_reply)["text"] == "new answer"  # type: ignore[index]
+    assert store.purge(timedelta(days=90)) == {"messages": 0, "replies": 0, "kept": 2}
+
+
+def test_parse_age() -> None:
+    assert parse_age("90d") == timedelta(days=90)
+    assert parse_age("12h") == timedelta(hours=12)
+    assert parse_age(" 2W ") == timedelta(weeks=2)
+
+
+@pytest.mark.parametrize("text", ["", "90", "d", "90m", "-1d", "1.5d", "90 days"])
+def test_parse_age_rejects_bad_input(text: str) -> None:
+    with pytest.raises(ValueError, match="expected a number followed by d, h or w, e.g. 90d"):
+        parse_age(text)
+
+
+def test_parse_age_rejects_zero() -> None:
+    with pytest.raises(ValueError, match="greater than zero"):
+        parse_age("0d")
+
+
+def test_backup_while_a_writer_is_running(store: Store, conversation: int, tmp_path: Path) -> None:
+    for i in range(50):
+        store.log_reply(message(store, conversation, f"message {i}"), text="an answer", kind="answer")
+    stop = threading.Event()
+    events_written = threading.Event()
+
+    def write_events() -> None:
+        i = 0
+        while not stop.is_set():
+            store.claim_event(f"Ev{i}")
+            i += 1
+            if i == 20:
+                events_written.set()
+
+    writer = threading.Thread(target=write_events)
+    writer.start()
+    try:
+        assert events_written.wait(timeout=10)
+        dest = store.backup(tmp_path / "backups" / "copy.db")
+    finally:
+        stop.set()
+        writer.join(timeout=10)
+
+    copy = sqlite_utils.Database(dest)
+    assert copy.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    for table in ("conversations", "messages", "replies", "migrations"):
+        assert copy[table].count == count(store, table)
+    assert 20 <= copy["slack_events"].count <= count(store, "slack_events")
+    copy.close()
+
+    with pytest.raises(FileExistsError, match="refusing to overwrite"):
+        store.backup(dest)

@@ -1,0 +1,1 @@
+"""Training: data loading, fine-tuning, ONNX export and evaluation (needs the ``train`` extra)."""

@@ -1,0 +1,263 @@
+"""Labelled examples, and the loaders that turn files into them.
+
+An example may carry an intent label, a sentiment label, or both; each head trains
+on the examples that have its label. Loaders are plain functions registered by file
+suffix, so a new source (the knowledge base, the feedback store) is one function.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import random
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from models.errors import DataError
+from models.modeldir import SENTIMENTS
+
+TEXT_COLUMNS = ("text", "sentence", "content", "utterance", "query", "message")
+INTENT_COLUMNS = ("intent", "category", "intent_label")
+SENTIMENT_COLUMNS = ("sentiment", "sentiment_label")
+# Numeric sentiment labels: SST-2 style binary (0/1) or three-way (0/1/2).
+_BINARY = {"0": "negative", "1": "positive"}
+_TERNARY = {"0": "negative", "1": "neutral", "2": "positive"}
+_SENTIMENT_ALIASES = {"neg": "negative", "pos": "positive", "neu": "neutral"}
+
+
+@dataclass(frozen=True)
+class Example:
+    text: str
+    intent: str | None = None
+    sentiment: str | None = None
+    weight: float = 1.0
+    source: str = "file"
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Which columns to read. ``None`` means: detect from the header."""
+
+    text: str | None = None
+    intent: str | None = None
+    sentiment: str | None = None
+    label: str | None = None  # a generic 'label' column; decided by its values
+
+
+def load_examples(path: str | Path, columns: Columns | None = None) -> list[Example]:
+    """Load a CSV, TSV, JSONL or knowledge-base YAML file into examples."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"Dataset {path} does not exist.", "check the path.")
+    loader = _LOADERS.get(path.suffix.lower())
+    if loader is None:
+        raise DataError(
+            f"Don't know how to read {path.name}.",
+            f"use one of: {', '.join(sorted(_LOADERS))} (columns text + intent and/or sentiment).",
+        )
+    return loader(path, columns or Columns())
+
+
+def _read_delimited(path: Path, delimiter: str) -> tuple[list[str], list[dict[str, str]]]:
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh, delimiter=delimiter, quoting=csv.QUOTE_MINIMAL)
+        rows = list(reader)
+        return list(reader.fieldnames or []), rows
+
+
+def _read_jsonl(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    rows: list[dict[str, str]] = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as exc:
+            raise DataError(f"{path}:{lineno} is not valid JSON ({exc}).", "fix or remove that line.") from exc
+        if not isinstance(row, dict):
+            raise DataError(f"{path}:{lineno} is not a JSON object.", "write one object per line.")
+        rows.append({k: "" if v is None else str(v) for k, v in row.items()})
+    header = list(dict.fromkeys(k for row in rows for k in row))
+    return header, rows
+
+
+def _table_loader(reader: Callable[[Path], tuple[list[str], list[dict[str, str]]]]
+                  ) -> Callable[[Path, Columns], list[Example]]:
+    def load(path: Path, columns: Columns) -> list[Example]:
+        header, rows = reader(path)
+        return rows_to_examples(rows, header, columns, origin=str(path))
+    return load
+
+
+def _pick(header: Sequence[str], wanted: str | None, candidates: Iterable[str], role: str, origin: str
+          ) -> str | None:
+    lowered = {h.lower(): h for h in header}
+    if wanted is not None:
+        if wanted in header:
+            return wanted
+        raise DataError(
+            f"Column '{wanted}' (the {role} column) is not in {origin}; its columns are: {', '.join(header)}.",
+            f"pass --{role}-column with one of those names.",
+        )
+    return next((lowered[c] for c in candidates if c in lowered), None)
+
+
+def rows_to_examples(rows: list[dict[str, str]], header: Sequence[str], columns: Columns, origin: str
+                     ) -> list[Example]:
+    text_col = _pick(header, columns.text, TEXT_COLUMNS, "text", origin)
+    intent_col = _pick(header, columns.intent, INTENT_COLUMNS, "intent", origin)
+    sentiment_col = _pick(header, columns.sentiment, SENTIMENT_COLUMNS, "sentiment", origin)
+    label_col = _pick(header, columns.label, ("label",), "label", origin)
+    if text_col is None:
+        raise DataError(
+            f"{origin} has no text column (looked for {', '.join(TEXT_COLUMNS)}; found {', '.join(header)}).",
+            "rename the column or pass --text-column.",
+        )
+    if label_col and not intent_col and not sentiment_col:
+        if _looks_like_sentiment({r.get(label_col, "") for r in rows}):
+            sentiment_col = label_col
+        else:
+            intent_col = label_col
+    if intent_col is None and sentiment_col is None:
+        raise DataError(
+            f"{origin} has no label column (looked for {', '.join(INTENT_COLUMNS + SENTIMENT_COLUMNS)}, label).",
+            "add an intent or sentiment column, or pass --intent-column / --sentiment-column.",
+        )
+    sentiment_map = _sentiment_map({r.get(sentiment_col, "") for r in rows}) if sentiment_col else {}
+    examples = []
+    for row in rows:
+        text = (row.get(text_col) or "").strip()
+        intent = (row.get(intent_col) or "").strip() if intent_col else ""
+        raw_sentiment = (row.get(sentiment_col) or "").strip() if sentiment_col else ""
+        if not text or not (intent or raw_sentiment):
+            continue
+        examples.append(Example(text, intent or None, sentiment_map.get(raw_sentiment) if raw_sentiment else None,
+                                source=Path(origin).name))
+    return examples
+
+
+def _looks_like_sentiment(values: set[str]) -> bool:
+    values = {v.strip().lower() for v in values if v.strip()}
+    return bool(values) and (values <= set(_TERNARY) or values <= set(SENTIMENTS) | set(_SENTIMENT_ALIASES))
+
+
+def _sentiment_map(values: set[str]) -> dict[str, str]:
+    present = {v.strip() for v in values if v.strip()}
+    if present <= set(_BINARY):
+        return dict(_BINARY)
+    if present <= set(_TERNARY):
+        return dict(_TERNARY)
+    mapping = {}
+    for value in present:
+        name = _SENTIMENT_ALIASES.get(value.lower(), value.lower())
+        if name not in SENTIMENTS:
+            raise DataError(
+                f"Unknown sentiment label '{value}'.",
+                "use negative/neutral/positive, or 0/1 (SST-2 style), or 0/1/2.",
+            )
+        mapping[value] = name
+    return mapping
+
+
+def _load_knowledge_base(path: Path, columns: Columns) -> list[Example]:
+    # Imported here: the knowledge base lives with the bot (it also holds answers).
+    from bot.knowledge import load_knowledge_base
+
+    return knowledge_base_examples(load_knowledge_base(path), split="train")
+
+
+def knowledge_base_examples(kb: object, split: str = "train") -> list[Example]:
+    """The knowledge base's examples as training examples (``split``: train, test or all)."""
+    return [Example(t.text, t.intent, t.sentiment, source="knowledge_base") for t in kb.examples(split)]  # type: ignore[attr-defined]
+
+
+_LOADERS: dict[str, Callable[[Path, Columns], list[Example]]] = {
+    ".csv": _table_loader(lambda p: _read_delimited(p, ",")),
+    ".tsv": _table_loader(lambda p: _read_delimited(p, "\t")),
+    ".jsonl": _table_loader(_read_jsonl),
+    ".yaml": _load_knowledge_base,
+    ".yml": _load_knowledge_base,
+}
+
+
+def check_trainable(examples: Sequence[Example], min_per_intent: int = 2) -> None:
+    """Refuse data the trainer cannot learn from, with a message that says why."""
+    if not examples:
+        raise DataError("The dataset is empty: no rows with text and a label.",
+                        "check the file and its columns (text plus intent and/or sentiment).")
+    counts = Counter(e.intent for e in examples if e.intent)
+    if not counts:
+        raise DataError("The dataset has no intent labels; the intent head needs at least two intents.",
+                        "add an intent column, or train on the knowledge base.")
+    if len(counts) < 2:
+        raise DataError(f"The dataset has one intent ({next(iter(counts))}); a classifier needs two or more.",
+                        "add examples of other intents.")
+    thin = sorted(name for name, n in counts.items() if n < min_per_intent)
+    if thin:
+        shown = ", ".join(f"'{n}' ({counts[n]})" for n in thin[:10]) + (" ..." if len(thin) > 10 else "")
+        raise DataError(
+            f"{len(thin)} intent(s) have fewer than {min_per_intent} examples: {shown}.",
+            f"give every intent at least {min_per_intent} examples (one is kept aside for validation), "
+            "or remove the intent.",
+        )
+
+
+def deduplicate(examples: Iterable[Example]) -> list[Example]:
+    """Drop repeated texts (case- and space-insensitive); the first occurrence wins."""
+    seen: set[str] = set()
+    out = []
+    for ex in examples:
+        key = " ".join(ex.text.lower().split())
+        if key not in seen:
+            seen.add(key)
+            out.append(ex)
+    return out
+
+
+def split_validation(examples: Sequence[Example], fraction: float, seed: int
+                     ) -> tuple[list[Example], list[Example]]:
+    """Stratified split by intent (sentiment-only examples split at random); every intent keeps
+    at least one training example."""
+    rng = random.Random(seed)
+    groups: dict[str, list[Example]] = defaultdict(list)
+    for ex in examples:
+        groups[ex.intent or f"__sentiment__{ex.sentiment}"].append(ex)
+    train, val = [], []
+    for key in sorted(groups):
+        items = groups[key][:]
+        rng.shuffle(items)
+        n_val = min(len(items) - 1, max(1, round(len(items) * fraction))) if len(items) > 1 else 0
+        val.extend(items[:n_val])
+        train.extend(items[n_val:])
+    rng.shuffle(train)
+    return train, val
+
+
+def few_shot(examples: Sequence[Example], per_intent: int, seed: int) -> list[Example]:
+    """Keep ``per_intent`` examples of each intent (seeded), for few-shot benchmarks."""
+    rng = random.Random(seed)
+    groups: dict[str, list[Example]] = defaultdict(list)
+    for ex in examples:
+        if ex.intent:
+            groups[ex.intent].append(ex)
+    out = []
+    for name in sorted(groups):
+        out.extend(rng.sample(groups[name], min(per_intent, len(groups[name]))))
+    return out
+
+
+def manifest(examples: Sequence[Example]) -> dict[str, object]:
+    """Counts per source and per label, and a hash of the exact training data."""
+    digest = hashlib.sha256()
+    for ex in sorted(examples, key=lambda e: (e.text, e.intent or "", e.sentiment or "")):
+        digest.update(f"{ex.text}\x1f{ex.intent}\x1f{ex.sentiment}\x1f{ex.weight}\n".encode())
+    return {
+        "examples": len(examples),
+        "per_source": dict(Counter(e.source for e in examples)),
+        "per_intent": dict(sorted(Counter(e.intent for e in examples if e.intent).items())),
+        "per_sentiment": dict(Counter(e.sentiment for e in examples if e.sentiment)),
+        "hash": digest.hexdigest(),
+    }

@@ -1,0 +1,133 @@
+"""What ``csbot train`` and ``csbot eval`` do, as plain functions (the CLI only parses)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from models import modeldir
+from models.errors import DataError
+from models.registry import Registry
+from training.config import DEFAULT_BASE_MODEL, TrainConfig
+from training.data import Columns, Example, knowledge_base_examples, load_examples
+from training.evaluate import classification_report, save_confusion_png
+
+
+def _store_and_registry(settings: Any) -> tuple[Any, Registry]:
+    from bot.store import Store
+
+    store = Store(settings.db_path)
+    return store, Registry(settings.models_dir, store)
+
+
+def _load_kb(settings: Any) -> Any:
+    from bot.knowledge import load_knowledge_base
+
+    return load_knowledge_base(settings.kb_path)
+
+
+def train_command(settings: Any, data: tuple[Path, ...], column_names: tuple[str | None, ...],
+                  test_data: Path | None, out: Path | None, base_model: str | None, epochs: int | None,
+                  overrides: dict[str, object], activate: bool | None) -> None:
+    columns = Columns(*column_names)
+    if data:
+        examples: list[Example] = [ex for path in data for ex in load_examples(path, columns)]
+        test = load_examples(test_data, columns) if test_data else []
+    else:
+        kb = _load_kb(settings)
+        examples, test = knowledge_base_examples(kb, "train"), knowledge_base_examples(kb, "test")
+        click.echo(f"Training on the knowledge base {kb.path} ({len(kb.intents)} intents, "
+                   f"{len(examples)} training and {len(test)} held-out examples).")
+    options: dict[str, object] = {"base_model": base_model or settings.base_model or DEFAULT_BASE_MODEL}
+    if epochs:
+        options["epochs"] = epochs
+    config = TrainConfig().replace(**options, **overrides)
+    store, registry = _store_and_registry(settings)
+    dest = out or registry.root / registry.next_version()
+    from training.pipeline import build_model
+
+    card = build_model(examples, config, dest, version=dest.name, test_examples=test)
+    val, tst = card.metrics["validation"], card.metrics.get("test", {})
+    click.echo(f"Saved {dest}: validation accuracy {val.get('accuracy', 0):.2%}"
+               + (f", held-out test accuracy {tst['accuracy']:.2%} (macro-F1 {tst['macro_f1']:.3f})" if tst else "")
+               + f"; training took {card.metrics['train_seconds'] / 60:.1f} min.")
+    if out is None:
+        register_version(store, card, status="candidate")
+        if activate or (activate is None and registry.active() is None):
+            registry.activate(card.version)
+            mark_active(store, card.version)
+            click.echo(f"Version {card.version} is now active.")
+
+
+def register_version(store: Any, card: modeldir.ModelCard, status: str, reason: str = "") -> None:
+    from bot.store import utcnow
+
+    headline = {k: card.metrics.get(k, {}).get("accuracy") for k in ("validation", "test")}
+    store.db["model_versions"].upsert({
+        "version": card.version, "path": str(card.path), "status": status, "created_at": utcnow(),
+        "metrics_json": json.dumps(headline), "manifest_hash": card.data_hash, "reason": reason,
+    }, pk="version")
+
+
+def mark_active(store: Any, version: str) -> None:
+    from bot.store import utcnow
+
+    with store.transaction() as db:
+        db.execute("UPDATE model_versions SET status = 'retired' WHERE status = 'active' AND version != ?",
+                   [version])
+        db.execute("UPDATE model_versions SET status = 'active', promoted_at = ? WHERE version = ?",
+                   [utcnow(), version])
+
+
+def eval_command(settings: Any, model: str | None, data: Path | None, intent_column: str | None,
+                 report_dir: Path | None) -> None:
+    from models.runtime import Classifier
+
+    path = _model_path(settings, model)
+    classifier = Classifier.load(path, provider=settings.onnx_provider, variant=settings.onnx_variant)
+    if data:
+        examples = [e for e in load_examples(data, Columns(intent=intent_column)) if e.intent]
+    else:
+        examples = [e for e in knowledge_base_examples(_load_kb(settings), "test") if e.intent]
+    if not examples:
+        raise DataError(f"No intent-labelled examples to evaluate in {data or 'the knowledge base'}.",
+                        "pass --data with a file that has text and intent columns.")
+    unknown = sorted({e.intent for e in examples} - set(classifier.intents))  # type: ignore[arg-type]
+    if unknown:
+        raise DataError(f"{len(unknown)} intent(s) in the data are unknown to model {classifier.version}: "
+                        f"{', '.join(unknown[:8])}.", "evaluate on data with the model's intents, or retrain.")
+    index = {name: i for i, name in enumerate(classifier.intents)}
+    logits = np.concatenate([classifier.logits([e.text for e in examples[i : i + 64]])[0]
+                             for i in range(0, len(examples), 64)])
+    gold = [index[e.intent] for e in examples]  # type: ignore[index]
+    report = classification_report(gold, logits.argmax(-1), list(classifier.intents))
+    report_dir = report_dir or path / "eval"
+    report_dir.mkdir(parents=True, exist_ok=True)
+    png = save_confusion_png(report["confusion"], classifier.intents, report_dir / "confusion.png",
+                             title=f"{classifier.version} on {data.name if data else 'knowledge base (held out)'}")
+    (report_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    click.echo(f"Model {classifier.version} ({classifier.device}, {classifier.variant}) on {report['samples']} "
+               f"examples: accuracy {report['accuracy']:.2%}, macro-F1 {report['macro_f1']:.4f}")
+    worst = sorted(report["per_label"].items(), key=lambda kv: kv[1]["f1"])[:10]
+    click.echo("Lowest per-intent F1:")
+    for name, row in worst:
+        click.echo(f"  {name:<40} F1 {row['f1']:.3f}  (support {row['support']})")
+    if report["confused_pairs"]:
+        click.echo("Most confused pairs:")
+        for pair in report["confused_pairs"]:
+            click.echo(f"  {pair['a']} <-> {pair['b']}: {pair['count']}")
+    click.echo(f"Confusion matrix: {png}\nFull report: {report_dir / 'report.json'}")
+
+
+def _model_path(settings: Any, model: str | None) -> Path:
+    if model and Path(model).is_dir():
+        return Path(model)
+    store, registry = _store_and_registry(settings)
+    version = model or registry.active()
+    if version is None:
+        raise DataError("There is no active model yet.", "train one with `csbot train`.")
+    return registry.path(version)

@@ -1,0 +1,113 @@
+"""One call from labelled examples to a finished, checked model directory.
+
+train -> export (parity-checked) -> score the ONNX graph on validation and test data ->
+fit routing thresholds -> write the self-describing directory in one rename.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models import modeldir
+from models.modeldir import SENTIMENTS, ModelCard
+from training.config import TrainConfig
+from training.data import Example, manifest
+from training.evaluate import classification_report
+from training.export import export_checked, run_onnx
+from training.finetune import TrainResult, train
+from training.thresholds import fit_thresholds
+
+PACKAGES = ("torch", "transformers", "onnxruntime-gpu", "onnx", "tokenizers", "csbot")
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def build_model(examples: Sequence[Example], config: TrainConfig, dest: Path, *, version: str | None = None,
+                test_examples: Sequence[Example] = (), data_manifest: dict[str, Any] | None = None,
+                log_dir: Path | None = None, progress: bool = True) -> ModelCard:
+    """Train on ``examples`` and write a complete model directory at ``dest``."""
+    dest = Path(dest)
+    data_manifest = data_manifest or manifest(examples)
+    staging = dest.parent / f".{dest.name}.staging-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        result = train(examples, config, log_dir=log_dir or staging, progress=progress)
+        return _write(result, staging, dest, version or dest.name, test_examples, data_manifest, progress)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _write(result: TrainResult, staging: Path, dest: Path, version: str, test_examples: Sequence[Example],
+           data_manifest: dict[str, Any], progress: bool) -> ModelCard:
+    config = result.config
+    val_texts = [e.text for e in result.val_examples]
+    if progress:
+        print("exporting to ONNX and checking parity with PyTorch ...", flush=True)
+    parity = export_checked(result.model, result.tokenizer, staging, val_texts, config.max_length,
+                            int8=config.export_int8)
+    backend = result.tokenizer.backend_tokenizer
+    backend.enable_padding(pad_id=int(result.tokenizer.pad_token_id or 0), pad_token=result.tokenizer.pad_token)
+    backend.save(str(staging / modeldir.TOKENIZER_FILE))
+    modeldir.write_json(staging / modeldir.LABELS_FILE, {"intents": result.intents, "sentiments": list(SENTIMENTS)})
+    config.save(staging / modeldir.CONFIG_FILE)
+    val = score(staging / modeldir.ONNX_FILE, result, result.val_examples)
+    thresholds = fit_thresholds(val.pop("_intent_probs"), val.pop("_intent_gold"),
+                                val.pop("_sentiment_probs"), val.pop("_sentiment_gold"))
+    metrics: dict[str, Any] = {
+        "validation": val, "history": result.history, "best_epoch": result.best_epoch,
+        "train_seconds": round(result.seconds, 1), "parity": parity, "data": data_manifest,
+        "train_examples": len(result.train_examples), "val_examples": len(result.val_examples),
+        **result.extra,
+    }
+    if test_examples:
+        test = score(staging / modeldir.ONNX_FILE, result, test_examples)
+        metrics["test"] = {k: v for k, v in test.items() if not k.startswith("_")}
+    (staging / modeldir.METRICS_FILE).write_text(json.dumps(metrics, indent=2, default=float) + "\n")
+    return modeldir.finalize(staging, dest, version=version, max_length=config.max_length,
+                             base_model=config.base_model, data_hash=str(data_manifest.get("hash", "")),
+                             packages=package_versions(), thresholds=thresholds)
+
+
+def score(onnx_path: Path, result: TrainResult, examples: Sequence[Example]) -> dict[str, Any]:
+    """Score the exported graph (what will be served), not the PyTorch model."""
+    from models.runtime import softmax
+
+    index = {name: i for i, name in enumerate(result.intents)}
+    texts = [e.text for e in examples]
+    il, sl, _ = run_onnx(onnx_path, result.tokenizer, texts, result.config.max_length) if texts else (
+        np.zeros((0, len(index))), np.zeros((0, 3)), None)
+    with_intent = [i for i, e in enumerate(examples) if e.intent in index]
+    gold = np.array([index[examples[i].intent] for i in with_intent], dtype=int)  # type: ignore[index]
+    out: dict[str, Any] = {}
+    if with_intent:
+        report = classification_report(gold, il[with_intent].argmax(-1), result.intents)
+        out.update({k: report[k] for k in ("accuracy", "macro_f1", "samples", "per_label", "confused_pairs")})
+        out["confusion"] = report["confusion"]
+    with_sent = [i for i, e in enumerate(examples) if e.sentiment]
+    sent_gold = np.array([SENTIMENTS.index(examples[i].sentiment) for i in with_sent], dtype=int)  # type: ignore[arg-type]
+    if with_sent:
+        out["sentiment_accuracy"] = float((sl[with_sent].argmax(-1) == sent_gold).mean())
+        out["sentiment_samples"] = len(with_sent)
+    out["_intent_probs"] = softmax(il[with_intent]) if with_intent else np.zeros((0, len(index)))
+    out["_intent_gold"] = gold
+    out["_sentiment_probs"] = softmax(sl[with_sent]) if with_sent else None
+    out["_sentiment_gold"] = sent_gold if with_sent else None
+    return out

@@ -1,0 +1,48 @@
+"""Fitting the router's confidence thresholds on held-out data.
+
+The router answers when the top intent's probability clears ``answer_min`` and leads
+the runner-up by ``clarify_margin``; it offers the top two when together they clear
+``answer_min``; otherwise it hands over. Both numbers are fitted on validation
+predictions so that at most ``max_correct_rejected`` of the answers the model gets
+right are turned away, which bounds the in-scope accuracy the router costs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+DEFAULTS = {"answer_min": 0.5, "clarify_margin": 0.1, "clarify_min": 0.15, "escalate_negative": 0.85}
+
+
+def fit_thresholds(intent_probs: np.ndarray, gold: np.ndarray, sentiment_probs: np.ndarray | None = None,
+                   gold_sentiment: np.ndarray | None = None, max_correct_rejected: float = 0.01
+                   ) -> dict[str, float]:
+    """Return thresholds fitted on validation probabilities (rows) and gold label indices."""
+    out = dict(DEFAULTS)
+    if len(gold) == 0:
+        return out
+    order = np.sort(intent_probs, axis=1)[:, ::-1]
+    p1, p2 = order[:, 0], order[:, 1] if order.shape[1] > 1 else np.zeros(len(order))
+    correct = intent_probs.argmax(axis=1) == gold
+    if correct.any():
+        # The q-quantile of the confidence of correct predictions: rejecting below it
+        # loses at most q of them.
+        out["answer_min"] = float(np.clip(np.quantile(p1[correct], max_correct_rejected), 0.05, 0.95))
+        accepted = correct & (p1 >= out["answer_min"])
+        if accepted.any():
+            out["clarify_margin"] = float(np.clip(np.quantile((p1 - p2)[accepted], max_correct_rejected), 0.0, 0.5))
+    if sentiment_probs is not None and gold_sentiment is not None and (gold_sentiment == 0).any():
+        out["escalate_negative"] = _negative_threshold(sentiment_probs[:, 0], gold_sentiment == 0)
+    return out
+
+
+def _negative_threshold(p_negative: np.ndarray, is_negative: np.ndarray, min_precision: float = 0.9) -> float:
+    """The lowest threshold whose precision for 'negative' is at least ``min_precision``.
+
+    Escalation pulls in a senior agent, so a false alarm costs more than a miss.
+    """
+    for threshold in np.linspace(0.5, 0.99, 50):
+        flagged = p_negative >= threshold
+        if flagged.sum() >= 3 and is_negative[flagged].mean() >= min_precision:
+            return float(round(threshold, 3))
+    return DEFAULTS["escalate_negative"]
