@@ -37,7 +37,7 @@ def run_chat(ctx: Context, stdin: TextIO, stdout: TextIO, user: str | None = Non
     last_reply_id: int | None = None
     handled = 0
     for raw in stdin:
-        line = raw.rstrip("\n")
+        line = raw.rstrip("\r\n")  # \r too: input piped from Windows files
         stdout.write(f"you> {line}\n")
         try:
             if line.strip() in ("/quit", "/exit"):
@@ -52,7 +52,8 @@ def run_chat(ctx: Context, stdin: TextIO, stdout: TextIO, user: str | None = Non
                 last = None
                 continue
             last = ctx.bot.handle(Incoming(text=line, user=user, conversation_id=conversation))
-            last_reply_id = last.reply_id
+            # Only answers are rated (as in Slack, where only they get the buttons).
+            last_reply_id = last.reply_id if last.reply.rateable else None
             handled += 1
             _show(stdout, last.reply.text, last.reply.context)
             for number, (_, description) in enumerate(last.reply.choices, start=1):

@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     gate_corrections_share: float = Field(0.8, ge=0.0, le=1.0, alias="CSBOT_GATE_CORRECTIONS_SHARE")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", alias="CSBOT_LOG_LEVEL")
 
+    @field_validator("kb_path", mode="before")
+    @classmethod
+    def _empty_means_default(cls, value: object) -> object:
+        # `CSBOT_KB_PATH=` (as in .env.example) means "the bundled knowledge base", not the current folder.
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("slack_api_url")
     @classmethod
     def _trailing_slash(cls, value: str) -> str:

@@ -112,6 +112,9 @@ def load_knowledge_base(path: str | Path | None = None) -> KnowledgeBase:
     except OSError as exc:
         raise KnowledgeBaseError(str(path), [f"cannot read the file ({exc.strerror}); check the path "
                                              "(CSBOT_KB_PATH)"]) from exc
+    except UnicodeDecodeError as exc:
+        raise KnowledgeBaseError(str(path), [f"{path.name}: the file is not UTF-8 text ({exc.reason} at byte "
+                                             f"{exc.start}); save it as UTF-8"]) from exc
     try:
         root = yaml.compose(text)
     except yaml.YAMLError as exc:
@@ -188,6 +191,8 @@ class _Validator:
         return Company(**{k: v for k, v in values.items() if v}) if values.get("name") else Company(name="")
 
     def intents(self, node: yaml.Node | None) -> dict[str, Intent]:
+        if node is None:  # a missing 'intents' key is already reported, with its line
+            return {}
         if not isinstance(node, yaml.SequenceNode) or not node.value:
             self.err(node, "intents should be a non-empty list of intents")
             return {}
@@ -210,7 +215,9 @@ class _Validator:
                                              f"{MIN_EXAMPLES} varied phrasings")
             for text, ex_node in examples:
                 key = " ".join(text.lower().split())
-                if key in seen_examples:
+                if seen_examples.get(key) == label:
+                    self.err(ex_node, f"example \"{text}\" is listed twice under {label}; remove one")
+                elif key in seen_examples:
                     self.err(ex_node, f"example \"{text}\" is listed under {seen_examples[key]} and {label}; "
                                       "keep it under one intent only")
                 else:

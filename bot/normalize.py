@@ -19,11 +19,13 @@ _DATE = re.compile(r"<!date\^[^|>]*\|([^>]*)>")
 _LINK = re.compile(r"<((?:https?|mailto):[^|>]+)(?:\|([^>]*))?>")
 _CODE_BLOCK = re.compile(r"```.*?```", re.DOTALL)
 _INLINE_CODE = re.compile(r"`([^`]*)`")
-_SHORTCODE = re.compile(r":[a-z0-9_+\-']+(?:::skin-tone-\d)?:")
+# Not between digits, so times such as 10:30:45 survive.
+_SHORTCODE = re.compile(r"(?<!\d):[a-z0-9_+\-']+(?:::skin-tone-\d)?:(?!\d)")
 # Pictographs, dingbats, flags, variation selectors and joiners.
 _EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF\uFE0F\u200D\U000E0000-\U000E007F]")
 _WORD = re.compile(r"\w", re.UNICODE)
 _SPACES = re.compile(r"\s+")
+RAW_FACTOR = 5  # at most max_chars * RAW_FACTOR characters of a raw message are parsed
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,10 @@ class Normalized:
 
 def normalize(raw: str | None, max_chars: int = 2000, bot_user_id: str | None = None) -> Normalized:
     raw = raw or ""
-    text = _CODE_BLOCK.sub(" [code] ", raw)
+    # Markup patterns can backtrack over the whole text when a '<' or '|' is never closed, so only the
+    # opening of a huge message is parsed (a generous multiple of what is kept anyway).
+    text = raw[: max_chars * RAW_FACTOR]
+    text = _CODE_BLOCK.sub(" [code] ", text)
     text = _USER.sub(lambda m: "" if m.group(1) == bot_user_id else "@user", text)
     text = _CHANNEL.sub(lambda m: f"#{m.group(1)}" if m.group(1) else "#channel", text)
     text = _DATE.sub(lambda m: m.group(1), text)
@@ -51,7 +56,7 @@ def normalize(raw: str | None, max_chars: int = 2000, bot_user_id: str | None = 
     text = _EMOJI.sub(" ", text)
     text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
     text = _SPACES.sub(" ", text).strip()
-    truncated = len(text) > max_chars
+    truncated = len(text) > max_chars or len(raw) > max_chars * RAW_FACTOR
     if truncated:
         cut = text[:max_chars]
         space = cut.rfind(" ")

@@ -2,27 +2,43 @@
 
 The active version is a pointer kept by the caller's store (``kv`` in SQLite), so
 several replicas sharing one database agree on it, and switching it is a single
-row update: atomic. Folders are written complete and renamed into place
-(``modeldir.finalize``), so a version folder is never half there.
+transaction: atomic. Folders are written complete and renamed into place
+(``modeldir.finalize``), so a version folder is never half there; pruning renames a
+folder out of the version namespace before deleting it, for the same reason.
+
+A version's lifecycle (``model_versions.status`` in SQLite, kept by ``bot.learning``):
+``candidate`` (registered, gate pending) -> ``active`` (the pointer) or ``rejected``
+(the gate said no, with the reason); an active version that is replaced becomes
+``retired``. ``previous_model`` remembers the version that was active before the
+current one, which is what ``rollback`` restores.
 """
 
 from __future__ import annotations
 
 import re
+import shutil
+from collections.abc import Iterable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from models import modeldir
 from models.errors import RegistryError
 
 ACTIVE_KEY = "active_model"
 PREVIOUS_KEY = "previous_model"
+STATUSES = ("candidate", "active", "rejected", "retired")
 _VERSION = re.compile(r"^v(\d{4,})$")
 
 
 class Pointer(Protocol):
     def kv_get(self, key: str) -> str | None: ...
     def kv_set(self, key: str, value: str) -> None: ...
+
+
+def version_number(version: str) -> int:
+    match = _VERSION.match(version)
+    return int(match.group(1)) if match else -1
 
 
 class Registry:
@@ -33,10 +49,11 @@ class Registry:
     def versions(self) -> list[str]:
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and _VERSION.match(p.name))
+        return sorted((p.name for p in self.root.iterdir() if p.is_dir() and _VERSION.match(p.name)),
+                      key=version_number)
 
     def next_version(self) -> str:
-        numbers = [int(_VERSION.match(v).group(1)) for v in self.versions()]  # type: ignore[union-attr]
+        numbers = [version_number(v) for v in self.versions()]
         return f"v{(max(numbers) + 1) if numbers else 1:04d}"
 
     def path(self, version: str) -> Path:
@@ -53,15 +70,59 @@ class Registry:
     def previous(self) -> str | None:
         return self.pointer.kv_get(PREVIOUS_KEY)
 
+    def check(self, version: str) -> modeldir.ModelCard:
+        """Read and verify a version's files (checksums included); raise if anything is wrong."""
+        return modeldir.read(self.path(version))
+
+    def _transaction(self) -> AbstractContextManager[Any]:
+        begin = getattr(self.pointer, "transaction", None)
+        return begin() if callable(begin) else nullcontext()
+
+    def switch(self, version: str) -> None:
+        """Move the pointer to ``version`` (remembering the current one as previous) in one
+        transaction. Does not check the files: call ``check`` first (``activate`` does both)."""
+        with self._transaction():
+            current = self.active()
+            if current and current != version:
+                self.pointer.kv_set(PREVIOUS_KEY, current)
+            self.pointer.kv_set(ACTIVE_KEY, version)
+
     def activate(self, version: str) -> modeldir.ModelCard:
         """Check the version's files, then switch the pointer (the previous one is remembered)."""
-        card = modeldir.read(self.path(version))
-        current = self.active()
-        if current and current != version:
-            self.pointer.kv_set(PREVIOUS_KEY, current)
-        self.pointer.kv_set(ACTIVE_KEY, version)
+        card = self.check(version)
+        self.switch(version)
         return card
+
+    def rollback_target(self) -> str:
+        """The version ``rollback`` would restore, or RegistryError saying why there is none."""
+        previous = self.previous()
+        if not previous or previous == self.active():
+            raise RegistryError("There is no previous version to roll back to.",
+                                "promote a specific version with `csbot promote VERSION` (see `csbot models list`).")
+        if not (self.root / previous).is_dir():
+            raise RegistryError(f"The previous version {previous} has been deleted.",
+                                "promote a version that still exists with `csbot promote VERSION`.")
+        return previous
 
     def active_card(self) -> modeldir.ModelCard | None:
         version = self.active()
         return modeldir.read(self.path(version)) if version else None
+
+    def prune(self, keep: int, protect: Iterable[str | None] = ()) -> list[str]:
+        """Delete all but the newest ``keep`` version folders; the active and previous
+        versions (and ``protect``) are never deleted. Returns the deleted versions."""
+        keep = max(1, keep)
+        safe = {v for v in (self.active(), self.previous(), *protect) if v}
+        versions = self.versions()
+        newest = set(versions[-keep:])
+        deleted = []
+        for version in versions:
+            if version in newest or version in safe:
+                continue
+            # Rename first: a reader never sees a half-deleted version folder.
+            trash = self.root / f".trash-{version}"
+            shutil.rmtree(trash, ignore_errors=True)
+            (self.root / version).rename(trash)
+            shutil.rmtree(trash, ignore_errors=True)
+            deleted.append(version)
+        return deleted

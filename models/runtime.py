@@ -18,6 +18,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -80,19 +81,12 @@ class Classifier:
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.intra_op_num_threads = threads or (os.cpu_count() or 1)
-        try:
-            self._session = _create_session(str(path), opts, providers, quiet=provider == "auto")
-        except Exception as exc:
-            raise ModelError(
-                f"{path} could not be loaded by onnxruntime: {str(exc).splitlines()[0][:300]}",
-                "the file is corrupt or from an incompatible exporter; retrain with `csbot train` "
-                "or roll back with `csbot rollback`.",
-            ) from exc
+        self._session = _load_session(path, opts, providers, quiet=provider == "auto")
         self.provider = self._session.get_providers()[0]
         if variant == "auto" and self.provider == CPU and "int8" in card.variants:
             # int8 only helps on CPU, and only exists when it passed its accuracy check.
             self.variant = "int8"
-            self._session = _create_session(str(card.onnx_path("int8")), opts, [CPU], quiet=False)
+            self._session = _load_session(card.onnx_path("int8"), opts, [CPU], quiet=False)
         if provider == "cuda" and self.provider != CUDA:
             log.warning("CUDA was requested but onnxruntime is using %s (CUDA 12/13 or cuDNN 9 missing?)",
                         self.provider)
@@ -174,6 +168,18 @@ class LiveClassifier:
 
     def predict(self, texts: Sequence[str], top_k: int = 3) -> list[Prediction]:
         return self._current.predict(texts, top_k)
+
+
+def _load_session(path: Path, opts: object, providers: list[str], quiet: bool) -> Any:
+    """A session for ``path``, or ModelError saying the file cannot be used (never onnxruntime's traceback)."""
+    try:
+        return _create_session(str(path), opts, providers, quiet=quiet)
+    except Exception as exc:
+        raise ModelError(
+            f"{path} could not be loaded by onnxruntime: {str(exc).splitlines()[0][:300]}",
+            "the file is corrupt or from an incompatible exporter; retrain with `csbot train` "
+            "or roll back with `csbot rollback`.",
+        ) from exc
 
 
 def _create_session(path: str, opts: object, providers: list[str], quiet: bool) -> object:

@@ -96,3 +96,8 @@ def evaluate(model: str | None, data: Path | None, intent_column: str | None, re
         eval_command(_settings(), model, data, intent_column, report)
     except CsbotError as error:
         _fail(error)
+
+
+from training.retrain_cli import retrain  # noqa: E402
+
+main.add_command(retrain)

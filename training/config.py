@@ -16,6 +16,7 @@ from typing import Any
 from models.errors import ConfigError
 
 DEFAULT_BASE_MODEL = "all-MiniLM-L6-v2 (bundled)"
+_KIND_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "text"}
 
 
 @dataclass
@@ -34,8 +35,13 @@ class TrainConfig:
     max_length: int = 64
     val_fraction: float = 0.1
     patience: int = 2
+    # Small datasets need more passes: epochs grow until at least this many optimiser steps
+    # (the knowledge base has ~35 batches per epoch, Banking77 ~300). Capped at 40 epochs.
+    min_steps: int = 600
     sentiment_loss_weight: float = 0.5
     freeze_encoder: bool = False
+    # "centroids": start the heads at each class's mean embedding; "random": the usual init.
+    head_init: str = "centroids"
     freeze_embeddings: bool = True
     seed: int = 13
     threads: int = 0
@@ -43,6 +49,16 @@ class TrainConfig:
     export_int8: bool = True
 
     def __post_init__(self) -> None:
+        for f in fields(self):
+            # Values from JSON or `--set` may have the wrong type; comparing them would raise a TypeError.
+            value, kind = getattr(self, f.name), type(f.default)
+            if kind not in _KIND_NAMES:  # e.g. an optional field (default None): no simple type to check
+                continue
+            if kind is float and isinstance(value, int) and not isinstance(value, bool):
+                setattr(self, f.name, float(value))
+            elif not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+                raise ConfigError(f"Training option {f.name}={value!r} is invalid: it should be "
+                                  f"{_KIND_NAMES[kind]}.", f"set {f.name} to {_KIND_NAMES[kind]}, e.g. {f.default!r}.")
         checks: list[tuple[str, bool, str]] = [
             ("epochs", 1 <= self.epochs <= 100, "an integer from 1 to 100"),
             ("batch_size", 1 <= self.batch_size <= 4096, "an integer from 1 to 4096"),
@@ -55,9 +71,11 @@ class TrainConfig:
             ("max_length", 8 <= self.max_length <= 512, "an integer from 8 to 512"),
             ("val_fraction", 0 < self.val_fraction <= 0.5, "a float in (0, 0.5]"),
             ("patience", 0 <= self.patience <= 100, "an integer from 0 to 100"),
+            ("min_steps", 0 <= self.min_steps <= 1_000_000, "an integer >= 0"),
             ("sentiment_loss_weight", 0 <= self.sentiment_loss_weight <= 10, "a float from 0 to 10"),
             ("threads", 0 <= self.threads <= 512, "0 (all cores) or a positive integer"),
             ("device", self.device in ("auto", "cpu", "cuda"), "one of auto, cpu, cuda"),
+            ("head_init", self.head_init in ("centroids", "random"), "centroids or random"),
             ("base_model", bool(str(self.base_model).strip()), "a Hugging Face id or a local path"),
         ]
         for name, ok, expected in checks:

@@ -62,7 +62,7 @@ def load_examples(path: str | Path, columns: Columns | None = None) -> list[Exam
 
 
 def _read_delimited(path: Path, delimiter: str) -> tuple[list[str], list[dict[str, str]]]:
-    with path.open(newline="", encoding="utf-8") as fh:
+    with path.open(newline="", encoding="utf-8-sig") as fh:  # -sig: spreadsheets often write a BOM
         reader = csv.DictReader(fh, delimiter=delimiter, quoting=csv.QUOTE_MINIMAL)
         rows = list(reader)
         return list(reader.fieldnames or []), rows
@@ -70,7 +70,7 @@ def _read_delimited(path: Path, delimiter: str) -> tuple[list[str], list[dict[st
 
 def _read_jsonl(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     rows: list[dict[str, str]] = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for lineno, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -87,7 +87,14 @@ def _read_jsonl(path: Path) -> tuple[list[str], list[dict[str, str]]]:
 def _table_loader(reader: Callable[[Path], tuple[list[str], list[dict[str, str]]]]
                   ) -> Callable[[Path, Columns], list[Example]]:
     def load(path: Path, columns: Columns) -> list[Example]:
-        header, rows = reader(path)
+        try:
+            header, rows = reader(path)
+        except UnicodeDecodeError as exc:
+            raise DataError(f"Dataset {path} is not UTF-8 text ({exc.reason} at byte {exc.start}).",
+                            "save the file as UTF-8 (in a spreadsheet: 'CSV UTF-8').") from exc
+        if not header and not rows:
+            raise DataError(f"Dataset {path} is empty: no header and no rows.",
+                            "add a header (e.g. text,intent or text,sentiment) and labelled rows.")
         return rows_to_examples(rows, header, columns, origin=str(path))
     return load
 

@@ -43,6 +43,8 @@ def build_model(examples: Sequence[Example], config: TrainConfig, dest: Path, *,
                 log_dir: Path | None = None, progress: bool = True) -> ModelCard:
     """Train on ``examples`` and write a complete model directory at ``dest``."""
     dest = Path(dest)
+    if dest.exists():  # checked now, not after minutes of training (finalize checks again)
+        raise modeldir.ModelDirError(f"{dest} already exists.", "pick a new version name or delete the old folder.")
     data_manifest = data_manifest or manifest(examples)
     staging = dest.parent / f".{dest.name}.staging-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,67 @@
+"""Support figures over a period: answer rate, handoff rate, 👍 share, top intents, confusions.
+
+Plain functions over the store, shared by `/csbot stats`, App Home and `csbot stats`, so all
+three show the same numbers in the same words.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from bot.store import Store, iso
+
+
+@dataclass(frozen=True)
+class Stats:
+    days: int
+    messages: int
+    decisions: dict[str, int]
+    up: int
+    down: int
+    corrections: int
+    top_intents: list[tuple[str, int]] = field(default_factory=list)
+    confused: list[tuple[str, str, int]] = field(default_factory=list)
+
+    def share(self, decision: str) -> float:
+        classified = self.messages - self.decisions.get("prompt", 0)
+        return self.decisions.get(decision, 0) / classified if classified else 0.0
+
+    @property
+    def up_share(self) -> float:
+        return self.up / (self.up + self.down) if self.up + self.down else 0.0
+
+
+def compute(store: Store, days: int = 7, now: datetime | None = None) -> Stats:
+    since = (now or datetime.now(timezone.utc)) - timedelta(days=days)
+    counts: dict[str, Any] = store.feedback_counts(since)
+    cutoff = {"c": iso(since)}
+    top = [(r["intent"], r["n"]) for r in store.db.query(
+        "SELECT intent, count(*) AS n FROM messages WHERE created_at >= :c AND intent IS NOT NULL "
+        "GROUP BY intent ORDER BY n DESC, intent LIMIT 5", cutoff)]
+    # Confusions come from agents' corrections: what the model said against what was right.
+    confused = [(r["predicted_intent"], r["correct_intent"], r["n"]) for r in store.db.query(
+        "SELECT predicted_intent, correct_intent, count(*) AS n FROM corrections "
+        "WHERE updated_at >= :c AND predicted_intent IS NOT NULL AND correct_intent IS NOT NULL "
+        "AND predicted_intent != correct_intent GROUP BY predicted_intent, correct_intent "
+        "ORDER BY n DESC LIMIT 5", cutoff)]
+    return Stats(days=days, messages=int(counts.get("messages") or 0), decisions=dict(counts["decisions"]),
+                 up=int(counts.get("up") or 0), down=int(counts.get("down") or 0),
+                 corrections=int(counts.get("corrections") or 0), top_intents=top, confused=confused)
+
+
+def render(stats: Stats) -> str:
+    """Slack mrkdwn that also reads well in a terminal."""
+    lines = [
+        f"*Last {stats.days} days*: {stats.messages} messages",
+        f"• answered {stats.share('answer'):.0%} · clarified {stats.share('clarify'):.0%} · "
+        f"handed over {stats.share('handoff'):.0%} · escalated {stats.share('escalate'):.0%}",
+        f"• feedback: {stats.up} 👍 / {stats.down} 👎 ({stats.up_share:.0%} helpful) · "
+        f"{stats.corrections} agent corrections",
+    ]
+    if stats.top_intents:
+        lines.append("• top intents: " + ", ".join(f"{name} ({n})" for name, n in stats.top_intents))
+    if stats.confused:
+        lines.append("• most corrected: " + ", ".join(f"{a} → {b} ({n})" for a, b, n in stats.confused))
+    return "\n".join(lines)

@@ -1,0 +1,189 @@
+"""The bot without Slack: ``csbot chat`` driven through a pipe, and ``Bot`` itself, with rows checked in SQLite."""
+
+from __future__ import annotations
+
+import io
+import os
+import sqlite3
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import make_data_dir
+
+from bot import messages
+from bot.config import load_settings
+from bot.context import Context
+from bot.normalize import normalize
+from bot.service import Incoming
+from models.errors import CsbotError
+from models.runtime import Classifier
+
+CANDIDATES = ["where is my order", "i want a refund", "reset my password", "has my package shipped",
+              "refund my purchase", "forgot my password", "track my parcel", "money back please"]
+LONG = "where is my order " * 2300  # 41,400 characters
+
+
+def margin(classifier: Classifier, text: str) -> float:
+    (p,) = classifier.predict([normalize(text).text], top_k=2)
+    return p.intents[0].probability - p.intents[1].probability
+
+
+@dataclass
+class ChatSetup:
+    data_dir: Path
+    env: dict[str, str]
+    clear: list[str]  # answered: margin above the fitted clarify_margin
+    close: str  # clarified: the smallest margin
+    candidates: tuple[str, str]  # the two intents the close call offers
+
+
+@pytest.fixture
+def chat_setup(tmp_path: Path, tiny_model: Path, tiny_kb_path: Path) -> ChatSetup:
+    """A data dir with the tiny model active, and thresholds placed so one message is a close call."""
+    classifier = Classifier.load(tiny_model, provider="cpu")
+    margins = {t: margin(classifier, t) for t in CANDIDATES}
+    close = min(CANDIDATES, key=margins.__getitem__)
+    above = sorted(m for m in margins.values() if m > margins[close] + 1e-4)
+    assert above, "need two distinct margins to place the threshold between them"
+    threshold = (margins[close] + above[0]) / 2
+    clear = [t for t in CANDIDATES if margins[t] > threshold]
+    thresholds = {"answer_min": 0.0, "clarify_margin": threshold, "clarify_min": 0.0, "escalate_negative": 1.01}
+    data = make_data_dir(tmp_path, tiny_model, thresholds)
+    (p,) = classifier.predict([close], top_k=2)
+    env = {**os.environ, "CSBOT_DATA_DIR": str(data), "CSBOT_KB_PATH": str(tiny_kb_path),
+           "CSBOT_ONNX_PROVIDER": "cpu", "USER": "tester", "LOGNAME": "tester"}
+    return ChatSetup(data, env, clear[:2] if len(clear) > 1 else clear * 2, close,
+                     (p.intents[0].intent, p.intents[1].intent))
+
+
+def rows(db: Path, sql: str) -> list[dict[str, Any]]:
+    with sqlite3.connect(db) as conn:
+        conn.row_factory = sqlite3.Row
+        return [dict(r) for r in conn.execute(sql)]
+
+
+def test_terminal_chat_session_is_recorded(chat_setup: ChatSetup) -> None:
+    a, c = chat_setup.clear
+    script = [a, "/up", chat_setup.close, "2", "/down", c, "/correct refund", "", "/intents", LONG, "/bogus",
+              "/quit", "never read"]
+    proc = subprocess.run([sys.executable, "-m", "bot.cli", "chat"], input="\n".join(script) + "\n",
+                          cwd=chat_setup.data_dir.parent, env=chat_setup.env, capture_output=True, text=True,
+                          timeout=120)
+    out = proc.stdout
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "Tiny Shop support bot (csbot) in the terminal · model v0001 on CPU" in out
+    assert "bot> Hi! Ask me anything." in out
+    assert messages.CLARIFY_QUESTION in out and messages.CHAT_CHOOSE in out
+    assert messages.RATED_UP in out and messages.RATED_DOWN in out
+    assert messages.EMPTY_PROMPT in out
+    assert "bot> refund, reset_password, track_order" in out
+    assert "Commands: /up, /down, /correct INTENT" in out
+    assert messages.CHAT_BYE.format(db=chat_setup.data_dir / "csbot.db") in out
+    assert "never read" not in out
+
+    db = chat_setup.data_dir / "csbot.db"
+    conversations = rows(db, "SELECT * FROM conversations")
+    assert [(r["source"], r["channel"], r["user"]) for r in conversations] == [
+        ("terminal", "terminal", "terminal:tester")]
+    msgs = rows(db, "SELECT * FROM messages ORDER BY id")
+    assert [m["text"] for m in msgs] == [a, chat_setup.close, c, "", LONG]
+    assert [m["decision"] for m in msgs[:4]] == ["answer", "clarify", "answer", "prompt"]
+    assert msgs[0]["reason"].startswith("confident: ") and msgs[1]["reason"].startswith("close_call: ")
+    assert msgs[3]["reason"].startswith("empty: ")
+    assert all(m["model_version"] == "v0001" for m in msgs if m["decision"] != "prompt")
+    assert all(m["latency_ms"] is not None and m["conversation_id"] == conversations[0]["id"] for m in msgs)
+    assert msgs[1]["second_intent"] == chat_setup.candidates[1]
+
+    long_row = msgs[4]
+    assert len(long_row["text"]) == len(LONG)
+    assert 0 < len(long_row["normalized_text"]) <= 2000
+    long_reply = rows(db, f"SELECT * FROM replies WHERE message_id = {long_row['id']}")[0]
+    assert messages.TRUNCATED_NOTE in long_reply["text"]
+
+    replies = rows(db, "SELECT * FROM replies ORDER BY id")
+    assert [(r["message_id"], r["kind"]) for r in replies] == [
+        (msgs[0]["id"], "answer"), (msgs[1]["id"], "clarify"), (msgs[1]["id"], "answer"),
+        (msgs[2]["id"], "answer"), (msgs[3]["id"], "prompt"), (msgs[4]["id"], long_row["decision"])]
+    chosen = replies[2]
+    assert chosen["intent"] == chat_setup.candidates[1]
+
+    feedback = rows(db, "SELECT * FROM feedback ORDER BY id")
+    assert [(f["reply_id"], f["rating"], f["source"], f["user"]) for f in feedback] == [
+        (replies[0]["id"], 1, "terminal", "terminal:tester"), (chosen["id"], -1, "terminal", "terminal:tester")]
+    labels = rows(db, "SELECT * FROM labels")
+    assert [(x["message_id"], x["intent"], x["source"]) for x in labels] == [
+        (msgs[1]["id"], chat_setup.candidates[1], "clarify")]
+    corrections = rows(db, "SELECT * FROM corrections")
+    assert [(x["message_id"], x["correct_intent"], x["predicted_intent"], x["agent"], x["status"])
+            for x in corrections] == [(msgs[2]["id"], "refund", msgs[2]["intent"], "terminal:tester", "open")]
+    assert f"Noted: message {msgs[2]['id']} is really 'refund'" in out
+
+
+def open_context(setup: ChatSetup) -> Context:
+    settings = load_settings(env_file=None, data_dir=setup.data_dir, kb_path=Path(setup.env["CSBOT_KB_PATH"]),
+                             onnx_provider="cpu")
+    return Context.open(settings)
+
+
+def test_chat_commands_without_an_answer_and_bad_corrections(chat_setup: ChatSetup) -> None:
+    from bot.chat import run_chat
+
+    ctx = open_context(chat_setup)
+    out = io.StringIO()
+    script = ["/up", "/correct refund", "   ", "/down", chat_setup.clear[0], "/correct nope", "/correct", "/up",
+              "/quit"]
+    handled = run_chat(ctx, io.StringIO("\r\n".join(script) + "\r\n"), out, user="agent-1")  # CRLF input
+    text = out.getvalue()
+    assert handled == 2
+    assert "bot> Commands:" not in text  # every command was understood despite the \r
+    assert text.count(messages.NOTHING_TO_RATE) == 3  # /up and /correct before any message, /down after a prompt
+    assert "bot> Error: 'nope' is not an intent in the knowledge base. Known intents: refund, reset_password" in text
+    assert "Fix: pick one of the known intents" in text
+    assert rows(chat_setup.data_dir / "csbot.db", "SELECT * FROM corrections") == []
+    feedback = rows(chat_setup.data_dir / "csbot.db", "SELECT * FROM feedback")
+    assert [(f["rating"], f["user"]) for f in feedback] == [(1, "agent-1")]  # only the answer was rated
+
+
+def test_bot_handles_a_40k_message_and_batches(chat_setup: ChatSetup) -> None:
+    ctx = open_context(chat_setup)
+    outcome = ctx.bot.handle(Incoming(text="x" + "😀 hello <@U1> " * 3500, user="U9", channel="C1",
+                                      thread_ts="1.0", source="slack"))
+    assert outcome.normalized.truncated and len(outcome.normalized.text) <= 2000
+    stored = ctx.store.get_message(outcome.message_id)
+    assert stored is not None and len(stored["text"]) > 40_000
+    assert ctx.store.get_reply(outcome.reply_id)["kind"] == outcome.route.decision
+
+    batch = [Incoming(text=t, user="U9", channel="C1", thread_ts="2.0", source="slack")
+             for t in ["where is my order", "", ":tada:", LONG, chat_setup.close]]
+    outcomes = ctx.bot.handle_many(batch)
+    assert [o.route.decision for o in outcomes][1:3] == ["prompt", "prompt"]
+    assert outcomes[1].prediction is None and outcomes[0].prediction is not None
+    assert outcomes[4].route.decision == "clarify"
+    assert len({o.conversation_id for o in outcomes}) == 1
+    assert [o.reply.kind for o in outcomes] == [o.route.decision for o in outcomes]
+    clarify = outcomes[4]
+    assert [name for name, _ in clarify.reply.choices] == list(chat_setup.candidates)
+    reply_id, reply = ctx.bot.choose(clarify.message_id, chat_setup.candidates[0], "U9", "C1")
+    assert reply.kind == "answer" and reply.rateable and reply.context == messages.REASONS["clarified"]
+    with pytest.raises(CsbotError, match="'nope' is not an intent"):
+        ctx.bot.choose(clarify.message_id, "nope", "U9")
+    with pytest.raises(CsbotError, match="'angry' is not a sentiment") as info:
+        ctx.bot.correct(clarify.message_id, "agent", None, sentiment="angry")
+    assert "negative, neutral, positive" in info.value.fix
+    assert ctx.bot.correct(clarify.message_id, "agent", "__new_topic__", note="new") > 0
+    assert ctx.bot.rate(reply_id, "U9", 1, "button") > 0
+
+
+def test_chat_without_an_active_model_is_a_clear_error(tmp_path: Path, tiny_kb_path: Path) -> None:
+    env = {**os.environ, "CSBOT_DATA_DIR": str(tmp_path / "empty"), "CSBOT_KB_PATH": str(tiny_kb_path)}
+    proc = subprocess.run([sys.executable, "-m", "bot.cli", "chat"], input="hello\n", cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert "Error: There is no active model." in proc.stderr
+    assert "Fix: train one with `csbot train`" in proc.stderr
+    assert "Traceback" not in proc.stderr

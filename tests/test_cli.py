@@ -1,0 +1,105 @@
+"""``csbot`` commands through click's CliRunner: clear output, and 'Error: ... Fix: ...' with exit 1."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from conftest import make_data_dir
+
+from bot.cli import main
+from bot.knowledge import default_path
+
+
+@pytest.fixture
+def csbot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    monkeypatch.setenv("CSBOT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("CSBOT_KB_PATH", raising=False)
+    return CliRunner()
+
+
+def invoke(runner: CliRunner, *args: str) -> Result:
+    return runner.invoke(main, list(args), catch_exceptions=False)
+
+
+def test_kb_check_default_passes(csbot: CliRunner) -> None:
+    result = invoke(csbot, "kb", "check")
+    assert result.exit_code == 0, result.output
+    assert f"{default_path()}: OK." in result.output
+    assert "intents" in result.output and "sentiment examples" in result.output
+
+
+def test_kb_check_bad_file_lists_every_problem(csbot: CliRunner, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("company:\n  name: X\n  colour: red\nintents:\n  - name: refund\n    examples: []\n")
+    result = invoke(csbot, "kb", "check", str(bad))
+    assert result.exit_code == 1
+    assert f"Error: Knowledge base {bad} has 3 problems:" in result.output
+    assert "bad.yaml:3: unknown key 'colour' in company" in result.output
+    assert "bad.yaml:5: an intent is missing 'answer'; add it" in result.output
+    assert "bad.yaml:6: intent 'refund' has no examples" in result.output
+    assert "Fix: edit" in result.output and "Traceback" not in result.output
+
+
+def test_kb_check_uses_csbot_kb_path(csbot: CliRunner, tiny_kb_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CSBOT_KB_PATH", str(tiny_kb_path))
+    result = invoke(csbot, "kb", "check")
+    assert result.exit_code == 0
+    assert "Tiny Shop: 3 intents, 33 examples, 15 sentiment examples." in result.output
+
+
+def test_predict_json_with_a_model_dir(csbot: CliRunner, tiny_model: Path, tiny_kb_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CSBOT_KB_PATH", str(tiny_kb_path))
+    result = invoke(csbot, "predict", "--model", str(tiny_model), "--json", "where", "is", "my", "order")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["model"] == "tiny-v1" and data["provider"] == "CPUExecutionProvider"
+    assert [i["intent"] for i in data["intents"]] and len(data["intents"]) == 3
+    assert data["decision"] in ("answer", "clarify", "handoff", "escalate")
+    assert set(data["sentiment_probs"]) == {"negative", "neutral", "positive"}
+    empty = json.loads(invoke(csbot, "predict", "--model", str(tiny_model), "--json", "👍").output)
+    assert (empty["decision"], empty["intents"]) == ("prompt", [])
+
+
+def test_predict_uses_the_active_version(csbot: CliRunner, tmp_path: Path, tiny_model: Path,
+                                         tiny_kb_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CSBOT_KB_PATH", str(tiny_kb_path))
+    result = invoke(csbot, "predict", "hello")
+    assert result.exit_code == 1 and "Error: There is no active model yet." in result.output
+    make_data_dir(tmp_path, tiny_model, {"answer_min": 0.0, "clarify_margin": 0.0, "escalate_negative": 1.01})
+    result = invoke(csbot, "predict", "--top-k", "2", "where is my order")
+    assert result.exit_code == 0, result.output
+    assert "model v0001 on CPU (CPUExecutionProvider, fp32)" in result.output
+    assert "decision: answer (confident: top " in result.output
+    result = invoke(csbot, "predict", "--model", "v0009", "hi")
+    assert result.exit_code == 1 and "Model version v0009 does not exist (versions: v0001)" in result.output
+
+
+def test_db_commands(csbot: CliRunner, tmp_path: Path) -> None:
+    result = invoke(csbot, "db", "purge", "--older-than", "soon")
+    assert result.exit_code == 1 and "Error: --older-than 'soon'" in result.output and "Fix:" in result.output
+    result = invoke(csbot, "db", "purge", "--older-than", "90d")
+    assert result.exit_code == 0 and "Purged the text of 0 messages" in result.output
+    dest = tmp_path / "backup.db"
+    assert invoke(csbot, "db", "backup", str(dest)).exit_code == 0 and dest.is_file()
+    again = invoke(csbot, "db", "backup", str(dest))
+    assert again.exit_code == 1 and "already exists" in again.output
+
+
+def test_invalid_setting_is_a_clear_error(csbot: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CSBOT_MAX_MESSAGE_CHARS", "lots")
+    result = invoke(csbot, "kb", "check")
+    assert result.exit_code == 1
+    assert "Error: Invalid setting(s): CSBOT_MAX_MESSAGE_CHARS='lots'" in result.output
+
+
+def test_help_and_version(csbot: CliRunner) -> None:
+    result = invoke(csbot, "--help")
+    assert result.exit_code == 0
+    for command in ("chat", "db", "eval", "kb", "predict", "serve", "train", "up"):
+        assert command in result.output
+    assert invoke(csbot, "--version").exit_code == 0

@@ -1,0 +1,96 @@
+"""Settings from the environment and .env: defaults, derived values, and errors that name the variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.config import Settings, load_settings
+from models.errors import ConfigError
+
+VARIABLES = ("CSBOT_DATA_DIR", "CSBOT_KB_PATH", "CSBOT_HTTP_PORT", "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN",
+             "SLACK_SIGNING_SECRET", "CSBOT_ADMIN_USERS", "CSBOT_AGENT_USERS", "CSBOT_ONNX_PROVIDER",
+             "SLACK_API_URL", "CSBOT_MAX_MESSAGE_CHARS")
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_defaults_and_derived_paths() -> None:
+    settings = load_settings(env_file=None)
+    assert settings.data_dir == Path("var")
+    assert settings.db_path == Path("var/csbot.db") and settings.models_dir == Path("var/models")
+    assert settings.kb_path is None and settings.max_message_chars == 2000
+    assert not settings.slack_configured
+
+
+def test_environment_and_env_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("CSBOT_HTTP_PORT=8080\nSLACK_BOT_TOKEN=xoxb-1\nCSBOT_ADMIN_USERS=U1, U2;U3\n")
+    monkeypatch.setenv("CSBOT_HTTP_PORT", "9090")  # the environment wins over .env
+    monkeypatch.setenv("CSBOT_AGENT_USERS", "U4")
+    monkeypatch.setenv("SLACK_API_URL", "http://localhost:9/api")
+    settings = load_settings()
+    assert settings.http_port == 9090
+    assert settings.slack_configured
+    assert settings.admins == {"U1", "U2", "U3"} and settings.agents == {"U1", "U2", "U3", "U4"}
+    assert settings.slack_api_url == "http://localhost:9/api/"
+
+
+@pytest.mark.parametrize(("variable", "value"), [("CSBOT_HTTP_PORT", "http"), ("CSBOT_HTTP_PORT", "70000"),
+                                                 ("CSBOT_ONNX_PROVIDER", "tpu"), ("SLACK_API_URL", "slack.com")])
+def test_invalid_value_names_the_variable(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as info:
+        load_settings(env_file=None)
+    assert f"{variable}={value!r}" in info.value.what
+    assert "fix the value in .env" in info.value.fix
+
+
+def test_invalid_value_in_env_file_names_the_variable(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("CSBOT_HTTP_PORT=abc\n")
+    with pytest.raises(ConfigError, match="CSBOT_HTTP_PORT='abc'"):
+        load_settings()
+
+
+def test_overrides_by_field_name_name_the_variable() -> None:
+    with pytest.raises(ConfigError, match="CSBOT_MAX_MESSAGE_CHARS=5"):
+        load_settings(env_file=None, max_message_chars=5)
+
+
+def test_require_slack_names_the_missing_secret() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(env_file=None).require_slack(socket_mode=True)
+    assert info.value.what == "SLACK_BOT_TOKEN is not set."
+    assert "add SLACK_BOT_TOKEN=... to .env" in info.value.fix
+    with pytest.raises(ConfigError, match="SLACK_APP_TOKEN is not set"):
+        load_settings(env_file=None, SLACK_BOT_TOKEN="xoxb-1").require_slack(socket_mode=True)
+    with pytest.raises(ConfigError, match="SLACK_SIGNING_SECRET is not set"):
+        load_settings(env_file=None, SLACK_BOT_TOKEN="xoxb-1").require_slack(socket_mode=False)
+    with pytest.raises(ConfigError, match="SLACK_BOT_TOKEN should start with 'xoxb-'"):
+        load_settings(env_file=None, SLACK_BOT_TOKEN="xapp-1").require_slack(socket_mode=False)
+    ok = load_settings(env_file=None, SLACK_BOT_TOKEN="xoxb-1", SLACK_APP_TOKEN="xapp-1")
+    ok.require_slack(socket_mode=True)
+    assert isinstance(ok, Settings)
+
+
+def test_env_example_documents_every_variable_and_loads(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[1] / ".env.example"
+    text = example.read_text()
+    for field in Settings.model_fields.values():
+        assert f"{field.alias}=" in text, f"{field.alias} is not documented in .env.example"
+    (tmp_path / ".env").write_text(text)
+    settings = load_settings()
+    assert settings.kb_path is None  # `CSBOT_KB_PATH=` means the bundled knowledge base
+    assert settings.http_port == 3000 and not settings.slack_configured
+
+
+def test_empty_kb_path_means_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CSBOT_KB_PATH", "  ")
+    assert load_settings(env_file=None).kb_path is None
+    monkeypatch.setenv("CSBOT_KB_PATH", "kb/mine.yaml")
+    assert load_settings(env_file=None).kb_path == Path("kb/mine.yaml")

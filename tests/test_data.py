@@ -1,0 +1,159 @@
+"""Dataset loaders and the checks that refuse untrainable data with a clear message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from models.errors import CsbotError, DataError
+from training.data import (
+    Columns,
+    Example,
+    check_trainable,
+    deduplicate,
+    few_shot,
+    knowledge_base_examples,
+    load_examples,
+    manifest,
+    split_validation,
+)
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def data_error(path: Path, columns: Columns | None = None) -> str:
+    with pytest.raises(DataError) as info:
+        load_examples(path, columns)
+    assert isinstance(info.value, CsbotError) and info.value.fix
+    return str(info.value)
+
+
+def test_csv_with_intent_and_sentiment(tmp_path: Path) -> None:
+    path = write(tmp_path, "d.csv", 'text,intent,sentiment\n"where, oh where is my order",track_order,neg\n'
+                                    "refund please,refund,\nlove it,,positive\n,refund,\nno label,,\n")
+    examples = load_examples(path)
+    assert examples == [Example("where, oh where is my order", "track_order", "negative", source="d.csv"),
+                        Example("refund please", "refund", None, source="d.csv"),
+                        Example("love it", None, "positive", source="d.csv")]
+
+
+def test_tsv_and_jsonl_and_named_columns(tmp_path: Path) -> None:
+    tsv = write(tmp_path, "d.tsv", "utterance\tcategory\nwhere is it\ttrack_order\n")
+    assert load_examples(tsv) == [Example("where is it", "track_order", source="d.tsv")]
+    jsonl = write(tmp_path, "d.jsonl", '{"msg": "hi", "topic": "greeting"}\n\n{"msg": "bye", "topic": "goodbye"}\n')
+    examples = load_examples(jsonl, Columns(text="msg", intent="topic"))
+    assert [(e.text, e.intent) for e in examples] == [("hi", "greeting"), ("bye", "goodbye")]
+
+
+def test_generic_label_column_is_decided_by_its_values(tmp_path: Path) -> None:
+    sst = write(tmp_path, "s.tsv", "label\tsentence\n0\tawful film\n1\tgreat film\n")
+    assert [(e.text, e.sentiment, e.intent) for e in load_examples(sst)] == [
+        ("awful film", "negative", None), ("great film", "positive", None)]
+    ternary = write(tmp_path, "t.csv", "text,label\nmeh,1\nbad,0\ngood,2\n")
+    assert [e.sentiment for e in load_examples(ternary)] == ["neutral", "negative", "positive"]
+    intents = write(tmp_path, "i.csv", "text,label\nwhere,track_order\nmoney,refund\n")
+    assert [e.intent for e in load_examples(intents)] == ["track_order", "refund"]
+
+
+def test_knowledge_base_yaml_loads_training_split(tiny_kb_path: Path) -> None:
+    examples = load_examples(tiny_kb_path)
+    assert {e.intent for e in examples if e.intent} == {"track_order", "refund", "reset_password"}
+    assert {e.sentiment for e in examples if e.sentiment} == {"negative", "neutral", "positive"}
+    assert all(e.source == "knowledge_base" for e in examples)
+    from bot.knowledge import load_knowledge_base
+
+    kb = load_knowledge_base(tiny_kb_path)
+    held_out = knowledge_base_examples(kb, "test")
+    assert held_out and {e.text for e in held_out}.isdisjoint({e.text for e in examples})
+    assert len(held_out) + len(examples) == len(knowledge_base_examples(kb, "all"))
+
+
+def test_spreadsheet_bom_and_non_utf8(tmp_path: Path) -> None:
+    bom = tmp_path / "excel.csv"
+    bom.write_bytes("text,intent\nwhere is it,track_order\n".encode("utf-8-sig"))
+    assert load_examples(bom) == [Example("where is it", "track_order", source="excel.csv")]
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("text,intent\ncaf\xe9 order,track_order\n".encode("latin-1"))
+    message = data_error(latin)
+    assert "is not UTF-8 text" in message and "save the file as UTF-8" in message
+
+
+def test_unknown_label_column(tmp_path: Path) -> None:
+    path = write(tmp_path, "d.csv", "text,category\nwhere is it,track_order\n")
+    message = data_error(path, Columns(intent="nope"))
+    assert "Column 'nope' (the intent column) is not in" in message
+    assert "its columns are: text, category" in message
+    assert "Fix: pass --intent-column with one of those names." in message
+
+
+def test_no_text_or_label_column(tmp_path: Path) -> None:
+    assert "has no text column" in data_error(write(tmp_path, "a.csv", "words,intent\nhi,greeting\n"))
+    assert "has no label column" in data_error(write(tmp_path, "b.csv", "text,colour\nhi,blue\n"))
+
+
+def test_empty_file_is_a_clear_error(tmp_path: Path) -> None:
+    message = data_error(write(tmp_path, "empty.csv", ""))
+    assert "is empty" in message and "Fix:" in message
+
+
+def test_header_only_dataset_is_refused_before_training(tmp_path: Path) -> None:
+    examples = load_examples(write(tmp_path, "header.csv", "text,intent\n"))
+    assert examples == []
+    with pytest.raises(DataError, match="The dataset is empty: no rows with text and a label") as info:
+        check_trainable(examples)
+    assert "check the file and its columns" in info.value.fix
+
+
+def test_intent_with_a_single_example() -> None:
+    examples = [Example(f"where {i}", "track_order") for i in range(3)] + [Example("money back", "refund")]
+    with pytest.raises(DataError) as info:
+        check_trainable(examples)
+    assert "1 intent(s) have fewer than 2 examples: 'refund' (1)" in info.value.what
+    assert "give every intent at least 2 examples" in info.value.fix
+
+
+def test_one_intent_or_no_intents() -> None:
+    with pytest.raises(DataError, match="one intent"):
+        check_trainable([Example("a", "x"), Example("b", "x")])
+    with pytest.raises(DataError, match="no intent labels"):
+        check_trainable([Example("a", sentiment="positive")])
+
+
+def test_unknown_file_type_missing_file_bad_json_bad_sentiment(tmp_path: Path) -> None:
+    assert "Don't know how to read d.xlsx" in data_error(write(tmp_path, "d.xlsx", "x"))
+    assert "does not exist" in data_error(tmp_path / "missing.csv")
+    assert "d.jsonl:2 is not valid JSON" in data_error(write(tmp_path, "d.jsonl", '{"text": "a"}\n{oops\n'))
+    assert "Unknown sentiment label 'furious'" in data_error(
+        write(tmp_path, "s.csv", "text,sentiment\nugh,furious\n"))
+
+
+def test_split_dedup_few_shot_and_manifest() -> None:
+    examples = [Example(f"track {i}", "track_order") for i in range(10)] + \
+        [Example(f"refund {i}", "refund") for i in range(10)] + [Example("ok", sentiment="neutral")] * 2
+    train, val = split_validation(examples, 0.2, seed=1)
+    assert len(train) + len(val) == len(examples)
+    assert sorted(e.intent for e in val if e.intent) == ["refund"] * 2 + ["track_order"] * 2
+    assert split_validation(examples, 0.2, seed=1) == (train, val)  # seeded
+    assert len(deduplicate([Example("Hello  There", "a"), Example("hello there", "b")])) == 1
+    assert sorted(e.intent for e in few_shot(examples, 3, seed=0)) == ["refund"] * 3 + ["track_order"] * 3
+    info = manifest(examples)
+    assert info["examples"] == 22 and info["per_intent"] == {"refund": 10, "track_order": 10}
+    assert info["hash"] == manifest(list(reversed(examples)))["hash"]
+
+
+@pytest.mark.data
+@pytest.mark.skipif(not (SHARED_DATA / "banking77" / "train.csv").is_file(), reason="../shared/data is missing")
+def test_banking77_and_sst2_load() -> None:
+    banking = load_examples(SHARED_DATA / "banking77" / "train.csv", Columns(intent="category"))
+    assert len(banking) == 10003
+    assert len({e.intent for e in banking}) == 77
+    sst = load_examples(SHARED_DATA / "sst2" / "dev.tsv")
+    assert {e.sentiment for e in sst} == {"negative", "positive"}
+    assert all(e.intent is None for e in sst)

@@ -1,0 +1,78 @@
+"""Slack mrkdwn normalisation: what a reader sees, nothing the model cannot use, and long input cut cleanly."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from bot.normalize import normalize
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("hey <@U123ABC> where is my order", "hey @user where is my order"),
+    ("ask <@W42|bob> about it", "ask @user about it"),
+    ("posted in <#C999|general> and <#C1>", "posted in #general and #channel"),
+    ("see <https://shop.example/orders/1|my order page> please", "see my order page please"),
+    ("see <https://shop.example/orders/1> please", "see link please"),
+    ("mail <mailto:help@shop.example|support>", "mail support"),
+    ("error:\n```Traceback (most recent call last)\n  boom```\nhelp", "error: [code] help"),
+    ("run `reset --all` now", "run reset --all now"),
+    ("thanks :+1: :smile::skin-tone-2: great", "thanks great"),
+    ("love it 👍🏽❤️ 🇳🇴 🎉 bye", "love it bye"),
+    ("A &amp; B &lt;tag&gt; &amp;lt;", "A & B <tag> &lt;"),
+    ("<!here> hi <!subteam^S1|@agents>", "hi @agents"),
+    ("due <!date^1392734382^{date}|Feb 18th>", "due Feb 18th"),
+    ("meet at 10:30:45 tomorrow", "meet at 10:30:45 tomorrow"),
+    ("  lots   of\n\n spaces\t", "lots of spaces"),
+])
+def test_markup_becomes_what_a_reader_sees(raw: str, expected: str) -> None:
+    result = normalize(raw)
+    assert result.text == expected
+    assert not result.empty
+    assert not result.truncated
+    assert result.original_length == len(raw)
+
+
+def test_bot_mention_is_dropped() -> None:
+    assert normalize("<@UBOT> where is my parcel", bot_user_id="UBOT").text == "where is my parcel"
+
+
+@pytest.mark.parametrize("raw", ["", None, "   \n\t ", "👍", ":tada: 🎉 ❤️", "<@UBOT>", "...", "<!channel>"])
+def test_nothing_to_classify_is_empty(raw: str | None) -> None:
+    result = normalize(raw, bot_user_id="UBOT")
+    assert result.empty
+    assert result.original_length == len(raw or "")
+
+
+def test_40k_characters_cut_at_a_word_boundary_fast() -> None:
+    raw = "my order has not arrived and " + "really " * 6000
+    assert len(raw) > 40_000
+    started = time.perf_counter()
+    result = normalize(raw, max_chars=2000)
+    assert time.perf_counter() - started < 0.2
+    assert result.truncated and result.original_length == len(raw)
+    assert 1000 < len(result.text) <= 2000
+    assert result.text.startswith("my order has not arrived")
+    assert raw.startswith(result.text + " ")  # whole words only: the cut is at a space
+    assert result.text.endswith("really")
+
+
+def test_long_text_without_spaces_is_cut_at_the_limit() -> None:
+    result = normalize("x" * 40_000, max_chars=500)
+    assert result.truncated and result.text == "x" * 500
+
+
+@pytest.mark.parametrize("unit", ["<http:a|", "<@U1|", "<#C1|", "<!date^1|", "```a ", "`", "😀", ":a"])
+def test_hostile_markup_is_fast(unit: str) -> None:
+    raw = unit * (100_000 // len(unit))  # unclosed markup: regexes that scan to the end on every match
+    started = time.perf_counter()
+    result = normalize(raw, max_chars=2000)
+    assert time.perf_counter() - started < 1.5
+    assert len(result.text) <= 2000
+    assert result.original_length == len(raw)
+
+
+def test_short_text_is_not_truncated() -> None:
+    result = normalize("where is my order", max_chars=100)
+    assert (result.text, result.truncated) == ("where is my order", False)

@@ -1,0 +1,228 @@
+"""The serving classifier (onnxruntime + tokenizers): predictions, threads, hot swaps, and broken model dirs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models import modeldir
+from models.errors import CsbotError, ModelDirError, ModelError
+from models.runtime import CPU, Classifier, LiveClassifier, Prediction
+
+TEXTS = ["where is my order", "i want a refund", "forgot my password", "this is terrible", "love it",
+         "has my package shipped", "refund status", "hello there", "password reset link", "awful service"]
+
+
+@pytest.fixture(scope="module")
+def classifier(tiny_model: Path) -> Classifier:
+    return Classifier.load(tiny_model, provider="auto")
+
+
+@pytest.fixture
+def model_copy(tiny_model: Path, tmp_path: Path) -> Path:
+    dest = tmp_path / "model"
+    modeldir.copy_model_dir(tiny_model, dest)
+    return dest
+
+
+def fix_hash(path: Path, name: str) -> None:
+    """Record the current checksum of ``name`` in the manifest (as a hand edit would need to)."""
+    manifest = json.loads((path / modeldir.MANIFEST_FILE).read_text())
+    modeldir.update_manifest(path, files={**manifest["files"], name: modeldir.sha256_file(path / name)})
+
+
+def as_tuples(predictions: list[Prediction]) -> list[tuple[object, ...]]:
+    return [(p.intents, p.sentiment, tuple(sorted(p.sentiment_probs.items())), p.embedding.tobytes(),
+             p.model_version) for p in predictions]
+
+
+def test_loads_on_cpu_and_reports_the_provider(classifier: Classifier) -> None:
+    assert classifier.provider == CPU  # no GPU here: auto falls back to CPU and says so
+    assert classifier.device == "CPU"
+    assert classifier.variant == "fp32"
+    assert classifier.version == "tiny-v1"
+    assert classifier.intents == ("refund", "reset_password", "track_order")
+
+
+def test_predict_top_k_sentiment_and_embedding(classifier: Classifier) -> None:
+    predictions = classifier.predict(TEXTS, top_k=3)
+    assert len(predictions) == len(TEXTS)
+    for p in predictions:
+        probs = [s.probability for s in p.intents]
+        assert probs == sorted(probs, reverse=True)
+        assert {s.intent for s in p.intents} == set(classifier.intents)
+        assert sum(probs) == pytest.approx(1.0, abs=1e-5)
+        assert p.top == p.intents[0]
+        assert set(p.sentiment_probs) == {"negative", "neutral", "positive"}
+        assert sum(p.sentiment_probs.values()) == pytest.approx(1.0, abs=1e-5)
+        assert p.sentiment == max(p.sentiment_probs, key=p.sentiment_probs.__getitem__)
+        assert p.embedding.shape == (32,)
+        assert float(np.linalg.norm(p.embedding)) == pytest.approx(1.0, abs=1e-4)
+        assert p.model_version == "tiny-v1"
+    top1 = classifier.predict(TEXTS[:2], top_k=1)
+    assert [len(p.intents) for p in top1] == [1, 1]
+    capped = classifier.predict(TEXTS[:1], top_k=99)[0].intents
+    assert [s.intent for s in capped] == [s.intent for s in predictions[0].intents]
+    assert classifier.predict([]) == []
+
+
+def test_batch_equals_one_by_one(classifier: Classifier) -> None:
+    batch = classifier.predict(TEXTS)
+    single = [classifier.predict([t])[0] for t in TEXTS]
+    for b, s in zip(batch, single, strict=True):
+        assert [x.intent for x in b.intents] == [x.intent for x in s.intents]
+        assert b.intents[0].probability == pytest.approx(s.intents[0].probability, abs=1e-5)
+
+
+def test_long_input_is_truncated_by_the_tokenizer(classifier: Classifier) -> None:
+    (prediction,) = classifier.predict(["where is my order " * 3000])
+    assert prediction.embedding.shape == (32,)
+
+
+def test_concurrent_threads_give_the_sequential_results(classifier: Classifier) -> None:
+    batches = [TEXTS[i:] + TEXTS[:i] for i in range(8)]
+    expected = [as_tuples(classifier.predict(b)) for b in batches] * 4
+    barrier = threading.Barrier(8)
+
+    def work(batch: list[str]) -> list[tuple[object, ...]]:
+        barrier.wait(timeout=30)
+        return as_tuples(classifier.predict(batch))
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        got = list(pool.map(work, batches * 4))
+    for g, e in zip(got, expected, strict=True):
+        assert [x[:2] for x in g] == [x[:2] for x in e]
+        for a, b in zip(g, e, strict=True):
+            np.testing.assert_allclose(np.frombuffer(a[3], np.float32), np.frombuffer(b[3], np.float32), atol=1e-5)
+
+
+def test_swap_while_threads_predict(tiny_model: Path, model_copy: Path) -> None:
+    modeldir.update_manifest(model_copy, version="tiny-v2")
+    old, new = Classifier.load(tiny_model, provider="cpu"), Classifier.load(model_copy, provider="cpu")
+    live = LiveClassifier(old)
+    stop = threading.Event()
+    seen: list[str] = []
+    errors: list[BaseException] = []
+
+    def predict_forever() -> None:
+        try:
+            while not stop.is_set():
+                for p in live.predict(TEXTS[:3]):
+                    seen.append(p.model_version)
+        except BaseException as exc:  # noqa: BLE001 - any error fails the test below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=predict_forever) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for i in range(20):
+        previous = live.swap(new if i % 2 == 0 else old)
+        assert previous.version in ("tiny-v1", "tiny-v2")
+        time.sleep(0.005)
+    stop.set()
+    for t in threads:
+        t.join(timeout=30)
+    assert errors == []
+    assert set(seen) == {"tiny-v1", "tiny-v2"}  # both served, nothing else
+    assert live.current is old  # 20 swaps: back to the first
+    assert live.predict(["where is my order"])[0].model_version == "tiny-v1"
+
+
+# --- broken model directories: a ModelError subclass that says what and how to fix, never a traceback
+
+def test_corrupt_onnx_fails_its_checksum(model_copy: Path) -> None:
+    (model_copy / "model.onnx").write_bytes(b"this is not a protobuf" * 10)
+    with pytest.raises(ModelDirError) as info:
+        Classifier.load(model_copy)
+    assert "model.onnx does not match its checksum in manifest.json" in info.value.what
+    assert "retrain with `csbot train`" in info.value.fix
+
+
+def test_corrupt_onnx_with_matching_hash_is_a_model_error(model_copy: Path) -> None:
+    (model_copy / "model.onnx").write_bytes(b"this is not a protobuf" * 10)
+    card = modeldir.read(model_copy, verify_hashes=False)
+    with pytest.raises(ModelError) as unverified:
+        Classifier(card, provider="cpu")
+    fix_hash(model_copy, "model.onnx")
+    with pytest.raises(ModelError) as hashed:
+        Classifier.load(model_copy)
+    for info in (unverified, hashed):
+        assert type(info.value) is ModelError
+        assert "model.onnx could not be loaded by onnxruntime" in info.value.what
+        assert "retrain" in info.value.fix and "rollback" in info.value.fix
+
+
+def test_corrupt_int8_variant_is_a_model_error(model_copy: Path) -> None:
+    (model_copy / modeldir.INT8_FILE).write_bytes(b"garbage")
+    fix_hash(model_copy, modeldir.INT8_FILE)
+    modeldir.update_manifest(model_copy, variants=["fp32", "int8"])
+    with pytest.raises(ModelError, match="model.int8.onnx could not be loaded by onnxruntime"):
+        Classifier.load(model_copy, provider="cpu")
+    assert Classifier.load(model_copy, provider="cpu", variant="fp32").variant == "fp32"
+
+
+def test_missing_tokenizer(model_copy: Path) -> None:
+    (model_copy / modeldir.TOKENIZER_FILE).unlink()
+    with pytest.raises(ModelDirError) as info:
+        Classifier.load(model_copy)
+    assert "is missing tokenizer.json" in info.value.what
+    assert "copy tokenizer.json from the base model" in info.value.what
+    assert info.value.fix
+
+
+def test_invalid_tokenizer_file(model_copy: Path) -> None:
+    (model_copy / modeldir.TOKENIZER_FILE).write_text("{}")
+    fix_hash(model_copy, modeldir.TOKENIZER_FILE)
+    with pytest.raises(ModelDirError, match="tokenizer.json is not a valid tokenizer"):
+        Classifier.load(model_copy)
+
+
+def test_labels_that_do_not_match_the_graph(model_copy: Path) -> None:
+    labels = {"intents": ["a", "b", "c", "d"], "sentiments": ["negative", "neutral", "positive"]}
+    modeldir.write_json(model_copy / modeldir.LABELS_FILE, labels)
+    fix_hash(model_copy, modeldir.LABELS_FILE)
+    with pytest.raises(ModelDirError, match="the graph has 3 intent outputs but labels.json lists 4 intents"):
+        Classifier.load(model_copy)
+
+
+@pytest.mark.parametrize("broken", ["no-dir", "no-manifest", "bad-json", "no-labels"])
+def test_incomplete_model_dirs(model_copy: Path, tmp_path: Path, broken: str) -> None:
+    if broken == "no-dir":
+        shutil.rmtree(model_copy)
+        expected = "does not exist"
+    elif broken == "no-manifest":
+        (model_copy / modeldir.MANIFEST_FILE).unlink()
+        expected = "is missing manifest.json"
+    elif broken == "bad-json":
+        (model_copy / modeldir.MANIFEST_FILE).write_text("{not json")
+        expected = "manifest.json is not valid JSON"
+    else:
+        (model_copy / modeldir.LABELS_FILE).unlink()
+        expected = "is missing labels.json"
+    with pytest.raises(ModelDirError, match=expected) as info:
+        Classifier.load(model_copy)
+    assert isinstance(info.value, CsbotError) and info.value.fix
+
+
+def test_unknown_provider_and_variant(tiny_model: Path) -> None:
+    with pytest.raises(ModelError, match="Unknown onnxruntime provider 'tpu'"):
+        Classifier.load(tiny_model, provider="tpu")
+    with pytest.raises(ModelDirError, match="has no 'int8' variant"):
+        Classifier.load(tiny_model, provider="cpu", variant="int8")
+
+
+def test_runtime_does_not_import_torch(tiny_model: Path) -> None:
+    code = ("import sys; from models.runtime import Classifier; "
+            f"c = Classifier.load({str(tiny_model)!r}, provider='cpu'); c.predict(['hi']); "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "False"

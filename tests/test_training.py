@@ -1,0 +1,252 @@
+"""Training on a tiny random BERT: the run, its logs, the checked ONNX export, and the model directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import INTENT_DATA, tiny_examples
+
+from models import modeldir
+from models.errors import ConfigError, DataError, ExportError
+from models.runtime import Classifier
+from training.config import TrainConfig
+from training.data import Example, manifest
+from training.export import export_checked, run_torch
+from training.finetune import TrainResult, train
+from training.pipeline import _write, build_model
+
+PROBE_TEXTS = ["where is my order", "i want a refund", "forgot my password", "this is terrible",
+               "great service, thanks a lot", "zzz unknown words qqq", "ok"]
+
+
+@dataclass
+class Trained:
+    result: TrainResult
+    log_dir: Path
+    model_dir: Path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, tiny_config: TrainConfig) -> Trained:
+    """A short run kept in memory (the PyTorch model) and written as a model directory."""
+    root = tmp_path_factory.mktemp("train")
+    config = tiny_config.replace(epochs=3, min_steps=0)
+    examples = tiny_examples()
+    result = train(examples, config, log_dir=root / "logs", progress=False)
+    staging = root / "staging"
+    staging.mkdir()
+    _write(result, staging, root / "model", "t-1", [], manifest(examples), progress=False)
+    return Trained(result, root / "logs", root / "model")
+
+
+# --- config
+
+def test_config_rejects_a_bad_field_naming_it() -> None:
+    with pytest.raises(ConfigError) as info:
+        TrainConfig(epochs=0)
+    assert "Training option epochs=0 is invalid" in info.value.what
+    assert "set epochs to an integer from 1 to 100" in info.value.fix
+    with pytest.raises(ConfigError, match="device='tpu'"):
+        TrainConfig(device="tpu")
+    with pytest.raises(ConfigError, match="lr_body=2.0"):
+        TrainConfig().replace(lr_body=2.0)
+
+
+def test_config_rejects_a_wrong_type_naming_it() -> None:
+    with pytest.raises(ConfigError, match="epochs='three' is invalid: it should be an integer"):
+        TrainConfig(epochs="three")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="lr_head=None"):
+        TrainConfig.from_dict({"lr_head": None})
+    assert isinstance(TrainConfig(warmup_ratio=0).warmup_ratio, float)  # an integer is a fine number
+
+
+def test_config_from_dict_unknown_key_and_round_trip(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        TrainConfig.from_dict({"epochs": 2, "learning_rate": 0.1})
+    assert "Unknown training option(s): learning_rate" in info.value.what
+    assert "lr_body" in info.value.fix
+    config = TrainConfig(epochs=5, freeze_encoder=True)
+    config.save(tmp_path / "c.json")
+    assert TrainConfig.from_dict(json.loads((tmp_path / "c.json").read_text())) == config
+
+
+def test_unknown_base_model_is_a_config_error(tmp_path: Path, tiny_config: TrainConfig) -> None:
+    config = tiny_config.replace(base_model=str(tmp_path / "no-such-model"))
+    with pytest.raises(ConfigError, match="Cannot load the base model") as info:
+        train(tiny_examples(), config, progress=False)
+    assert "local folder with config.json" in info.value.fix
+
+
+def test_untrainable_data_fails_before_any_work(tmp_path: Path, tiny_config: TrainConfig) -> None:
+    with pytest.raises(DataError, match="The dataset is empty"):
+        build_model([], tiny_config, tmp_path / "m", progress=False)
+    single = [Example(t, "track_order") for t in INTENT_DATA["track_order"]] + [Example("money back", "refund")]
+    with pytest.raises(DataError, match="'refund' \\(1\\)"):
+        build_model(single, tiny_config, tmp_path / "m", progress=False)
+    assert list(tmp_path.iterdir()) == []  # the staging folder is cleaned up
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(modeldir.ModelDirError, match="taken already exists"):
+        build_model(tiny_examples(), tiny_config, tmp_path / "taken", progress=False)
+
+
+# --- the run
+
+def test_training_records_history_and_metrics_jsonl(trained: Trained) -> None:
+    history = trained.result.history
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+    assert all(np.isfinite(row["train_loss"]) and "val_intent_accuracy" in row for row in history)
+    logged = [json.loads(line) for line in (trained.log_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [row["epoch"] for row in logged] == [1, 2, 3]
+    assert logged[0]["train_loss"] == pytest.approx(history[0]["train_loss"])
+    assert trained.result.intents == sorted(INTENT_DATA)
+    assert 1 <= trained.result.best_epoch <= 3
+    assert len(trained.result.train_examples) + len(trained.result.val_examples) == len(tiny_examples())
+
+
+def test_training_is_seeded(tiny_config: TrainConfig, trained: Trained) -> None:
+    again = train(tiny_examples(), trained.result.config, progress=False)
+    assert [row["train_loss"] for row in again.history] == pytest.approx(
+        [row["train_loss"] for row in trained.result.history], rel=1e-5)
+    assert again.val_examples == trained.result.val_examples
+
+
+def test_export_parity_recorded_in_metrics(trained: Trained) -> None:
+    metrics = json.loads((trained.model_dir / "metrics.json").read_text())
+    fp32 = metrics["parity"]["fp32"]
+    assert fp32["max_abs_diff"] <= 1e-3
+    assert fp32["intent_top1_agreement"] == 1.0
+    assert fp32["samples"] == len(trained.result.val_examples)
+    assert metrics["history"] == trained.result.history
+    assert metrics["data"]["hash"] == manifest(tiny_examples())["hash"]
+
+
+def test_onnx_runtime_predictions_equal_pytorch(trained: Trained) -> None:
+    result = trained.result
+    intent_t, sentiment_t, embedding_t = run_torch(result.model, result.tokenizer, PROBE_TEXTS,
+                                                   result.config.max_length)
+    classifier = Classifier.load(trained.model_dir, provider="cpu")
+    intent_o, sentiment_o, embedding_o = classifier.logits(PROBE_TEXTS)
+    np.testing.assert_allclose(intent_o, intent_t, atol=1e-3)
+    np.testing.assert_allclose(sentiment_o, sentiment_t, atol=1e-3)
+    np.testing.assert_allclose(embedding_o, embedding_t, atol=1e-3)
+    assert (intent_o.argmax(-1) == intent_t.argmax(-1)).all()
+    predictions = classifier.predict(PROBE_TEXTS, top_k=1)
+    assert [p.top.intent for p in predictions] == [result.intents[i] for i in intent_t.argmax(-1)]
+
+
+def test_export_that_fails_parity_is_refused(trained: Trained, tmp_path: Path) -> None:
+    result = trained.result
+    with pytest.raises(ExportError) as info:
+        export_checked(result.model, result.tokenizer, tmp_path, PROBE_TEXTS, result.config.max_length,
+                       max_abs_diff=-1.0, int8=False)
+    assert "disagrees with PyTorch" in info.value.what and "was not saved" in info.value.what
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- the model directory
+
+def test_model_dir_is_self_describing(trained: Trained) -> None:
+    card = modeldir.read(trained.model_dir)
+    for name in (*modeldir.REQUIRED_FILES, modeldir.MANIFEST_FILE):
+        assert (trained.model_dir / name).is_file(), name
+    manifest_data = json.loads((trained.model_dir / modeldir.MANIFEST_FILE).read_text())
+    assert set(modeldir.REQUIRED_FILES) <= set(manifest_data["files"])
+    assert manifest_data["packages"]["torch"] and manifest_data["packages"]["onnxruntime-gpu"]
+    assert card.version == "t-1" and card.intents == tuple(sorted(INTENT_DATA))
+    assert card.sentiments == ("negative", "neutral", "positive")
+    assert card.max_length == 16 and card.data_hash == manifest(tiny_examples())["hash"]
+    saved = TrainConfig.from_dict(json.loads((trained.model_dir / modeldir.CONFIG_FILE).read_text()))
+    assert saved == trained.result.config
+
+
+def test_model_dir_round_trips_through_a_copy(tiny_model: Path, tmp_path: Path) -> None:
+    card = modeldir.read(tiny_model)
+    copy = tmp_path / "elsewhere" / "model"
+    modeldir.copy_model_dir(tiny_model, copy)
+    copied = modeldir.read(copy)
+    assert (copied.version, copied.intents, copied.thresholds, copied.data_hash) == (
+        card.version, card.intents, card.thresholds, card.data_hash)
+    assert copied.path == copy
+    a, b = Classifier.load(tiny_model, provider="cpu"), Classifier.load(copy, provider="cpu")
+    np.testing.assert_array_equal(a.logits(PROBE_TEXTS)[0], b.logits(PROBE_TEXTS)[0])
+    updated = modeldir.update_manifest(copy, thresholds={**card.thresholds, "answer_min": 0.42})
+    assert updated.thresholds["answer_min"] == 0.42
+    assert modeldir.read(copy).thresholds["answer_min"] == 0.42
+    assert modeldir.read(tiny_model).thresholds == card.thresholds
+
+
+def test_finalize_refuses_incomplete_or_existing(tmp_path: Path, tiny_model: Path) -> None:
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    (staging / "model.onnx").write_bytes(b"x")
+    with pytest.raises(modeldir.ModelDirError, match="missing tokenizer.json, labels.json"):
+        modeldir.finalize(staging, tmp_path / "dest", version="v1", max_length=8, base_model="b", data_hash="h",
+                          packages={})
+    with pytest.raises(modeldir.ModelDirError, match="format_version"):
+        copy = tmp_path / "old"
+        modeldir.copy_model_dir(tiny_model, copy)
+        modeldir.update_manifest(copy, format_version=99)
+
+
+# --- the CLI: errors, never tracebacks
+
+def test_cli_train_on_an_empty_file_says_error_without_traceback(tmp_path: Path) -> None:
+    (tmp_path / "empty.csv").write_text("")
+    env = {**os.environ, "CSBOT_DATA_DIR": str(tmp_path / "data")}
+    proc = subprocess.run([sys.executable, "-m", "training", "train", "--data", "empty.csv", "--out", "X"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert "Error: Dataset empty.csv is empty" in proc.stderr
+    assert "Fix:" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert not (tmp_path / "X").exists()
+
+
+def test_cli_train_bad_option_names_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from training.cli import main
+
+    data = tmp_path / "d.csv"
+    data.write_text("text,intent\n" + "".join(f"{t},{i}\n" for i, ts in INTENT_DATA.items() for t in ts))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CSBOT_DATA_DIR", str(tmp_path / "data"))
+    runner = CliRunner()
+    result = runner.invoke(main, ["train", "--data", str(data), "--out", "X", "--set", "epochs=three"])
+    assert result.exit_code == 1
+    assert "Error: Training option epochs='three' is invalid" in result.output
+    result = runner.invoke(main, ["train", "--data", str(data), "--out", "X", "--set", "epoch=3"])
+    assert result.exit_code == 1 and "Unknown training option(s): epoch" in result.output
+    result = runner.invoke(main, ["train", "--data", str(data), "--out", "X", "--intent-column", "nope"])
+    assert result.exit_code == 1 and "Column 'nope' (the intent column)" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_cli_eval_writes_report_and_confusion_png(tiny_model: Path, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from training.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CSBOT_DATA_DIR", str(tmp_path / "data"))
+    data = tmp_path / "test.csv"
+    data.write_text("text,intent\n" + "".join(f"{t},{i}\n" for i, ts in INTENT_DATA.items() for t in ts))
+    runner = CliRunner()
+    result = runner.invoke(main, ["eval", str(tiny_model), "--data", str(data), "--report", str(tmp_path / "rep")])
+    assert result.exit_code == 0, result.output
+    assert f"Model tiny-v1 (CPU, fp32) on {sum(map(len, INTENT_DATA.values()))} examples: accuracy" in result.output
+    report = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert set(report["per_label"]) <= set(INTENT_DATA) and 0.0 <= report["macro_f1"] <= 1.0
+    assert np.array(report["confusion"]).sum() == report["samples"] == 24
+    assert (tmp_path / "rep" / "confusion.png").read_bytes()[:4] == b"\x89PNG"
+    unknown = tmp_path / "unknown.csv"
+    unknown.write_text("text,intent\nhi,greeting\n")
+    result = runner.invoke(main, ["eval", str(tiny_model), "--data", str(unknown)])
+    assert result.exit_code == 1 and "1 intent(s) in the data are unknown to model tiny-v1: greeting" in result.output
+    result = runner.invoke(main, ["eval"])
+    assert result.exit_code == 1 and "Error: There is no active model yet." in result.output
