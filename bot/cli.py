@@ -101,9 +101,16 @@ def serve(http: bool) -> None:
       csbot serve            # Socket Mode (development, no public URL)
       csbot serve --http     # POST /slack/events, GET /healthz, GET /metrics
     """
+    from bot.scheduler import RetrainScheduler
     from bot.slack.server import serve as serve_slack
 
-    serve_slack(settings(), http=http)
+    cfg = settings()
+    # The nightly retrain (CSBOT_RETRAIN_CRON); the lock in SQLite keeps replicas from training twice.
+    schedule = RetrainScheduler(cfg).start()
+    try:
+        serve_slack(cfg, http=http)
+    finally:
+        schedule.shutdown()
 
 
 @main.command(context_settings=PASS_THROUGH)
@@ -251,6 +258,141 @@ def db_backup(path: Path) -> None:
         except FileExistsError as exc:
             raise CsbotError(f"{path} already exists.", "choose a new file name; backups never overwrite.") from exc
     click.echo(f"Backed up to {dest}.")
+
+
+# --- the learning loop (bot.learning): the same functions back /csbot in Slack and the scheduler
+
+
+@main.command()
+@click.option("--force", is_flag=True, help="Train even if nothing new came in since the last run.")
+@click.option("--mode", type=click.Choice(["auto", "full", "fast"]), default="auto", show_default=True,
+              help="full fine-tune, fast (heads only on the active encoder), or auto.")
+@click.option("--wait/--no-wait", default=True, show_default=True, help="Wait for the run and print its report.")
+@click.option("--set", "overrides", multiple=True, help="A training option for this run, e.g. --set epochs=2.")
+@friendly
+def retrain(force: bool, mode: str, wait: bool, overrides: tuple[str, ...]) -> None:
+    """Learn from feedback now: build the dataset, fine-tune, check, gate and promote (in a child process).
+
+    \b
+    Examples:
+      csbot retrain                 # what the nightly schedule runs
+      csbot retrain --force --mode full --no-wait
+    """
+    from bot import learning
+
+    cfg = settings()
+    extra = [arg for item in overrides for arg in ("--set", item)]
+    handle = learning.start_retrain(cfg, "cli", force=force, mode=mode, extra_args=extra)
+    if not handle.started:
+        click.echo(f"Retrain skipped: {handle.reason}." + ("" if force else " Use --force to train anyway."))
+        return
+    click.echo(f"Retrain run {handle.run_id} started (pid {handle.process.pid if handle.process else '?'}); "
+               f"log: {handle.log_path}")
+    if not wait:
+        return
+    run = handle.wait()
+    click.echo(learning.report_text(run))
+    if run.get("run_dir"):
+        click.echo(f"Report: {run['run_dir']}/report.json, chart: {run['run_dir']}/report.png")
+    if run.get("status") == "failed":
+        sys.exit(1)
+
+
+@main.group("models")
+def models_group() -> None:
+    """Model versions: list them; see also `csbot promote` and `csbot rollback`."""
+
+
+@models_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@friendly
+def models_list(as_json: bool) -> None:
+    """List model versions, newest first, with status, eval accuracy and the gate's reason.
+
+    \b
+    Example:
+      csbot models list
+    """
+    from bot import learning
+
+    rows = learning.models_list(settings())
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=str))
+        return
+    if not rows:
+        click.echo("No model versions yet. Train one with `csbot train`.")
+        return
+    for row in rows:
+        acc = row["metrics"].get("eval_accuracy") or row["metrics"].get("test") or row["metrics"].get("validation")
+        flags = " (previous)" if row["previous"] else ""
+        flags += "" if row["on_disk"] else " (files deleted)"
+        click.echo(f"{row['version']:<8} {row['status'] or '?':<10} "
+                   f"{'acc ' + format(acc, '.1%') if isinstance(acc, float) else '':<10} "
+                   f"{(row['created_at'] or '')[:19]}{flags}  {row['reason'][:80]}")
+
+
+@main.command()
+@click.argument("version")
+@friendly
+def promote(version: str) -> None:
+    """Make VERSION the active model (atomic; a running bot swaps it in without a restart).
+
+    \b
+    Example:
+      csbot promote v0007
+    """
+    from bot import learning
+
+    result = learning.promote(settings(), version)
+    click.echo(f"Version {result['active']} is now active (was {result['previous'] or 'none'}).")
+
+
+@main.command()
+@friendly
+def rollback() -> None:
+    """Restore the previously active model version.
+
+    \b
+    Example:
+      csbot rollback
+    """
+    from bot import learning
+
+    result = learning.rollback(settings())
+    click.echo(f"Rolled back: {result['active']} is active again (was {result['previous']}).")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@friendly
+def status(as_json: bool) -> None:
+    """Show the active model, its metrics, the last and the next retrain, and the provider.
+
+    \b
+    Example:
+      csbot status
+    """
+    from bot import learning
+
+    info = learning.status(settings())
+    if as_json:
+        click.echo(json.dumps(info, indent=2, default=str))
+        return
+    metrics = ", ".join(f"{k} {v:.1%}" for k, v in info["metrics"].items() if isinstance(v, float) and v <= 1)
+    click.echo(f"active model: {info['active'] or 'none'}" + (f" ({metrics})" if metrics else "")
+               + (f"; previous {info['previous']}" if info["previous"] else ""))
+    click.echo(f"inference provider: {info['provider']}")
+    if info["running"]:
+        click.echo(f"retrain running now: {info['running']}")
+    last = info["last_run"]
+    if last:
+        click.echo(f"last retrain: run {last['id']} {last['status']} ({last['trigger']}, started "
+                   f"{last['started_at'][:19]}Z)")
+        if last["status"] in ("skipped", "failed") and last.get("log_excerpt"):
+            click.echo("  " + last["log_excerpt"].strip().splitlines()[-1][:200])
+    else:
+        click.echo("last retrain: never")
+    click.echo(f"next retrain: {info['next_run'] or 'not scheduled'} (schedule {info['schedule']})")
 
 
 if __name__ == "__main__":

@@ -47,3 +47,40 @@ CHAT_NO_SLACK = ("No Slack tokens in .env (SLACK_BOT_TOKEN), so csbot is serving
                  "the terminal. See the README, 'Connect to Slack', to run it in Slack.")
 CHAT_CHOOSE = "Type 1 or 2 to choose, or anything else to ask again."
 CHAT_BYE = "Bye! Everything from this session is saved in {db}."
+
+# Slack
+SLACK_ERROR = "Sorry, something went wrong on my side. Please try again in a minute."
+CLARIFY_CHOSEN = "You chose: {choice}"
+HANDOFF_REQUESTED = "handed to a human · you asked for a person"
+AGENTS_HANDOFF_TITLE = "Handoff: a customer needs a person"
+AGENTS_ESCALATE_TITLE = ":rotating_light: Priority escalation: a customer seems upset"
+AGENTS_FIELDS = ("*Customer*\n<@{user}>", "*Intent guess*\n{intent} ({confidence})",
+                 "*Sentiment*\n{sentiment}", "*Reason*\n{reason}")
+AGENTS_LINK = "<{link}|Open the thread>"
+AGENTS_FALLBACK = "{title}: <@{user}> wrote \"{text}\" ({reason})"
+AGENTS_UNKNOWN = "unknown"
+
+# Admin and agent commands (`/csbot ...` and the CLI)
+ADMIN_HELP = ("*csbot commands*\n"
+              "• `/csbot status` — active model, last and next retrain, inference device, 7-day feedback\n"
+              "• `/csbot models` — model versions with their metrics\n"
+              "• `/csbot retrain` — retrain now (add `--force` to retrain with no new data)\n"
+              "• `/csbot promote VERSION` — make a version active\n"
+              "• `/csbot rollback` — go back to the previous active version\n"
+              "• `/csbot stats [DAYS]` — answer and handoff rates, 👍 share, top intents, corrections\n"
+              "• `/csbot review` — answers rated 👎 and handoffs that no agent has labelled yet (agents)\n"
+              "• `/csbot help` — this list")
+UNKNOWN_COMMAND = "I don't know `{command}`."
+ADMIN_ONLY = ("Only admins can run `{command}`. Admins: {admins}. "
+              "Ask one of them, or ask to be added to CSBOT_ADMIN_USERS.")
+AGENT_ONLY = ("Only support agents can do this. Ask an admin to add you to CSBOT_AGENT_USERS "
+              "(or to the agents' user group).")
+NOBODY_CONFIGURED = "nobody yet (set CSBOT_ADMIN_USERS)"
+RETRAIN_STARTED = "Retraining started: {reason}. I'll post progress and the result here."
+RETRAIN_SKIPPED = "Retraining skipped: {reason}."
+PROMOTE_USAGE = "Usage: `/csbot promote VERSION` (see `/csbot models` for the versions)."
+PROMOTED = "Version {active} is now active (was {previous}). Running bots switch to it within seconds."
+ROLLED_BACK = "Rolled back: version {active} is active again (was {previous})."
+NO_MODELS = "There are no model versions yet. Run `csbot train` or `/csbot retrain`."
+REVIEW_EMPTY = "The review queue is empty: every 👎 and handoff has been labelled. 🎉"
+REVIEW_HEADER = "*Review queue*: {count} item(s), oldest first"

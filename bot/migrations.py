@@ -206,7 +206,22 @@ def create_learning_tables(db: Database) -> None:
     )
 
 
+def add_retrain_lock(db: Database) -> None:
+    """The learning loop's lock (one row per lock name: who holds it, on which host, until when),
+    so two replicas never train at once; and the run's phase, host, mode and folder."""
+    db.create_table(
+        "locks",
+        {"name": str, "owner": str, "host": str, "pid": int, "acquired_at": str, "expires_at": str},
+        pk="name",
+        not_null=["owner", "acquired_at", "expires_at"],
+    )
+    # Plain ALTER TABLE: sqlite-utils' add_column may commit the migration's transaction.
+    for column in ("phase", "host", "mode", "run_dir"):
+        db.execute(f"ALTER TABLE training_runs ADD COLUMN [{column}] TEXT")
+
+
 MIGRATIONS: list[Migration] = [
     ("create_conversation_tables", create_conversation_tables),
     ("create_learning_tables", create_learning_tables),
+    ("add_retrain_lock", add_retrain_lock),
 ]

@@ -315,7 +315,9 @@ def _epochs(model: IntentSentimentModel, train_data: Encoded, val_data: Encoded,
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             stale += 1
-            if config.patience and stale >= config.patience:
+            # Stop early only in the second half: with a small validation split the first
+            # epochs are noisy, and the learning rate is still high there.
+            if config.patience and stale >= config.patience and epoch >= (config.epochs + 1) // 2:
                 break
     if best_state is not None:
         model.load_state_dict(best_state)

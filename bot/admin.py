@@ -1,0 +1,149 @@
+"""Admin and agent commands as plain functions: `/csbot ...` in Slack and `csbot ...` in the CLI
+call the same code and print the same text.
+
+Each command returns an ``AdminReply`` (mrkdwn text, plus the review items when there are
+some, which Slack renders with buttons). Permission checks live here too, so a refusal
+reads the same everywhere and nothing is done or stored for someone who may not act.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from bot import learning, messages, stats
+from bot.config import Settings
+from bot.store import Store
+from models.errors import CsbotError
+
+ADMIN_COMMANDS = ("status", "models", "retrain", "promote", "rollback", "stats")
+AGENT_COMMANDS = ("review",)
+
+
+@dataclass(frozen=True)
+class AdminReply:
+    text: str
+    ok: bool = True
+    review_items: list[dict[str, Any]] = field(default_factory=list)
+    retrain: learning.RetrainHandle | None = None
+
+
+def is_admin(settings: Settings, user: str | None) -> bool:
+    return user is None or user in settings.admins  # None: the local CLI operator
+
+
+def is_agent(settings: Settings, user: str | None, usergroup_members: frozenset[str] = frozenset()) -> bool:
+    return user is None or user in settings.agents or user in usergroup_members
+
+
+def refusal(settings: Settings, command: str) -> AdminReply:
+    who = ", ".join(f"<@{u}>" for u in sorted(settings.admins)) or messages.NOBODY_CONFIGURED
+    return AdminReply(messages.ADMIN_ONLY.format(command=command, admins=who), ok=False)
+
+
+def run(settings: Settings, text: str, *, user: str | None = None, provider: str | None = None,
+        next_run: datetime | None = None, usergroup_members: frozenset[str] = frozenset(),
+        trigger: str = "slack") -> AdminReply:
+    """Run one `/csbot` command line (``text`` is what follows `/csbot`)."""
+    try:
+        words = shlex.split(text or "")
+    except ValueError:
+        words = (text or "").split()
+    command, args = (words[0].lower(), words[1:]) if words else ("help", [])
+    if command in ADMIN_COMMANDS and not is_admin(settings, user):
+        return refusal(settings, command)
+    if command in AGENT_COMMANDS and not is_agent(settings, user, usergroup_members):
+        return AdminReply(messages.AGENT_ONLY, ok=False)
+    try:
+        if command == "status":
+            return AdminReply(render_status(settings, provider=provider, next_run=next_run))
+        if command == "models":
+            return AdminReply(render_models(learning.models_list(settings)))
+        if command == "retrain":
+            handle = learning.start_retrain(settings, trigger, force="--force" in args)
+            return AdminReply(messages.RETRAIN_STARTED.format(reason=handle.reason) if handle.started
+                              else messages.RETRAIN_SKIPPED.format(reason=handle.reason), retrain=handle)
+        if command == "promote":
+            if len(args) != 1:
+                return AdminReply(messages.PROMOTE_USAGE, ok=False)
+            result = learning.promote(settings, args[0], reason=f"promoted by {user or 'the CLI'}")
+            return AdminReply(messages.PROMOTED.format(**result))
+        if command == "rollback":
+            return AdminReply(messages.ROLLED_BACK.format(**learning.rollback(settings)))
+        if command == "stats":
+            days = int(args[0].rstrip("d")) if args and args[0].rstrip("d").isdigit() else 7
+            with Store(settings.db_path) as store:
+                return AdminReply(stats.render(stats.compute(store, days)))
+        if command == "review":
+            with Store(settings.db_path) as store:
+                items = store.review_queue(limit=20)
+            return AdminReply(render_review(items), review_items=items)
+    except CsbotError as error:
+        return AdminReply(f"Error: {error}", ok=False)
+    prefix = "" if command == "help" else messages.UNKNOWN_COMMAND.format(command=command) + "\n"
+    return AdminReply(prefix + messages.ADMIN_HELP, ok=command == "help")
+
+
+def render_status(settings: Settings, *, provider: str | None = None, next_run: datetime | None = None) -> str:
+    info = learning.status(settings, provider=provider, next_run=next_run)
+    with Store(settings.db_path) as store:
+        week = stats.compute(store, 7)
+    metrics = info.get("metrics") or {}
+    accuracy = ", ".join(f"{k} {v:.1%}" for k, v in metrics.items() if isinstance(v, float)) or "no metrics"
+    last = info.get("last_run")
+    last_text = (f"run {last['id']} {last['status']} ({last.get('trigger')}, {last.get('started_at', '')[:16]})"
+                 if last else "never")
+    device = "CUDA" if (info.get("provider") or "").startswith("CUDA") else "CPU"
+    lines = [
+        f"*Active model*: {info.get('active') or 'none'} ({accuracy})",
+        f"*Inference*: {device} ({info.get('provider')})",
+        f"*Last retrain*: {last_text}" + (f" · running now: {info['running']}" if info.get("running") else ""),
+        f"*Next retrain*: {(info.get('next_run') or 'not scheduled')[:16].replace('T', ' ')} · "
+        f"schedule {info.get('schedule')}",
+        f"*Feedback, 7 days*: {week.up} 👍 / {week.down} 👎 · {week.corrections} corrections · "
+        f"{week.messages} messages",
+    ]
+    return "\n".join(lines)
+
+
+def render_models(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return messages.NO_MODELS
+    lines = ["*Model versions* (newest first)"]
+    for row in rows:
+        metrics = row.get("metrics") or {}
+        acc = ", ".join(f"{k} {v:.1%}" for k, v in metrics.items() if isinstance(v, float))
+        mark = " ← active" if row["status"] == "active" else (" (previous)" if row.get("previous") else "")
+        reason = f" — {row['reason']}" if row.get("reason") and row["status"] == "rejected" else ""
+        lines.append(f"• `{row['version']}` {row['status']}{mark}" + (f" · {acc}" if acc else "") + reason)
+    return "\n".join(lines)
+
+
+def render_review(items: list[dict[str, Any]]) -> str:
+    if not items:
+        return messages.REVIEW_EMPTY
+    lines = [messages.REVIEW_HEADER.format(count=len(items))]
+    for item in items:
+        why = "👎" if item.get("downvotes") else item.get("decision", "")
+        guess = f"{item.get('intent')} {item.get('confidence') or 0:.0%}" if item.get("intent") else "no guess"
+        text = (item.get("text") or "").replace("\n", " ")
+        lines.append(f"• #{item['message_id']} [{why}] “{text[:120]}” — guess: {guess} ({item['created_at'][:16]})")
+    return "\n".join(lines)
+
+
+def label(settings: Settings, message_id: int, intent: str | None, *, agent: str | None,
+          sentiment: str | None = None, note: str | None = None, known_intents: tuple[str, ...] = ()) -> str:
+    """Store an agent's label for a message (the review queue's and the flag modal's action)."""
+    from bot.store import NEW_TOPIC
+
+    if intent and intent != NEW_TOPIC and known_intents and intent not in known_intents:
+        raise CsbotError(messages.UNKNOWN_INTENT.format(intent=intent, known=", ".join(sorted(known_intents))),
+                         "pick one of the known intents, or 'none of these / new topic'.")
+    with Store(settings.db_path) as store:
+        if store.get_message(message_id) is None:
+            raise CsbotError(f"There is no message {message_id}.", "run `csbot review` to see the queue.")
+        store.record_correction(message_id, agent=agent or "cli", correct_intent=intent,
+                                correct_sentiment=sentiment, note=note)
+    return messages.CORRECTED.format(message_id=message_id, intent=intent or "(sentiment only)")

@@ -1,0 +1,137 @@
+"""The nightly retrain schedule, inside ``csbot serve``.
+
+apscheduler's ``BackgroundScheduler`` fires ``RetrainScheduler.run_job`` on the cron expression
+``CSBOT_RETRAIN_CRON`` (default ``0 2 * * *``) in ``CSBOT_TIMEZONE`` (default: the machine's local
+zone). ``coalesce`` folds missed firings into one, ``misfire_grace_time`` lets a firing that was
+late (the process was busy or asleep) still run within an hour, and ``max_instances=1`` plus an
+in-process guard mean a trigger that arrives while a run is still going is skipped. Across
+replicas, ``bot.learning.start_retrain`` takes a lock row in SQLite before launching anything,
+so two replicas never train at once; it also skips (and records why) when nothing new came in.
+
+The job itself runs in a child process (``python -m training retrain --trigger schedule``): a
+crash or OOM there cannot take the bot down. When the child ends, the bot swaps in the new
+active model (``Context.refresh_model``) and posts the report to the admins' channel.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime, tzinfo
+from typing import Any
+
+from bot import learning
+from bot.config import Settings
+from models.errors import ConfigError
+
+log = logging.getLogger("csbot.scheduler")
+
+MISFIRE_GRACE_SECONDS = 3600
+
+
+def resolve_timezone(name: str) -> tzinfo:
+    if not name:
+        from tzlocal import get_localzone
+
+        return get_localzone()
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"CSBOT_TIMEZONE={name!r} is not a known time zone.",
+                          "use an IANA name such as Europe/Paris or America/New_York, or leave it empty "
+                          "for the machine's local time.") from exc
+
+
+def make_trigger(settings: Settings) -> Any:
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        return CronTrigger.from_crontab(settings.retrain_cron, timezone=resolve_timezone(settings.timezone))
+    except ValueError as exc:
+        raise ConfigError(f"CSBOT_RETRAIN_CRON={settings.retrain_cron!r} is not a valid cron expression ({exc}).",
+                          "write five fields: minute hour day month weekday, e.g. '0 2 * * *' for 02:00.") from exc
+
+
+def next_retrain_time(settings: Settings, now: datetime | None = None) -> datetime | None:
+    """When the schedule fires next after ``now`` (an aware datetime; default: now)."""
+    trigger = make_trigger(settings)
+    now = (now or learning.system_clock()).astimezone(trigger.timezone)
+    return trigger.get_next_fire_time(None, now)
+
+
+class RetrainScheduler:
+    """The schedule of one bot process. ``context`` (a ``bot.context.Context``) gets the new
+    model swapped in after a run; ``notify(run_row)`` reports it (default: post to the admins'
+    channel when Slack is configured). ``clock`` is injectable for tests."""
+
+    def __init__(self, settings: Settings, *, context: Any = None,
+                 notify: Callable[[dict[str, Any]], Any] | None = None,
+                 clock: learning.Clock = learning.system_clock,
+                 misfire_grace_time: int = MISFIRE_GRACE_SECONDS, extra_args: tuple[str, ...] = ()) -> None:
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        self.settings = settings
+        self.context = context
+        self.notify = notify
+        self.clock = clock
+        self.extra_args = extra_args
+        self.trigger = make_trigger(settings)
+        self.scheduler = BackgroundScheduler(
+            timezone=self.trigger.timezone,
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": misfire_grace_time})
+        self.job: Any = None
+        self.last_result: dict[str, Any] | None = None
+        self._busy = threading.Lock()
+
+    def start(self) -> RetrainScheduler:
+        self.job = self.scheduler.add_job(self.run_job, self.trigger, id="retrain", name="retrain",
+                                          replace_existing=True)
+        self.scheduler.start()
+        log.info("retrain scheduled: %s (%s); next run %s", self.settings.retrain_cron,
+                 self.trigger.timezone, self.next_run_time())
+        return self
+
+    def shutdown(self, wait: bool = False) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=wait)
+
+    def next_run_time(self) -> datetime | None:
+        if self.job is not None and self.scheduler.running:
+            return self.job.next_run_time
+        return self.trigger.get_next_fire_time(None, self.clock().astimezone(self.trigger.timezone))
+
+    def fire_now(self) -> None:
+        """Ask apscheduler to run the job at once (it still obeys max_instances)."""
+        self.job.modify(next_run_time=datetime.now(self.trigger.timezone))
+
+    def run_job(self, trigger: str = "schedule") -> dict[str, Any]:
+        """One firing: start the retrain (or skip), wait for it, swap the model, report."""
+        if not self._busy.acquire(blocking=False):
+            reason = "the previous run is still going"
+            log.info("retrain trigger skipped: %s", reason)
+            return {"status": "skipped", "reason": reason}
+        try:
+            handle = learning.start_retrain(self.settings, trigger, clock=self.clock, extra_args=self.extra_args)
+            if not handle.started:
+                result: dict[str, Any] = {"status": "skipped", "reason": handle.reason, "id": handle.run_id}
+            else:
+                result = handle.wait()
+                if self.context is not None:
+                    try:
+                        self.context.refresh_model()
+                    except Exception:  # keep serving the current model
+                        log.exception("could not load the new active model")
+                if self.notify is not None:
+                    self.notify(result)
+                else:
+                    learning.post_report(self.settings, result)
+            self.last_result = result
+            return result
+        except Exception:
+            log.exception("the retrain job could not run")
+            raise
+        finally:
+            self._busy.release()

@@ -1,0 +1,165 @@
+"""Buttons and reactions: ratings, clarify choices and "Talk to a human".
+
+Every handler runs after the ack. Store work happens on the runtime's thread pool;
+Slack calls on the event loop. Values on buttons are ids the bot wrote itself, but
+they are still checked against the store, because a stale message can outlive its rows.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from bot import messages
+from bot.router import ANSWER
+from bot.service import Reply
+from bot.slack import blocks
+from bot.slack.dedupe import claim_many
+from bot.slack.events import ReactionJob
+from bot.slack.handoff import Handoff, post_handoff
+from bot.slack.runtime import Runtime
+from bot.store import Row
+from models.errors import CsbotError
+
+log = logging.getLogger(__name__)
+
+Body = dict[str, Any]
+
+
+def _where(body: Body) -> tuple[str, str, str, str]:
+    """(user, channel, message ts, thread ts) of the message holding the clicked button."""
+    message = body.get("message") or {}
+    container = body.get("container") or {}
+    channel = (body.get("channel") or {}).get("id") or container.get("channel_id") or ""
+    ts = message.get("ts") or container.get("message_ts") or ""
+    thread_ts = message.get("thread_ts") or container.get("thread_ts") or ts
+    return (body.get("user") or {}).get("id") or "", channel, ts, thread_ts
+
+
+def _action(body: Body) -> dict[str, Any]:
+    actions = body.get("actions") or [{}]
+    return actions[0]
+
+
+class Actions:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+
+    async def _update(self, body: Body, note: str) -> None:
+        """Replace the clicked message's buttons with a context line."""
+        _, channel, ts, _ = _where(body)
+        message = body.get("message") or {}
+        text = message.get("text") or note
+        await self.rt.call("chat.update", channel=channel, ts=ts, text=blocks.fallback(text),
+                           blocks=blocks.replace_actions(message.get("blocks"), note, text))
+
+    # --- 👍 / 👎 buttons -------------------------------------------------------------
+
+    async def feedback(self, body: Body, rating: int) -> None:
+        user, *_ = _where(body)
+        try:
+            reply_id = int(_action(body).get("value") or "")
+        except ValueError:
+            return
+
+        def work() -> bool:
+            if self.rt.ctx.store.get_reply(reply_id) is None:
+                return False
+            self.rt.ctx.bot.rate(reply_id, user, rating, "button")
+            return True
+
+        if not await self.rt.in_thread(work):
+            log.warning("a feedback click named reply %s, which does not exist", reply_id)
+            return
+        self.rt.metrics.inc("csbot_feedback_total", rating="up" if rating > 0 else "down", source="button")
+        await self._update(body, messages.FEEDBACK_THANKS)
+
+    # --- "Talk to a human" and "Neither" ---------------------------------------------
+
+    async def human_from_reply(self, body: Body) -> None:
+        try:
+            reply_id = int(_action(body).get("value") or "")
+        except ValueError:
+            return
+        reply = await self.rt.in_thread(self.rt.ctx.store.get_reply, reply_id)
+        if reply is not None:
+            await self._hand_over(body, int(reply["message_id"]))
+
+    async def human_from_clarify(self, body: Body) -> None:
+        try:
+            message_id = int(_action(body).get("value") or "")
+        except ValueError:
+            return
+        await self._hand_over(body, message_id)
+
+    async def _hand_over(self, body: Body, message_id: int) -> None:
+        user, channel, _, thread_ts = _where(body)
+        message: Row | None = await self.rt.in_thread(self.rt.ctx.store.get_message, message_id)
+        if message is None:
+            return
+        await post_handoff(self.rt, Handoff(
+            channel=channel, thread_ts=thread_ts, user=message.get("user") or user, text=message.get("text") or "",
+            intent=message.get("intent"), confidence=message.get("confidence"), sentiment=message.get("sentiment"),
+            sentiment_score=message.get("sentiment_score"), reason="asked_for_human"))
+        await self.rt.call("chat.postMessage", channel=channel, thread_ts=thread_ts,
+                           text=self.rt.ctx.kb.company.handoff_text)
+        await self._update(body, messages.HANDOFF_REQUESTED)
+
+    # --- clarify -------------------------------------------------------------------
+
+    async def clarify(self, body: Body) -> None:
+        user, channel, _, thread_ts = _where(body)
+        action = _action(body)
+        try:
+            message_id, intent = blocks.parse_clarify_value(action.get("value") or "")
+        except (ValueError, KeyError, TypeError):
+            return
+
+        def work() -> tuple[int, Reply] | None:
+            if self.rt.ctx.store.get_message(message_id) is None:
+                return None
+            try:
+                return self.rt.ctx.bot.choose(message_id, intent, user, channel)
+            except CsbotError as exc:  # the knowledge base lost that intent since the question was asked
+                log.warning("clarify choice failed: %s", exc)
+                return None
+
+        chosen = await self.rt.in_thread(work)
+        if chosen is None:
+            return
+        reply_id, reply = chosen
+        choice = ((action.get("text") or {}).get("text")) or intent
+        await self._update(body, messages.CLARIFY_CHOSEN.format(choice=choice))
+        posted = await self.rt.call("chat.postMessage", channel=channel, thread_ts=thread_ts,
+                                    text=blocks.fallback(reply.text), blocks=blocks.answer_blocks(reply, reply_id),
+                                    unfurl_links=False)
+        if posted and posted.get("ts"):
+            await self.rt.in_thread(self.rt.ctx.store.set_reply_ts, reply_id, channel, str(posted["ts"]))
+
+    # --- reactions -----------------------------------------------------------------
+
+    def _react(self, job: ReactionJob) -> str:
+        store = self.rt.ctx.store
+        if not claim_many(store, [job.event_id])[0]:
+            return "duplicate"
+        reply = store.find_reply(job.channel, job.ts)
+        if reply is None or reply["kind"] != ANSWER:
+            return "not_an_answer"
+        if job.added:
+            self.rt.ctx.bot.rate(int(reply["id"]), job.user, job.rating, "reaction")
+            return "stored"
+        # Removing 👍 withdraws only a 👍 given by reaction, never a later button vote.
+        row = store.db.execute("SELECT rating, source FROM feedback WHERE reply_id = ? AND user = ?",
+                               [reply["id"], job.user]).fetchone()
+        if row is not None and row[0] == job.rating and row[1] == "reaction":
+            store.remove_feedback(int(reply["id"]), job.user)
+            return "removed"
+        return "unchanged"
+
+    async def reaction(self, job: ReactionJob) -> None:
+        result = await self.rt.in_thread(self._react, job)
+        if result == "duplicate":
+            self.rt.metrics.inc("csbot_slack_duplicates_total", kind="event_id")
+        elif result == "stored":
+            self.rt.metrics.inc("csbot_feedback_total", rating="up" if job.rating > 0 else "down",
+                                source="reaction")

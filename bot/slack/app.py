@@ -1,0 +1,197 @@
+"""The bolt ``AsyncApp`` and its listeners, the same for Socket Mode and HTTP.
+
+``process_before_response=True`` makes bolt run a listener inline and answer once it
+returns, instead of polling every 10 ms for the ack from a background task (which
+alone would miss the 10 ms ack target). So every listener here only acks and hands
+the work on: messages to the batching pipeline, clicks and reactions to tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import timedelta
+from typing import Any
+
+import aiohttp
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.context import Context
+from bot.slack import blocks
+from bot.slack.actions import Actions
+from bot.slack.events import message_job, reaction_job
+from bot.slack.metrics import Metrics
+from bot.slack.pipeline import MessagePipeline
+from bot.slack.runtime import Runtime
+from models.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+Body = dict[str, Any]
+# Later features (agents' shortcuts, App Home, /csbot) register their listeners through this.
+Extension = Callable[[AsyncApp, Runtime], None]
+
+
+class _SameTokenFilter(logging.Filter):
+    """Drop bolt's warning that our client's token wins over SLACK_BOT_TOKEN: bolt reads the
+    environment on its own, and the two are the same token (settings read that variable)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
+BOLT_LOG = logging.getLogger("csbot.bolt")
+BOLT_LOG.addFilter(_SameTokenFilter())
+
+
+def make_client(token: str, base_url: str, session: aiohttp.ClientSession | None = None) -> AsyncWebClient:
+    """A Web API client for ``base_url`` (GovSlack, or the tests' fake) that waits out rate limits."""
+    client = AsyncWebClient(token=token, base_url=base_url, session=session, timeout=15)
+    client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
+    return client
+
+
+class SlackService:
+    """Owns the client, the app, the pipeline and background tasks of one running bot."""
+
+    def __init__(self, ctx: Context, *, socket_mode: bool = False, extensions: tuple[Extension, ...] = (),
+                 max_batch: int = 64, max_wait: float = 0.002, max_inflight: int = 1) -> None:
+        self.ctx = ctx
+        self.socket_mode = socket_mode
+        self.extensions = extensions
+        self.metrics = Metrics()
+        self.batch = {"max_size": max_batch, "max_wait": max_wait, "max_inflight": max_inflight}
+        self._session: aiohttp.ClientSession | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._pruner: asyncio.Task[None] | None = None
+        self.rt: Runtime | None = None
+        self.app: AsyncApp | None = None
+        self.pipeline: MessagePipeline | None = None
+        self.ready = False
+
+    async def start(self) -> None:
+        settings = self.ctx.settings
+        # One shared session keeps connections to Slack alive between calls.
+        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64))
+        client = make_client(settings.slack_bot_token, settings.slack_api_url, self._session)
+        try:
+            auth = await self._auth_test(client)
+        except BaseException:
+            await self._session.close()
+            raise
+        self.rt = rt = Runtime(self.ctx, client, self.metrics, bot_user_id=auth.get("user_id"),
+                               team_url=str(auth.get("url") or ""))
+        self.ctx.bot.bot_user_id = rt.bot_user_id  # so "<@bot> where is my order" reads "where is my order"
+        self.pipeline = MessagePipeline(rt, **self.batch)  # type: ignore[arg-type]
+        self.pipeline.start()
+        # The secret is passed even when empty: bolt would otherwise read the environment itself.
+        self.app = AsyncApp(client=client, signing_secret=settings.slack_signing_secret,
+                            process_before_response=True, request_verification_enabled=not self.socket_mode,
+                            name="csbot", logger=BOLT_LOG)
+        self._register(self.app, rt)
+        for extend in self.extensions:
+            extend(self.app, rt)
+        self._pruner = asyncio.get_running_loop().create_task(self._prune_events(rt))
+        self.ready = True
+        log.info("Slack app ready as %s (%s), API %s", auth.get("user"), rt.bot_user_id, settings.slack_api_url)
+
+    async def _auth_test(self, client: AsyncWebClient) -> dict[str, Any]:
+        """Who the bot is; also the first check that the token and the API URL work."""
+        url = self.ctx.settings.slack_api_url
+        try:
+            return dict((await client.auth_test()).data)  # type: ignore[arg-type]
+        except SlackApiError as exc:
+            error = exc.response.get("error")
+            raise ConfigError(f"Slack rejected SLACK_BOT_TOKEN ({error}).",
+                              "copy the Bot User OAuth Token (xoxb-...) from the app's OAuth & Permissions page "
+                              "into .env; reinstall the app if it was revoked.") from exc
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+            raise ConfigError(f"Cannot reach the Slack Web API at {url} ({exc or type(exc).__name__}).",
+                              "check the network and SLACK_API_URL (default https://slack.com/api/).") from exc
+
+    async def _prune_events(self, rt: Runtime, every: float = 3600.0) -> None:
+        """Forget claimed event ids after a day: Slack's last retry comes within the hour."""
+        while True:
+            try:
+                await rt.in_thread(self.ctx.store.prune_events, timedelta(days=1))
+            except Exception:  # a locked database now is no reason to stop pruning later
+                log.exception("pruning old Slack event ids failed")
+            await asyncio.sleep(every)
+
+    async def stop(self) -> None:
+        self.ready = False
+        if self._pruner:
+            self._pruner.cancel()
+        if self.pipeline:
+            await self.pipeline.drain()
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=10)
+        if self._session:
+            await self._session.close()
+        if self.rt:
+            self.rt.pool.shutdown(wait=True)
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run after the ack; the set keeps a reference so the task is not garbage-collected."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("a Slack handler failed", exc_info=task.exception())
+
+    @property
+    def pending(self) -> int:
+        return len(self._tasks) + (self.pipeline.pending if self.pipeline else 0)
+
+    def _register(self, app: AsyncApp, rt: Runtime) -> None:
+        settings, metrics, actions = self.ctx.settings, self.metrics, Actions(rt)
+        pipeline = self.pipeline
+        assert pipeline is not None
+
+        def on_message(mention: bool) -> Callable[..., Awaitable[None]]:
+            async def listener(ack: AsyncAck, body: Body) -> None:
+                await ack()
+                metrics.inc("csbot_slack_events_total", type="app_mention" if mention else "message")
+                job = message_job(body, bot_user_id=rt.bot_user_id, support_channels=settings.support_channel_ids,
+                                  mention=mention)
+                if job is None:
+                    metrics.inc("csbot_slack_ignored_total", reason="not_for_bot")
+                    return
+                pipeline.submit(job)
+            return listener
+
+        def on_reaction(added: bool) -> Callable[..., Awaitable[None]]:
+            async def listener(ack: AsyncAck, body: Body) -> None:
+                await ack()
+                metrics.inc("csbot_slack_events_total", type="reaction_added" if added else "reaction_removed")
+                job = reaction_job(body, bot_user_id=rt.bot_user_id, added=added)
+                if job is not None:
+                    self.spawn(actions.reaction(job))
+            return listener
+
+        def on_action(name: str, handler: Callable[[Body], Coroutine[Any, Any, None]]
+                      ) -> Callable[..., Awaitable[None]]:
+            async def listener(ack: AsyncAck, body: Body) -> None:
+                await ack()
+                metrics.inc("csbot_slack_events_total", type=name)
+                self.spawn(handler(body))
+            return listener
+
+        app.event("message")(on_message(False))
+        app.event("app_mention")(on_message(True))
+        app.event("reaction_added")(on_reaction(True))
+        app.event("reaction_removed")(on_reaction(False))
+        app.action(blocks.UP)(on_action("feedback_up", lambda body: actions.feedback(body, 1)))
+        app.action(blocks.DOWN)(on_action("feedback_down", lambda body: actions.feedback(body, -1)))
+        app.action(blocks.HUMAN)(on_action("handoff_request", actions.human_from_reply))
+        app.action(blocks.CLARIFY_NONE)(on_action("clarify_none", actions.human_from_clarify))
+        app.action(re.compile(rf"^{blocks.CLARIFY_PREFIX}\d+$"))(on_action("clarify", actions.clarify))

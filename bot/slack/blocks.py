@@ -1,0 +1,144 @@
+"""Block Kit rendering: pure functions from replies to the JSON Slack displays.
+
+Slack rejects a whole message when one block breaks a limit (3,000 characters of
+section text, 75 of button text, 2,000 of a button value), so every piece of text
+that may come from a customer or the knowledge base is cut to fit here.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from bot import messages
+from bot.router import ANSWER, CLARIFY, ESCALATE, HANDOFF
+from bot.service import Reply
+
+Block = dict[str, Any]
+
+SECTION_MAX = 3000
+BUTTON_TEXT_MAX = 75
+FALLBACK_MAX = 3000
+FEEDBACK_BLOCK = "csbot_feedback"
+CLARIFY_BLOCK = "csbot_clarify"
+UP, DOWN, HUMAN = "feedback_up", "feedback_down", "handoff_request"
+CLARIFY_PREFIX, CLARIFY_NONE = "clarify_", "clarify_none"
+
+
+def cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def section(text: str) -> Block:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": cut(text, SECTION_MAX)}}
+
+
+def sections(text: str) -> list[Block]:
+    """Long text as several sections, split on line breaks where possible."""
+    out: list[Block] = []
+    rest = text
+    while len(rest) > SECTION_MAX:
+        split = rest.rfind("\n", 0, SECTION_MAX)
+        split = split if split > SECTION_MAX // 2 else SECTION_MAX
+        out.append(section(rest[:split]))
+        rest = rest[split:].lstrip("\n")
+    out.append(section(rest or " "))
+    return out
+
+
+def context(text: str) -> Block:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": cut(text, SECTION_MAX)}]}
+
+
+def button(action_id: str, text: str, value: str, style: str | None = None) -> Block:
+    out: Block = {"type": "button", "action_id": action_id, "value": value,
+                  "text": {"type": "plain_text", "text": cut(text, BUTTON_TEXT_MAX), "emoji": True}}
+    if style:
+        out["style"] = style
+    return out
+
+
+def answer_blocks(reply: Reply, reply_id: int) -> list[Block]:
+    """An answer: text, the context line, and the three feedback buttons carrying the reply id."""
+    value = str(reply_id)
+    blocks = sections(reply.text)
+    if reply.context:
+        blocks.append(context(reply.context))
+    blocks.append({"type": "actions", "block_id": FEEDBACK_BLOCK, "elements": [
+        button(UP, messages.BUTTON_HELPFUL, value),
+        button(DOWN, messages.BUTTON_NOT_HELPFUL, value),
+        button(HUMAN, messages.BUTTON_HUMAN, value)]})
+    return blocks
+
+
+def clarify_value(message_id: int, intent: str) -> str:
+    return json.dumps({"m": message_id, "i": intent}, separators=(",", ":"))
+
+
+def parse_clarify_value(value: str) -> tuple[int, str]:
+    data = json.loads(value)
+    return int(data["m"]), str(data["i"])
+
+
+def clarify_blocks(reply: Reply, message_id: int) -> list[Block]:
+    """The two candidate intents as buttons, plus a way out to a person."""
+    blocks = sections(reply.text)
+    if reply.context:
+        blocks.append(context(reply.context))
+    elements = [button(f"{CLARIFY_PREFIX}{n}", description, clarify_value(message_id, intent), "primary")
+                for n, (intent, description) in enumerate(reply.choices)]
+    elements.append(button(CLARIFY_NONE, messages.CLARIFY_NONE, str(message_id)))
+    blocks.append({"type": "actions", "block_id": CLARIFY_BLOCK, "elements": elements})
+    return blocks
+
+
+def plain_blocks(reply: Reply) -> list[Block]:
+    blocks = sections(reply.text)
+    if reply.context:
+        blocks.append(context(reply.context))
+    return blocks
+
+
+def reply_blocks(reply: Reply, reply_id: int, message_id: int) -> list[Block]:
+    if reply.kind == ANSWER and reply.rateable:
+        return answer_blocks(reply, reply_id)
+    if reply.kind == CLARIFY and reply.choices:
+        return clarify_blocks(reply, message_id)
+    return plain_blocks(reply)
+
+
+def replace_actions(blocks: list[Block] | None, note: str, fallback_text: str = "") -> list[Block]:
+    """The same message with its buttons swapped for a context line (after a click)."""
+    kept = [b for b in (blocks or []) if b.get("type") != "actions"]
+    if not kept and fallback_text:
+        kept = sections(fallback_text)
+    return [*kept, context(note)]
+
+
+def agents_blocks(*, title: str, user: str, text: str, intent: str | None, confidence: float | None,
+                  sentiment: str | None, sentiment_score: float | None, reason: str, link: str | None,
+                  priority: bool) -> list[Block]:
+    """The post in the agents' channel: who, what they wrote, the model's guess and why it handed over."""
+    unknown = messages.AGENTS_UNKNOWN
+    conf = f"{confidence:.0%}" if confidence is not None else unknown
+    mood = f"{sentiment} ({sentiment_score:.0%} negative)" if sentiment and sentiment_score is not None else (
+        sentiment or unknown)
+    quoted = "\n".join(f">{line}" for line in cut(text, SECTION_MAX - 200).splitlines() or [" "])
+    fields = [template.format(user=user, intent=intent or unknown, confidence=conf, sentiment=mood, reason=reason)
+              for template in messages.AGENTS_FIELDS]
+    blocks: list[Block] = [section(f"*{title}*"), section(quoted),
+                           {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]}]
+    if link:
+        blocks.append(context(messages.AGENTS_LINK.format(link=link)))
+    if priority:
+        blocks[0]["block_id"] = "csbot_priority"
+    return blocks
+
+
+def fallback(text: str) -> str:
+    """The notification / screen-reader text that goes with blocks."""
+    return cut(text, FALLBACK_MAX)
+
+
+def is_handoff(kind: str) -> bool:
+    return kind in (HANDOFF, ESCALATE)

@@ -1,0 +1,60 @@
+"""Handing a conversation to people: the post in the agents' channel.
+
+Agents need to act without opening the database: the customer's words, a link to
+the thread, what the model guessed and how sure it was, the mood, and why the bot
+stepped aside. Escalations are marked as priority.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from bot import messages
+from bot.slack import blocks
+from bot.slack.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Handoff:
+    channel: str  # where the customer is
+    thread_ts: str  # the customer's first message, the thread's parent
+    user: str
+    text: str
+    intent: str | None
+    confidence: float | None
+    sentiment: str | None
+    sentiment_score: float | None
+    reason: str  # a key of messages.REASONS
+    priority: bool = False
+
+
+def archive_link(team_url: str, channel: str, ts: str) -> str:
+    """The link Slack itself would give, built locally when chat.getPermalink is unavailable."""
+    base = team_url.rstrip("/") or "https://slack.com"
+    return f"{base}/archives/{channel}/p{ts.replace('.', '')}"
+
+
+async def post_handoff(rt: Runtime, handoff: Handoff) -> bool:
+    """Post to the agents' channel; False if no channel is configured or the post failed."""
+    channel = rt.ctx.settings.agents_channel
+    if not channel:
+        log.warning("a conversation needs a person but CSBOT_AGENTS_CHANNEL is not set")
+        return False
+    found = await rt.call("chat.getPermalink", channel=handoff.channel, message_ts=handoff.thread_ts)
+    link = (found or {}).get("permalink") or archive_link(rt.team_url, handoff.channel, handoff.thread_ts)
+    title = messages.AGENTS_ESCALATE_TITLE if handoff.priority else messages.AGENTS_HANDOFF_TITLE
+    reason = messages.REASONS.get(handoff.reason, handoff.reason)
+    rendered = blocks.agents_blocks(
+        title=title, user=handoff.user, text=handoff.text, intent=handoff.intent, confidence=handoff.confidence,
+        sentiment=handoff.sentiment, sentiment_score=handoff.sentiment_score, reason=reason, link=link,
+        priority=handoff.priority)
+    text = messages.AGENTS_FALLBACK.format(title=title, user=handoff.user, text=blocks.cut(handoff.text, 300),
+                                           reason=reason)
+    posted = await rt.call("chat.postMessage", channel=channel, text=blocks.fallback(text), blocks=rendered,
+                           unfurl_links=False)
+    if posted:
+        rt.metrics.inc("csbot_handoffs_total", kind="escalate" if handoff.priority else "handoff")
+    return posted is not None

@@ -1,0 +1,167 @@
+"""From acked message events to replies: claim, classify in batches, post, remember the ts.
+
+Each step is placed so the ack never waits for it:
+
+1. the listener acks and ``submit``s a job (no I/O);
+2. a worker thread claims the batch's event ids (and message keys) in one
+   transaction, so a retried or doubly delivered event is dropped here, on every
+   replica, before anything is posted; replies in a thread that a person has taken
+   over (handed off, or an agent writing) are left to the person;
+3. the same thread classifies and stores the batch with one ``Bot.handle_many``;
+4. the event loop posts the replies (and agents' posts) concurrently, in a task of
+   their own, so the next batch is classified while this one is being posted;
+5. one more transaction records each reply's ``ts`` so reactions and buttons map back.
+
+Claiming before answering makes delivery at-most-once: a crash between claim and
+post loses that reply rather than sending two, which is the better failure in a chat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+
+from bot import messages
+from bot.service import Outcome
+from bot.slack import blocks
+from bot.slack.batcher import Batcher
+from bot.slack.dedupe import claim_many, handed_off, known_thread
+from bot.slack.events import MessageJob
+from bot.slack.handoff import Handoff, post_handoff
+from bot.slack.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+class MessagePipeline:
+    """``max_inflight`` bounds concurrent classifications. One is right for a CPU: onnxruntime
+    already spreads one batch over every core, and two at once would fight over them while
+    the queue behind them could have joined the next, bigger batch."""
+
+    def __init__(self, rt: Runtime, *, max_size: int = 64, max_wait: float = 0.002, max_inflight: int = 1
+                 ) -> None:
+        self.rt = rt
+        self._deliveries: set[asyncio.Task[None]] = set()
+        self.batcher: Batcher[MessageJob] = Batcher(self._process, max_size=max_size, max_wait=max_wait,
+                                                    max_inflight=max_inflight)
+
+    def start(self) -> None:
+        self.batcher.start()
+
+    def submit(self, job: MessageJob) -> None:
+        self.batcher.submit(job)
+
+    @property
+    def pending(self) -> int:
+        return self.batcher.pending + len(self._deliveries)
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        await self.batcher.drain(timeout)
+        if self._deliveries:
+            await asyncio.wait(set(self._deliveries), timeout=timeout)
+
+    # --- worker thread -------------------------------------------------------------
+
+    def _claim(self, jobs: Sequence[MessageJob]) -> list[MessageJob]:
+        store, metrics = self.rt.ctx.store, self.rt.metrics
+        fresh: list[MessageJob] = []
+        with store.transaction():
+            for job, claimed in zip(jobs, claim_many(store, [j.event_id for j in jobs]), strict=True):
+                if not claimed:
+                    metrics.inc("csbot_slack_duplicates_total", kind="event_id")
+                elif job.needs_known_thread and not known_thread(store, job.incoming.channel,
+                                                                 job.incoming.thread_ts or ""):
+                    metrics.inc("csbot_slack_ignored_total", reason="unknown_thread")
+                elif (reason := self._stay_out(job)) is not None:
+                    metrics.inc("csbot_slack_ignored_total", reason=reason)
+                else:
+                    fresh.append(job)
+            claimed_messages = claim_many(store, [j.message_key for j in fresh])
+        for claimed in claimed_messages:
+            if not claimed:
+                metrics.inc("csbot_slack_duplicates_total", kind="message")
+        return [job for job, claimed in zip(fresh, claimed_messages, strict=True) if claimed]
+
+    def _stay_out(self, job: MessageJob) -> str | None:
+        """Why the bot should not answer a reply in a thread: a person is handling it."""
+        incoming = job.incoming
+        if not incoming.thread_ts or incoming.thread_ts == incoming.ts:
+            return None  # a new question is always answered
+        if incoming.user in self.rt.ctx.settings.agents:
+            return "agent_in_thread"  # an agent talking to the customer is not a customer
+        if handed_off(self.rt.ctx.store, incoming.channel, incoming.thread_ts):
+            return "handed_off"
+        return None
+
+    def _classify(self, jobs: Sequence[MessageJob]) -> tuple[list[MessageJob], list[Outcome] | None]:
+        fresh = self._claim(jobs)
+        if not fresh:
+            return fresh, []
+        try:
+            return fresh, self.rt.ctx.bot.handle_many([job.incoming for job in fresh])
+        except Exception:
+            log.exception("classifying a batch of %d messages failed", len(fresh))
+            return fresh, None
+
+    def _save_ts(self, posted: Sequence[tuple[int, str, str]]) -> None:
+        store = self.rt.ctx.store
+        with store.transaction():
+            for reply_id, channel, ts in posted:
+                store.set_reply_ts(reply_id, channel, ts)
+
+    # --- event loop ----------------------------------------------------------------
+
+    async def _process(self, jobs: list[MessageJob]) -> None:
+        started = time.perf_counter()
+        fresh, outcomes = await self.rt.in_thread(self._classify, jobs)
+        metrics = self.rt.metrics
+        metrics.observe("csbot_batch_size", len(jobs))
+        if outcomes is None:
+            await asyncio.gather(*(self._apologise(job) for job in fresh))
+            return
+        if not fresh:
+            return
+        metrics.observe("csbot_classify_seconds", time.perf_counter() - started)
+        task = asyncio.get_running_loop().create_task(self._deliver(fresh, outcomes))
+        self._deliveries.add(task)
+        task.add_done_callback(self._delivered)
+
+    def _delivered(self, task: asyncio.Task[None]) -> None:
+        self._deliveries.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("delivering replies failed", exc_info=task.exception())
+
+    async def _deliver(self, fresh: list[MessageJob], outcomes: list[Outcome]) -> None:
+        posted = await asyncio.gather(*(self._reply(job, outcome)
+                                        for job, outcome in zip(fresh, outcomes, strict=True)))
+        done = [p for p in posted if p is not None]
+        if done:
+            await self.rt.in_thread(self._save_ts, done)
+
+    async def _reply(self, job: MessageJob, outcome: Outcome) -> tuple[int, str, str] | None:
+        metrics, reply, incoming = self.rt.metrics, outcome.reply, job.incoming
+        metrics.inc("csbot_messages_total")
+        metrics.inc("csbot_decisions_total", decision=outcome.route.decision)
+        rendered = blocks.reply_blocks(reply, outcome.reply_id, outcome.message_id)
+        calls = [self.rt.call("chat.postMessage", channel=incoming.channel, thread_ts=incoming.thread_ts,
+                              text=blocks.fallback(reply.text), blocks=rendered, unfurl_links=False)]
+        if blocks.is_handoff(reply.kind):
+            prediction = outcome.prediction
+            calls.append(post_handoff(self.rt, Handoff(
+                channel=incoming.channel, thread_ts=incoming.thread_ts or incoming.ts or "", user=incoming.user,
+                text=incoming.text, intent=outcome.route.intent, confidence=outcome.route.confidence,
+                sentiment=prediction.sentiment if prediction else None,
+                sentiment_score=prediction.sentiment_probs.get("negative") if prediction else None,
+                reason=outcome.route.reason, priority=outcome.route.priority)))
+        results = await asyncio.gather(*calls)
+        response = results[0]
+        metrics.observe("csbot_reply_seconds", time.perf_counter() - job.received)
+        if not isinstance(response, dict) or not response.get("ts"):
+            return None
+        return outcome.reply_id, str(response.get("channel") or incoming.channel), str(response["ts"])
+
+    async def _apologise(self, job: MessageJob) -> None:
+        await self.rt.call("chat.postMessage", channel=job.incoming.channel, thread_ts=job.incoming.thread_ts,
+                           text=messages.SLACK_ERROR)

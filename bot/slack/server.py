@@ -1,0 +1,212 @@
+"""Running the Slack app: uvicorn for HTTP (``/slack/events``, ``/healthz``, ``/metrics``) or Socket Mode.
+
+``serve`` is what ``csbot serve`` and ``csbot up`` call. The ``*InThread`` helpers run
+the same servers in a background thread, for the tests and the benchmark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import uvicorn
+from slack_bolt.adapter.asgi.aiohttp import AsyncSlackRequestHandler
+from slack_bolt.adapter.asgi.http_request import AsgiHttpRequest
+from slack_bolt.adapter.asgi.http_response import AsgiHttpResponse
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+from bot.config import Settings
+from bot.context import Context
+from bot.slack.app import Extension, SlackService
+from models.errors import CsbotError
+
+log = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+EVENTS_PATH = "/slack/events"
+PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class SlackAsgi:
+    """The ASGI application: bolt on ``POST /slack/events``, plus health and metrics."""
+
+    def __init__(self, service: SlackService) -> None:
+        self.service = service
+        self._handler: AsyncSlackRequestHandler | None = None
+        self.startup_error: BaseException | None = None
+        self.banner = ""  # printed once the app is ready (by `csbot serve`, not in tests)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        elif scope["type"] == "http":
+            await self._http(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.service.start()
+                except Exception as exc:  # e.g. a wrong token: auth.test fails; uvicorn then exits
+                    if not isinstance(exc, CsbotError):
+                        log.exception("the Slack app could not start")
+                    self.startup_error = exc  # re-raised by serve() so the CLI prints it once, plainly
+                    await send({"type": "lifespan.startup.failed", "message": "the Slack app could not start"})
+                    return
+                assert self.service.app is not None
+                self._handler = AsyncSlackRequestHandler(self.service.app, path=EVENTS_PATH)
+                await send({"type": "lifespan.startup.complete"})
+                if self.banner:
+                    print(self.banner, flush=True)
+            elif message["type"] == "lifespan.shutdown":
+                await self.service.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method, path = scope["method"], scope["path"]
+        if path == EVENTS_PATH and method == "POST" and self._handler is not None:
+            started = time.perf_counter()
+            bolt = await self._handler.dispatch(AsgiHttpRequest(scope, receive))  # type: ignore[arg-type]
+            response = AsgiHttpResponse(status=bolt.status, headers=bolt.headers, body=bolt.body)
+            await self._send(send, response)
+            metrics = self.service.metrics
+            metrics.observe("csbot_ack_seconds", time.perf_counter() - started)
+            metrics.inc("csbot_slack_requests_total", status=str(bolt.status))
+        elif path == "/healthz" and method == "GET":
+            await self._send(send, self._health())
+        elif path == "/metrics" and method == "GET":
+            await self._send(send, AsgiHttpResponse(200, {"content-type": [PROMETHEUS_TYPE]},
+                                                    self.service.metrics.render()))
+        else:
+            await self._send(send, AsgiHttpResponse(404, {"content-type": ["text/plain"]}, "Not Found"))
+
+    def _health(self) -> AsgiHttpResponse:
+        service = self.service
+        ok = service.ready
+        body = {"ok": ok, "model": service.ctx.live.current.version, "device": service.ctx.live.current.device,
+                "pending": service.pending}
+        return AsgiHttpResponse(200 if ok else 503, {"content-type": ["application/json"]}, json.dumps(body))
+
+    @staticmethod
+    async def _send(send: Send, response: AsgiHttpResponse) -> None:
+        await send(response.get_response_start())
+        await send(response.get_response_body())
+
+
+def http_server(ctx: Context, *, extensions: tuple[Extension, ...] = (), **batch: Any) -> uvicorn.Server:
+    settings = ctx.settings
+    config = uvicorn.Config(SlackAsgi(SlackService(ctx, extensions=extensions, **batch)), host=settings.http_host,
+                            port=settings.http_port, lifespan="on", access_log=False, log_level="warning",
+                            timeout_graceful_shutdown=10, backlog=2048)
+    return uvicorn.Server(config)
+
+
+async def run_socket_mode(ctx: Context, stop: asyncio.Event | None = None,
+                          service: SlackService | None = None) -> None:
+    """Connect over Socket Mode and serve until ``stop`` is set (or forever)."""
+    service = service or SlackService(ctx, socket_mode=True)
+    await service.start()
+    assert service.app is not None
+    handler = AsyncSocketModeHandler(service.app, ctx.settings.slack_app_token)
+    try:
+        await handler.connect_async()
+        print(f"csbot is connected to Slack over Socket Mode (model {ctx.live.current.version}). Ctrl+C stops.",
+              flush=True)
+        await (stop or asyncio.Event()).wait()
+    finally:
+        await handler.close_async()
+        await service.stop()
+
+
+def serve(settings: Settings, http: bool) -> None:
+    """Run the Slack app until interrupted: HTTP (production) or Socket Mode (development)."""
+    settings.require_slack(socket_mode=not http)
+    logging.getLogger("bot").setLevel(settings.log_level)
+    ctx = Context.open(settings)
+    stop_watching = ctx.watch_model()
+    try:
+        if http:
+            server = http_server(ctx)
+            asgi: SlackAsgi = server.config.app
+            asgi.banner = (f"csbot is serving http://{settings.http_host}:{settings.http_port}{EVENTS_PATH} "
+                           f"(also /healthz and /metrics), model {ctx.live.current.version}. Ctrl+C stops.")
+            try:
+                server.run()
+            except SystemExit:  # uvicorn exits when startup fails; say why in csbot's words
+                if asgi.startup_error is not None:
+                    raise asgi.startup_error from None
+                raise
+        else:
+            with contextlib.suppress(KeyboardInterrupt):
+                asyncio.run(run_socket_mode(ctx))
+    finally:
+        stop_watching.set()
+        ctx.store.close()
+
+
+class HttpInThread:
+    """The HTTP server on a background thread, bound to a free loopback port (tests, benchmark)."""
+
+    def __init__(self, ctx: Context, **batch: Any) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = int(self.sock.getsockname()[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = http_server(ctx, **batch)
+        self.service: SlackService = self.server.config.app.service
+        self._thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def start(self, timeout: float = 20.0) -> HttpInThread:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the Slack HTTP server did not start (see the log)")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self._thread.join(timeout=20)
+        self.sock.close()
+
+
+class SocketModeInThread:
+    """Socket Mode on a background thread with its own event loop (tests)."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.service = SlackService(ctx, socket_mode=True)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        async def main() -> None:
+            self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+            self._ready.set()
+            await run_socket_mode(self.ctx, self._stop, self.service)
+        asyncio.run(main())
+
+    def start(self) -> SocketModeInThread:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        if self._loop and self._stop:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout=20)

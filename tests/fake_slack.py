@@ -1,0 +1,400 @@
+"""A fake Slack for the tests and the load benchmark: a real HTTP server on 127.0.0.1.
+
+``FakeSlack`` answers the Web API methods csbot uses with JSON shaped like Slack's
+and records every call (method, params) so a test can wait for and inspect them.
+The helpers below build Events API and interactivity requests signed exactly as
+Slack signs them, and a throwaway data directory with a model and knowledge base.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from slack_sdk.signature import SignatureVerifier
+
+TEAM_ID, BOT_USER, BOT_ID, APP_ID = "T0FAKE", "UBOTUSER", "B0FAKEBOT", "A0FAKEAPP"
+TEAM_URL = "https://fake-team.slack.com/"
+SIGNING_SECRET = "test-signing-secret"
+BOT_TOKEN, APP_TOKEN = "xoxb-1-test", "xapp-1-test"
+
+
+@dataclass
+class Call:
+    method: str
+    params: dict[str, Any]
+    token: str | None
+    at: float = field(default_factory=time.perf_counter)
+
+
+class FakeSlack:
+    """``with FakeSlack() as slack:`` serves ``slack.api_url``; ``slack.calls`` lists what was asked."""
+
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+        self.uploads: dict[str, bytes] = {}
+        self.socket_url = "ws://127.0.0.1:9/"
+        self._failures: dict[str, list[int]] = {}  # method -> Retry-After seconds of each 429 to send
+        self._cond = threading.Condition()
+        self._ts = itertools.count(1)
+        self._ids = itertools.count(1)
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.api_url = f"{self.url}/api/"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> FakeSlack:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    # --- what the tests read -------------------------------------------------------
+
+    def of(self, method: str, **where: Any) -> list[Call]:
+        """Calls of ``method`` whose params include every ``where`` item."""
+        with self._cond:
+            return [c for c in self.calls if c.method == method
+                    and all(c.params.get(k) == v for k, v in where.items())]
+
+    def wait_for(self, method: str, count: int = 1, timeout: float = 10.0, **where: Any) -> list[Call]:
+        """Block until ``count`` matching calls were recorded; raise AssertionError on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                found = [c for c in self.calls if c.method == method
+                         and all(c.params.get(k) == v for k, v in where.items())]
+                if len(found) >= count:
+                    return found
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"expected {count} {method} call(s) matching {where}, got {len(found)}: "
+                                         f"{[c.method for c in self.calls]}")
+                self._cond.wait(left)
+
+    def rate_limit_next(self, method: str, times: int = 1, retry_after: int = 0) -> None:
+        """Answer the next ``times`` calls of ``method`` with HTTP 429, as Slack's rate limiter does."""
+        with self._cond:
+            self._failures.setdefault(method, []).extend([retry_after] * times)
+
+    def _take_failure(self, method: str) -> int | None:
+        with self._cond:
+            pending = self._failures.get(method)
+            return pending.pop(0) if pending else None
+
+    # --- the Web API -----------------------------------------------------------------
+
+    def next_ts(self) -> str:
+        return f"{int(time.time())}.{next(self._ts):06d}"
+
+    def answer(self, method: str, params: dict[str, Any], token: str | None) -> dict[str, Any]:
+        if method == "apps.connections.open":
+            if not (token or "").startswith("xapp-"):
+                return {"ok": False, "error": "not_allowed_token_type"}
+            return {"ok": True, "url": self.socket_url}
+        if not (token or "").startswith("xoxb-"):
+            return {"ok": False, "error": "not_authed"}
+        handler: Callable[[dict[str, Any]], dict[str, Any]] | None = getattr(
+            self, "_" + method.replace(".", "_"), None)
+        return handler(params) if handler else {"ok": False, "error": "unknown_method"}
+
+    def _auth_test(self, p: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "url": TEAM_URL, "team": "Fake Team", "user": "csbot", "team_id": TEAM_ID,
+                "user_id": BOT_USER, "bot_id": BOT_ID, "is_enterprise_install": False}
+
+    def _message(self, p: dict[str, Any], ts: str) -> dict[str, Any]:
+        message = {"type": "message", "subtype": "bot_message", "text": p.get("text", ""), "user": BOT_USER,
+                   "bot_id": BOT_ID, "app_id": APP_ID, "team": TEAM_ID, "ts": ts,
+                   "blocks": p.get("blocks") or []}
+        if p.get("thread_ts"):
+            message["thread_ts"] = p["thread_ts"]
+        return message
+
+    def _chat_postMessage(self, p: dict[str, Any]) -> dict[str, Any]:
+        if not p.get("channel"):
+            return {"ok": False, "error": "channel_not_found"}
+        if not p.get("text") and not p.get("blocks"):
+            return {"ok": False, "error": "no_text"}
+        ts = self.next_ts()
+        return {"ok": True, "channel": p["channel"], "ts": ts, "message": self._message(p, ts)}
+
+    def _chat_update(self, p: dict[str, Any]) -> dict[str, Any]:
+        if not p.get("channel") or not p.get("ts"):
+            return {"ok": False, "error": "message_not_found"}
+        return {"ok": True, "channel": p["channel"], "ts": p["ts"], "text": p.get("text", ""),
+                "message": self._message(p, p["ts"])}
+
+    def _chat_getPermalink(self, p: dict[str, Any]) -> dict[str, Any]:
+        ts = str(p.get("message_ts", ""))
+        return {"ok": True, "channel": p.get("channel"),
+                "permalink": f"{TEAM_URL}archives/{p.get('channel')}/p{ts.replace('.', '')}"}
+
+    def _view(self, p: dict[str, Any]) -> dict[str, Any]:
+        view = p.get("view") or {}
+        if isinstance(view, str):
+            view = json.loads(view)
+        return {"ok": True, "view": {"id": f"V{next(self._ids):08d}", "team_id": TEAM_ID, "hash": "1.abc",
+                                     "app_id": APP_ID, "bot_id": BOT_ID, **view}}
+
+    def _views_open(self, p: dict[str, Any]) -> dict[str, Any]:
+        return self._view(p) if p.get("trigger_id") else {"ok": False, "error": "invalid_arguments"}
+
+    def _views_publish(self, p: dict[str, Any]) -> dict[str, Any]:
+        return self._view(p) if p.get("user_id") else {"ok": False, "error": "invalid_arguments"}
+
+    def _views_update(self, p: dict[str, Any]) -> dict[str, Any]:
+        return self._view(p)
+
+    def _conversations_info(self, p: dict[str, Any]) -> dict[str, Any]:
+        channel = str(p.get("channel", ""))
+        im = channel.startswith("D")
+        return {"ok": True, "channel": {"id": channel, "name": None if im else f"chan-{channel.lower()}",
+                                        "is_channel": not im, "is_im": im, "is_private": False,
+                                        "is_member": True, "created": 1700000000}}
+
+    def _users_info(self, p: dict[str, Any]) -> dict[str, Any]:
+        user = str(p.get("user", ""))
+        return {"ok": True, "user": {"id": user, "team_id": TEAM_ID, "name": f"user-{user.lower()}",
+                                     "real_name": f"User {user}", "is_bot": False, "tz": "Europe/Amsterdam",
+                                     "profile": {"display_name": f"user-{user.lower()}",
+                                                 "real_name": f"User {user}"}}}
+
+    def _files_getUploadURLExternal(self, p: dict[str, Any]) -> dict[str, Any]:
+        file_id = f"F{next(self._ids):08d}"
+        return {"ok": True, "upload_url": f"{self.url}/upload/{file_id}", "file_id": file_id}
+
+    def _files_completeUploadExternal(self, p: dict[str, Any]) -> dict[str, Any]:
+        files = p.get("files") or "[]"
+        files = json.loads(files) if isinstance(files, str) else files
+        return {"ok": True, "files": [{"id": f["id"], "title": f.get("title", ""), "name": f.get("title", ""),
+                                       "size": len(self.uploads.get(f["id"], b""))} for f in files]}
+
+    def record(self, call: Call) -> None:
+        with self._cond:
+            self.calls.append(call)
+            self._cond.notify_all()
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as Slack's API does
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet test output
+                pass
+
+            def _reply(self, status: int, body: bytes, content_type: str = "application/json",
+                       extra: dict[str, str] | None = None) -> None:
+                self.send_response(status)
+                for name, value in (extra or {}).items():
+                    self.send_header(name, value)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _handle(self, raw: bytes) -> None:
+                url = urllib.parse.urlsplit(self.path)
+                if url.path.startswith("/upload/"):
+                    fake.uploads[url.path.rsplit("/", 1)[1]] = raw
+                    fake.record(Call("upload", {"file_id": url.path.rsplit("/", 1)[1], "size": len(raw)}, None))
+                    self._reply(200, f"OK - {len(raw)}".encode(), "text/plain")
+                    return
+                if not url.path.startswith("/api/"):
+                    self._reply(404, b"not found", "text/plain")
+                    return
+                method = url.path[len("/api/"):]
+                params: dict[str, Any] = dict(urllib.parse.parse_qsl(url.query))
+                ctype = self.headers.get("Content-Type", "")
+                if raw and "json" in ctype:
+                    params.update(json.loads(raw))
+                elif raw:
+                    params.update(urllib.parse.parse_qsl(raw.decode()))
+                for key in ("blocks", "attachments", "view"):
+                    if isinstance(params.get(key), str):
+                        params[key] = json.loads(params[key])
+                auth = self.headers.get("Authorization", "")
+                token = auth[len("Bearer "):] if auth.startswith("Bearer ") else params.get("token")
+                fake.record(Call(method, params, token))
+                retry_after = fake._take_failure(method)
+                if retry_after is not None:
+                    self._reply(429, b'{"ok": false, "error": "ratelimited"}', extra={"Retry-After": str(retry_after)})
+                    return
+                self._reply(200, json.dumps(fake.answer(method, params, token)).encode())
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                self._handle(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+
+            def do_GET(self) -> None:  # noqa: N802
+                self._handle(b"")
+
+        return Handler
+
+
+# --- signed requests, as Slack sends them ----------------------------------------------
+
+_event_ids = itertools.count(1)
+_ts = itertools.count(1)
+
+
+def new_ts() -> str:
+    return f"{int(time.time())}.{next(_ts):06d}"
+
+
+def event_body(event: dict[str, Any], event_id: str | None = None) -> dict[str, Any]:
+    """An Events API ``event_callback`` envelope around ``event``."""
+    return {"token": "legacy-verification-token", "team_id": TEAM_ID, "api_app_id": APP_ID, "event": event,
+            "type": "event_callback", "event_id": event_id or f"Ev{next(_event_ids):010d}",
+            "event_time": int(time.time()), "is_ext_shared_channel": False,
+            "event_context": f"4-{TEAM_ID}-{next(_event_ids)}",
+            "authorizations": [{"enterprise_id": None, "team_id": TEAM_ID, "user_id": BOT_USER, "is_bot": True,
+                                "is_enterprise_install": False}]}
+
+
+def dm_event(text: str, user: str = "UCUSTOMER1", channel: str = "D0CUSTOMER", thread_ts: str | None = None,
+             **extra: Any) -> dict[str, Any]:
+    ts = new_ts()
+    event = {"type": "message", "channel": channel, "user": user, "text": text, "ts": ts, "event_ts": ts,
+             "channel_type": "im", "team": TEAM_ID, "client_msg_id": f"msg-{ts}",
+             "blocks": [{"type": "rich_text", "block_id": "b1", "elements": [
+                 {"type": "rich_text_section", "elements": [{"type": "text", "text": text[:100]}]}]}]}
+    if thread_ts:
+        event["thread_ts"] = thread_ts
+    return {**event, **extra}
+
+
+def mention_event(text: str, user: str = "UCUSTOMER2", channel: str = "C0GENERAL") -> dict[str, Any]:
+    ts = new_ts()
+    return {"type": "app_mention", "user": user, "text": f"<@{BOT_USER}> {text}", "ts": ts, "channel": channel,
+            "event_ts": ts, "team": TEAM_ID, "client_msg_id": f"msg-{ts}"}
+
+
+def block_actions_body(*, user: str, channel: str, message: dict[str, Any], action_id: str, value: str,
+                       text: str = "button") -> dict[str, Any]:
+    """A ``block_actions`` payload for a click on a button of ``message`` (as the fake returned it)."""
+    block_id = next((b.get("block_id") for b in message.get("blocks", [])
+                     if any(e.get("action_id") == action_id for e in b.get("elements", []))), "b")
+    container = {"type": "message", "message_ts": message["ts"], "channel_id": channel, "is_ephemeral": False}
+    if message.get("thread_ts"):
+        container["thread_ts"] = message["thread_ts"]
+    return {"type": "block_actions", "user": {"id": user, "username": f"user-{user.lower()}",
+                                              "name": f"user-{user.lower()}", "team_id": TEAM_ID},
+            "api_app_id": APP_ID, "token": "legacy-verification-token", "container": container,
+            "trigger_id": f"{next(_event_ids)}.{TEAM_ID}.abcdef", "team": {"id": TEAM_ID, "domain": "fake-team"},
+            "enterprise": None, "is_enterprise_install": False, "channel": {"id": channel, "name": "directmessage"},
+            "message": message, "state": {"values": {}},
+            "response_url": f"https://hooks.slack.com/actions/{TEAM_ID}/1/abc",
+            "actions": [{"action_id": action_id, "block_id": block_id, "value": value, "type": "button",
+                         "text": {"type": "plain_text", "text": text, "emoji": True},
+                         "action_ts": f"{time.time():.6f}"}]}
+
+
+@dataclass
+class Response:
+    status: int
+    body: str
+    headers: dict[str, str]
+
+
+def signed_post(url: str, body: str, content_type: str, *, secret: str = SIGNING_SECRET,
+                timestamp: int | None = None, signature: str | None = None,
+                headers: dict[str, str] | None = None) -> Response:
+    """POST ``body`` with Slack's v0 signature (or the given ``signature``), as Slack does."""
+    stamp = str(timestamp if timestamp is not None else int(time.time()))
+    sig = signature or SignatureVerifier(secret).generate_signature(timestamp=stamp, body=body)
+    request = urllib.request.Request(url, data=body.encode(), method="POST", headers={
+        "Content-Type": content_type, "X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": sig,
+        "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return Response(resp.status, resp.read().decode(), dict(resp.headers))
+    except urllib.error.HTTPError as err:
+        return Response(err.code, err.read().decode(), dict(err.headers))
+
+
+def post_event(url: str, body: dict[str, Any], **kwargs: Any) -> Response:
+    return signed_post(url, json.dumps(body), "application/json", **kwargs)
+
+
+def post_action(url: str, payload: dict[str, Any], **kwargs: Any) -> Response:
+    body = urllib.parse.urlencode({"payload": json.dumps(payload)})
+    return signed_post(url, body, "application/x-www-form-urlencoded", **kwargs)
+
+
+def wait_until(check: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+# --- a data directory with a model and a small knowledge base ---------------------------
+
+TEST_KB = """\
+company:
+  name: "Test Shop"
+  bot_name: "Tess"
+  handoff_text: "A person from our team will reply in this thread soon."
+  escalation_text: "Sorry about this. A senior agent will get back to you urgently."
+intents:
+  - name: track_order
+    description: "Where is my order"
+    examples: [where is my order, track my parcel, has my package shipped, order status please,
+               when will my order arrive, tracking number for my order, is my parcel on the way,
+               where is my delivery, my order has not arrived, parcel tracking]
+    answer: "You can track your order under *My orders*."
+    links: [{title: "Delivery help", url: "https://example.com/delivery"}]
+  - name: refund
+    description: "Getting a refund"
+    examples: [i want a refund, give me my money back, refund my purchase, how do i get a refund,
+               refund status, when will i get my refund, money back please, return money to my card,
+               refund not received, can i have a refund]
+    answer: "Refunds reach your card within 5-7 business days."
+  - name: reset_password
+    description: "Resetting a password"
+    examples: [reset my password, forgot my password, cannot log in password, change password,
+               password reset link, locked out of my account, new password please,
+               login password not working, password help, i need a new password]
+    answer: "Use *Forgot password* on the sign-in page to get a reset link."
+"""
+
+# Routing modes as real per-model thresholds (the tiny test model is never confident).
+MODES: dict[str, dict[str, float]] = {
+    "answer": {"answer_min": 0.0, "clarify_margin": 0.0, "clarify_min": 0.0, "escalate_negative": 1.01},
+    "clarify": {"answer_min": 0.0, "clarify_margin": 1.01, "clarify_min": 0.0, "escalate_negative": 1.01},
+    "handoff": {"answer_min": 1.01, "clarify_margin": 0.0, "clarify_min": 1.01, "escalate_negative": 1.01},
+    "escalate": {"answer_min": 0.0, "clarify_margin": 0.0, "clarify_min": 0.0, "escalate_negative": 0.0},
+}
+MODE_VERSIONS = {mode: f"v{n:04d}" for n, mode in enumerate(MODES, start=1)}
+
+
+def make_data_dir(root: Path, model: Path) -> tuple[Path, Path]:
+    """A data dir holding one model version per routing mode, and the test knowledge base."""
+    from models import modeldir
+
+    data_dir = root / "data"
+    for mode, version in MODE_VERSIONS.items():
+        dest = data_dir / "models" / version
+        modeldir.copy_model_dir(model, dest)
+        modeldir.update_manifest(dest, version=version, thresholds=MODES[mode])
+    kb_path = root / "kb.yaml"
+    kb_path.write_text(TEST_KB, encoding="utf-8")
+    return data_dir, kb_path

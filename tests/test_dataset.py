@@ -1,0 +1,96 @@
+"""The retrain dataset: sources, weights, the correction hold-out, deduplication, the manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from learning_helpers import add_message, correct, keyword_kb
+
+from bot.knowledge import load_knowledge_base
+from bot.store import NEW_TOPIC, Store
+from training.dataset import DatasetOptions, build_dataset, held_out, text_key
+
+
+@pytest.fixture()
+def setup(tmp_path: Path):  # noqa: ANN201
+    kb = load_knowledge_base(keyword_kb(tmp_path / "kb.yaml"))
+    store = Store(tmp_path / "csbot.db")
+    yield store, kb
+    store.close()
+
+
+def upvoted(store: Store, text: str, intent: str, confidence: float, vote: int = 1) -> int:
+    message_id, reply_id = add_message(store, text, intent=intent, confidence=confidence)
+    store.record_feedback(reply_id, "U1", vote, "button")
+    return message_id
+
+
+def test_sources_and_weights(setup) -> None:  # noqa: ANN001
+    store, kb = setup
+    texts = [f"please refund my purchase number {i}" for i in range(40)]
+    trained = [t for t in texts if not held_out(t, 5)]
+    correct(store, trained[0], "refund", sentiment="negative")
+    correct(store, trained[1], None, sentiment="positive")  # sentiment-only verdict
+    correct(store, trained[2], NEW_TOPIC)  # for the admin, never trained
+    correct(store, trained[3], "no_such_intent")
+    message_id, _ = add_message(store, "where is the parcel tracking", intent="refund", decision="clarify")
+    store.record_label(message_id, intent="track_order", source="clarify", user="U1")
+    upvoted(store, "password reset please now", "reset_password", 0.95)  # silver
+    upvoted(store, "password help me now", "reset_password", 0.30)  # not confident enough
+    upvoted(store, "refund not wanted now", "refund", 0.99, vote=-1)  # 👎: review queue only
+    data = build_dataset(store, kb)
+
+    by_text = {e.text: e for e in data.train}
+    assert by_text[trained[0]].intent == "refund" and by_text[trained[0]].sentiment == "negative"
+    assert by_text[trained[0]].weight == 2.0 and by_text[trained[0]].source == "correction"
+    assert by_text[trained[1]].intent is None and by_text[trained[1]].sentiment == "positive"
+    assert by_text["where is the parcel tracking"].intent == "track_order"
+    assert by_text["where is the parcel tracking"].source == "clarify"
+    silver = by_text["password reset please now"]
+    assert (silver.source, silver.weight, silver.intent) == ("silver", 0.5, "reset_password")
+    for absent in (trained[2], trained[3], "password help me now", "refund not wanted now"):
+        assert absent not in by_text
+    assert [e.text for e in data.corrections] == [trained[0]]
+    m = data.manifest
+    assert m["per_source"] == {"correction": 2, "clarify": 1, "knowledge_base": m["per_source"]["knowledge_base"],
+                               "silver": 1}
+    assert m["excluded"]["new_topic"] == 1 and m["excluded"]["unknown_intent"] == 1
+    assert m["excluded"]["downvoted"] == 1 and m["excluded"]["silver_low_confidence"] == 1
+    assert m["per_intent"]["refund"] >= 1 and len(m["hash"]) == 64 and m["eval"]["examples"] == len(data.eval)
+    assert build_dataset(store, kb).manifest["hash"] == m["hash"]  # stable
+
+
+def test_correction_hold_out_is_stable_and_never_trained_on(setup) -> None:  # noqa: ANN001
+    store, kb = setup
+    texts = [f"my refund for order {i} please" for i in range(60)]
+    for text in texts:
+        correct(store, text, "refund")
+    correct(store, texts[0].upper(), "refund")  # the same words again, shouted
+    data = build_dataset(store, kb)
+    train_keys = {text_key(e.text) for e in data.train}
+    eval_corrections = [e for e in data.eval if e.source == "correction"]
+    assert 5 <= len(eval_corrections) <= 20  # about one in five
+    assert not train_keys & {text_key(e.text) for e in data.eval}
+    assert {e.text for e in eval_corrections} == {t for t in texts if held_out(t, 5)}
+    assert {e.source for e in data.eval} == {"knowledge_base", "correction"}
+    kb_heldout = {t.text for t in kb.examples("test")}
+    assert kb_heldout <= {e.text for e in data.eval} and not kb_heldout & {e.text for e in data.train}
+    again = build_dataset(store, kb)
+    assert [e.text for e in again.eval] == [e.text for e in data.eval]
+
+
+def test_dedupe_keeps_the_strongest_label_and_caps_silver(setup) -> None:  # noqa: ANN001
+    store, kb = setup
+    kb_text = next(t.text for t in kb.examples("train") if t.intent == "refund")
+    if held_out(kb_text, 5):
+        pytest.skip("picked text is in the correction hold-out")
+    correct(store, kb_text.upper(), "track_order")  # an agent relabels a knowledge-base phrasing
+    for i in range(8):
+        upvoted(store, f"status of my parcel {i}", "track_order", 0.9)
+    upvoted(store, "status of my parcel 0", "track_order", 0.9)  # duplicate text
+    data = build_dataset(store, kb, DatasetOptions(silver_cap=3))
+    matches = [e for e in data.train if text_key(e.text) == text_key(kb_text)]
+    assert len(matches) == 1 and matches[0].intent == "track_order" and matches[0].source == "correction"
+    assert sum(e.source == "silver" for e in data.train) == 3
+    assert data.manifest["excluded"]["silver_over_cap"] >= 5 and data.manifest["excluded"]["duplicate"] >= 1

@@ -1,0 +1,93 @@
+"""The registry: version folders, the pointer, previous tracking, rollback target and pruning."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.store import Store
+from models import modeldir
+from models.errors import RegistryError
+from models.registry import Registry
+
+
+def fake_version(root: Path, version: str) -> None:
+    """A complete model directory (the registry checks files and checksums, not the graph)."""
+    staging = root / f".{version}.staging"
+    staging.mkdir(parents=True)
+    for name in modeldir.REQUIRED_FILES:
+        (staging / name).write_text("{}" if name.endswith(".json") else "x")
+    modeldir.write_json(staging / modeldir.LABELS_FILE, {"intents": ["a", "b"]})
+    modeldir.finalize(staging, root / version, version=version, max_length=16, base_model="tiny", data_hash="h",
+                      packages={})
+
+
+@pytest.fixture()
+def registry(tmp_path: Path):  # noqa: ANN201
+    store = Store(tmp_path / "csbot.db")
+    yield Registry(tmp_path / "models", store)
+    store.close()
+
+
+def test_versions_pointer_and_rollback_target(registry: Registry) -> None:
+    assert registry.versions() == [] and registry.next_version() == "v0001" and registry.active() is None
+    for v in ("v0001", "v0002", "v0010"):
+        fake_version(registry.root, v)
+    (registry.root / ".v0011.staging-123").mkdir()  # never listed
+    assert registry.versions() == ["v0001", "v0002", "v0010"] and registry.next_version() == "v0011"
+    with pytest.raises(RegistryError, match="no previous version"):
+        registry.rollback_target()
+    registry.activate("v0001")
+    registry.activate("v0002")
+    assert (registry.active(), registry.previous(), registry.rollback_target()) == ("v0002", "v0001", "v0001")
+    with pytest.raises(RegistryError, match="does not exist"):
+        registry.activate("v0099")
+    assert registry.active() == "v0002"
+
+
+def test_a_corrupt_version_is_refused_and_the_pointer_stays(registry: Registry) -> None:
+    fake_version(registry.root, "v0001")
+    fake_version(registry.root, "v0002")
+    registry.activate("v0001")
+    (registry.root / "v0002" / modeldir.ONNX_FILE).write_text("tampered")
+    with pytest.raises(Exception, match="checksum"):
+        registry.activate("v0002")
+    assert registry.active() == "v0001"
+
+
+def test_prune_keeps_the_newest_the_active_and_the_previous(registry: Registry) -> None:
+    for i in range(1, 8):
+        fake_version(registry.root, f"v{i:04d}")
+    registry.activate("v0001")
+    registry.activate("v0002")  # previous = v0001
+    deleted = registry.prune(keep=3)
+    assert deleted == ["v0003", "v0004"]
+    assert registry.versions() == ["v0001", "v0002", "v0005", "v0006", "v0007"]
+    assert not [p for p in registry.root.iterdir() if p.name.startswith(".trash")]
+    registry.rollback_target()  # still there
+
+
+def test_cli_models_list_promote_rollback_status(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from bot.cli import main
+
+    monkeypatch.setenv("CSBOT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("CSBOT_TIMEZONE", "UTC")
+    monkeypatch.chdir(tmp_path)  # no .env here
+    for v in ("v0001", "v0002"):
+        fake_version(tmp_path / "data" / "models", v)
+    runner = CliRunner()
+    assert "Error: There is no previous version" in runner.invoke(main, ["rollback"]).output
+    result = runner.invoke(main, ["promote", "v0001"])
+    assert result.exit_code == 0 and "v0001 is now active" in result.output
+    assert "v0002 is now active (was v0001)" in runner.invoke(main, ["promote", "v0002"]).output
+    listing = runner.invoke(main, ["models", "list"]).output
+    assert listing.index("v0002") < listing.index("v0001") and "retired" in listing and "(previous)" in listing
+    assert "v0001 is active again" in runner.invoke(main, ["rollback"]).output
+    missing = runner.invoke(main, ["promote", "v0042"])
+    assert missing.exit_code == 1 and "Error: Model version v0042 does not exist" in missing.output
+    assert "Fix:" in missing.output
+    status = runner.invoke(main, ["status"]).output
+    assert "active model: v0001" in status and "next retrain: " in status and "last retrain: never" in status

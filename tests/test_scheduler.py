@@ -1,0 +1,163 @@
+"""The nightly schedule: when it fires (under a frozen clock), skipping when nothing changed or a run
+is going, taking the lock, apscheduler really firing, and one whole run through the same code path."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from learning_helpers import TINY_OVERRIDES, build_word_bert, correct, keyword_kb, make_settings, set_args
+
+from bot import learning
+from bot.scheduler import RetrainScheduler, next_retrain_time
+from bot.store import Store
+from models.errors import ConfigError
+
+FROZEN = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture()
+def settings(tmp_path: Path):  # noqa: ANN201
+    kb = keyword_kb(tmp_path / "kb.yaml")
+    return make_settings(tmp_path / "data", kb, tmp_path / "no-base", retrain_cron="0 2 * * *",
+                         timezone="Europe/Paris")
+
+
+def mark_up_to_date(settings) -> None:  # noqa: ANN001
+    with Store(settings.db_path) as store:
+        store.kv_set(learning.WATERMARK_KEY, json.dumps(learning.data_watermark(store, settings.kb_path)))
+
+
+def runs(settings) -> list[dict]:  # noqa: ANN001
+    with Store(settings.db_path) as store:
+        return list(store.db.query("SELECT * FROM training_runs ORDER BY id"))
+
+
+def test_next_run_time_follows_cron_and_time_zone(settings) -> None:  # noqa: ANN001
+    expected = datetime(2026, 11, 29, 1, 0, tzinfo=timezone.utc)  # 02:00 in Paris (UTC+1 in winter)
+    assert next_retrain_time(settings, FROZEN) == expected
+    scheduler = RetrainScheduler(settings, clock=lambda: FROZEN)
+    assert scheduler.next_run_time() == expected
+    assert learning.status(settings, clock=lambda: FROZEN)["next_run"] == expected.astimezone(
+        scheduler.trigger.timezone).isoformat()
+    with pytest.raises(ConfigError, match="CSBOT_RETRAIN_CRON"):
+        next_retrain_time(settings.model_copy(update={"retrain_cron": "every night"}))
+    with pytest.raises(ConfigError, match="CSBOT_TIMEZONE"):
+        next_retrain_time(settings.model_copy(update={"timezone": "Mars/Olympus"}))
+
+
+def test_skips_when_nothing_changed_and_when_a_run_holds_the_lock(settings, caplog) -> None:  # noqa: ANN001
+    clock = [FROZEN]
+    scheduler = RetrainScheduler(settings, clock=lambda: clock[0])
+    mark_up_to_date(settings)
+    with caplog.at_level(logging.INFO, logger="csbot.learning"):
+        result = scheduler.run_job()
+    assert result["status"] == "skipped" and "nothing new" in result["reason"]
+    assert "skipped: nothing new" in caplog.text
+    assert runs(settings)[-1]["status"] == "skipped" and runs(settings)[-1]["trigger"] == "schedule"
+
+    with Store(settings.db_path) as store:  # another replica is training (alive, lock not expired)
+        assert learning.acquire_lock(store, "run:999", pid=os.getpid(), clock=lambda: clock[0])
+        assert not learning.acquire_lock(store, "run:1000", clock=lambda: clock[0])
+    result = scheduler.run_job()
+    assert result["status"] == "skipped" and "still going" in result["reason"] and "run:999" in result["reason"]
+
+    clock[0] = FROZEN + learning.LOCK_TTL + timedelta(seconds=1)  # it stopped renewing: the lock expires
+    with Store(settings.db_path) as store:
+        assert learning.lock_holder(store, lambda: clock[0]) is None
+        assert learning.acquire_lock(store, "run:1001", clock=lambda: clock[0])
+        assert learning.release_lock(store, "run:1001")
+
+    assert scheduler._busy.acquire()  # a firing that arrives while this process is still running one
+    try:
+        assert scheduler.run_job() == {"status": "skipped", "reason": "the previous run is still going"}
+    finally:
+        scheduler._busy.release()
+
+
+def test_apscheduler_fires_the_job(settings) -> None:  # noqa: ANN001
+    mark_up_to_date(settings)
+    scheduler = RetrainScheduler(settings, misfire_grace_time=120).start()
+    try:
+        job = scheduler.job
+        assert (job.coalesce, job.max_instances, job.misfire_grace_time) == (True, 1, 120)
+        assert scheduler.next_run_time() > datetime.now(timezone.utc)
+        scheduler.fire_now()
+        deadline = time.monotonic() + 10
+        while not runs(settings) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        scheduler.shutdown(wait=True)
+    assert runs(settings)[0]["status"] == "skipped" and runs(settings)[0]["trigger"] == "schedule"
+
+
+def test_a_scheduled_run_trains_in_a_child_and_the_bot_swaps_the_model(tmp_path: Path) -> None:
+    """The whole path: lock, child process, gate, promotion, Context.refresh_model, report."""
+    from bot.context import Context
+    from bot.knowledge import load_knowledge_base
+    from training.config import TrainConfig
+    from training.data import knowledge_base_examples
+    from training.pipeline import build_model
+
+    base = build_word_bert(tmp_path / "bert")
+    kb = keyword_kb(tmp_path / "kb.yaml")
+    settings = make_settings(tmp_path / "data", kb, base)
+    overrides = {**TINY_OVERRIDES, "min_steps": 0}
+    first = build_model(knowledge_base_examples(load_knowledge_base(kb), "train"),
+                        TrainConfig(base_model=str(base), **{**overrides, "epochs": 1}),
+                        settings.models_dir / "v0001", version="v0001", progress=False)
+    learning.promote(settings, first.version, reason="first model")
+    ctx = Context.open(settings)
+    with Store(settings.db_path) as store:
+        correct(store, "please refund my purchase", "refund")
+    reports = []
+    scheduler = RetrainScheduler(settings, context=ctx, notify=reports.append, extra_args=tuple(set_args(overrides)))
+    result = scheduler.run_job()
+    assert result["status"] in ("promoted", "rejected"), result.get("log_excerpt")
+    assert reports and reports[0]["id"] == result["id"] and result["trigger"] == "schedule"
+    assert Path(result["run_dir"], "train.log").is_file()
+    if result["status"] == "promoted":
+        assert ctx.live.current.version == result["version"] == "v0002"
+    with Store(settings.db_path) as store:
+        assert learning.lock_holder(store) is None
+    assert scheduler.run_job()["status"] == "skipped"  # nothing new since
+    assert "Retrain run" in learning.report_text(result)
+
+
+class RecordingSlack:
+    """Stands in for slack_sdk's WebClient (not our code): records the calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict]] = []
+
+    def files_upload_v2(self, **kwargs: object) -> None:
+        self.calls.append(("files_upload_v2", kwargs))
+
+    def chat_postMessage(self, **kwargs: object) -> None:  # noqa: N802 - Slack's name
+        self.calls.append(("chat_postMessage", kwargs))
+
+
+def test_the_report_goes_to_the_admins_channel_with_the_chart(settings, tmp_path: Path) -> None:  # noqa: ANN001
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "report.png").write_bytes(b"\x89PNG")
+    run = {"id": 7, "trigger": "schedule", "mode": "full", "status": "rejected", "version": "v0003",
+           "run_dir": str(run_dir),
+           "metrics": {"candidate": {"accuracy": 0.8, "samples": 50}, "active": {"accuracy": 0.85},
+                       "corrections": {"total": 4, "right": 4, "share": 1.0},
+                       "intents_worse": [{"intent": "refund", "delta_f1": -0.2}]},
+           "gate": {"reasons": ["accuracy on the fixed evaluation set is 80.0%, below ..."]}}
+    assert not learning.post_report(settings, run, RecordingSlack())  # no admins channel configured
+    slack = RecordingSlack()
+    assert learning.post_report(settings.model_copy(update={"admins_channel": "C0ADMINS"}), run, slack)
+    (name, kwargs), = slack.calls
+    assert name == "files_upload_v2" and kwargs["channel"] == "C0ADMINS"
+    assert kwargs["file"].endswith("report.png")
+    text = kwargs["initial_comment"]
+    assert "*rejected*" in text and "80.0% vs active 85.0% (-5.0%)" in text and "refund (-0.20)" in text
+    assert "gate: accuracy on the fixed evaluation set" in text

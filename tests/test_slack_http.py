@@ -1,0 +1,353 @@
+"""End to end over real HTTP: signed Slack requests in, a fake Slack Web API out, SQLite checked.
+
+The bot runs in HTTP mode (uvicorn on a loopback port) with the real store, knowledge
+base and a trained tiny model. Routing is steered by activating model versions whose
+manifests carry different thresholds: real configuration, hot-swapped as in production.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fake_slack import (
+    BOT_TOKEN,
+    BOT_USER,
+    MODE_VERSIONS,
+    SIGNING_SECRET,
+    TEAM_URL,
+    Call,
+    FakeSlack,
+    block_actions_body,
+    dm_event,
+    event_body,
+    make_data_dir,
+    mention_event,
+    post_action,
+    post_event,
+    wait_until,
+)
+
+from bot import messages
+from bot.config import load_settings
+from bot.context import Context
+from bot.slack import blocks
+from bot.slack.server import HttpInThread
+from bot.store import Store
+from models.registry import Registry
+
+AGENTS, AGENT = "C0AGENTS", "U0AGENT"
+
+
+@dataclass
+class Env:
+    fake: FakeSlack
+    ctx: Context
+    server: HttpInThread
+
+    @property
+    def events_url(self) -> str:
+        return self.server.url + "/slack/events"
+
+    def use(self, mode: str) -> None:
+        Registry(self.ctx.settings.models_dir, self.ctx.store).activate(MODE_VERSIONS[mode])
+        self.ctx.refresh_model()
+
+    def rows(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
+        return list(self.ctx.store.db.query(sql, params))
+
+    def send(self, event: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        body = event_body(event)
+        response = post_event(self.events_url, body, **kwargs)
+        assert response.status == 200, response
+        return body
+
+    def reply_to(self, event: dict[str, Any], count: int = 1) -> list[Call]:
+        """The bot's chat.postMessage calls in the thread of ``event``."""
+        thread = event.get("thread_ts") or event["ts"]
+        return self.fake.wait_for("chat.postMessage", count, channel=event["channel"], thread_ts=thread)
+
+    def posted_message(self, call: Call) -> dict[str, Any]:
+        """The message as Slack would hold it (with its ts), once the bot stored the ts."""
+        reply = wait_until(lambda: self.rows("SELECT * FROM replies WHERE ts IS NOT NULL AND channel = ? "
+                                             "ORDER BY id DESC", [call.params["channel"]]), what="reply ts")
+        ts = next(r["ts"] for r in reply if r["text"] and r["text"] in call.params["text"])
+        return {"type": "message", "user": BOT_USER, "ts": ts, "thread_ts": call.params.get("thread_ts"),
+                "text": call.params["text"], "blocks": call.params.get("blocks", [])}
+
+    def click(self, user: str, call: Call, action_id: str, value: str | None = None) -> None:
+        message = self.posted_message(call)
+        button = next(e for b in message["blocks"] if b["type"] == "actions" for e in b["elements"]
+                      if e["action_id"] == action_id)
+        payload = block_actions_body(user=user, channel=call.params["channel"], message=message,
+                                     action_id=action_id, value=value or button["value"],
+                                     text=button["text"]["text"])
+        assert post_action(self.events_url, payload).status == 200
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Iterator[Env]:
+    root = tmp_path_factory.mktemp("slack-http")
+    data_dir, kb_path = make_data_dir(root, tiny_model)
+    with FakeSlack() as fake:
+        settings = load_settings(env_file=None, data_dir=data_dir, kb_path=kb_path, slack_bot_token=BOT_TOKEN,
+                                 slack_signing_secret=SIGNING_SECRET, slack_api_url=fake.api_url,
+                                 agents_channel=AGENTS, agent_users=AGENT, onnx_provider="cpu", threads=1)
+        store = Store(settings.db_path)
+        Registry(settings.models_dir, store).activate(MODE_VERSIONS["answer"])
+        store.close()
+        ctx = Context.open(settings)
+        server = HttpInThread(ctx).start()
+        try:
+            yield Env(fake, ctx, server)
+        finally:
+            server.stop()
+            ctx.store.close()
+
+
+@pytest.fixture(autouse=True)
+def answer_mode(env: Env) -> None:
+    env.use("answer")
+
+
+def test_dm_gets_an_answer_in_a_thread_with_buttons(env: Env) -> None:
+    event = dm_event("where is my order")
+    env.send(event)
+    call = env.reply_to(event)[0]
+    assert call.token == BOT_TOKEN
+    kinds = [b["type"] for b in call.params["blocks"]]
+    assert kinds[0] == "section" and "context" in kinds and kinds[-1] == "actions"
+    buttons = call.params["blocks"][-1]["elements"]
+    assert [b["action_id"] for b in buttons] == [blocks.UP, blocks.DOWN, blocks.HUMAN]
+    assert [b["text"]["text"] for b in buttons] == [messages.BUTTON_HELPFUL, messages.BUTTON_NOT_HELPFUL,
+                                                    messages.BUTTON_HUMAN]
+    message = env.rows("SELECT * FROM messages WHERE ts = ?", [event["ts"]])[0]
+    assert message["decision"] == "answer" and message["user"] == "UCUSTOMER1"
+    reply = env.rows("SELECT * FROM replies WHERE message_id = ?", [message["id"]])[0]
+    assert buttons[0]["value"] == str(reply["id"])
+    wait_until(lambda: env.rows("SELECT ts FROM replies WHERE id = ? AND ts IS NOT NULL", [reply["id"]]))
+    conversation = env.rows("SELECT * FROM conversations WHERE id = ?", [message["conversation_id"]])[0]
+    assert (conversation["channel"], conversation["thread_ts"], conversation["source"]) == (
+        "D0CUSTOMER", event["ts"], "slack")
+
+
+def test_mention_strips_the_bot_and_replies_in_thread(env: Env) -> None:
+    event = mention_event("reset my password")
+    env.send(event)
+    env.reply_to(event)
+    message = env.rows("SELECT * FROM messages WHERE ts = ?", [event["ts"]])[0]
+    assert message["normalized_text"] == "reset my password"
+
+
+def test_thread_follow_ups_continue_the_conversation(env: Env) -> None:
+    first = dm_event("where is my order", channel="D0FOLLOW")
+    env.send(first)
+    env.reply_to(first)
+    follow = dm_event("and a refund please", channel="D0FOLLOW", thread_ts=first["ts"])
+    env.send(follow)
+    env.reply_to(follow, 2)
+    rows = env.rows("SELECT conversation_id FROM messages WHERE ts IN (?, ?)", [first["ts"], follow["ts"]])
+    assert len(rows) == 2 and rows[0]["conversation_id"] == rows[1]["conversation_id"]
+    # In a channel: after a mention, a plain reply in that thread is answered too.
+    mention = mention_event("refund my purchase", channel="C0THREADS")
+    env.send(mention)
+    env.reply_to(mention)
+    reply = {**dm_event("still waiting for it", channel="C0THREADS", thread_ts=mention["ts"]),
+             "channel_type": "channel"}
+    env.send(reply)
+    env.reply_to(reply, 2)
+
+
+def test_feedback_buttons_store_and_change_the_vote(env: Env) -> None:
+    event = dm_event("i want a refund", channel="D0FEEDBACK")
+    env.send(event)
+    call = env.reply_to(event)[0]
+    reply_id = int(call.params["blocks"][-1]["elements"][0]["value"])
+    env.click("UCUSTOMER1", call, blocks.UP)
+    update = env.fake.wait_for("chat.update", channel="D0FEEDBACK")[0]
+    assert not [b for b in update.params["blocks"] if b["type"] == "actions"]
+    assert messages.FEEDBACK_THANKS in json.dumps(update.params["blocks"])
+    wait_until(lambda: env.rows("SELECT * FROM feedback WHERE reply_id = ?", [reply_id]))
+    env.click("UCUSTOMER1", call, blocks.DOWN)  # a second click from a stale copy changes the vote
+    env.fake.wait_for("chat.update", 2, channel="D0FEEDBACK")
+    rows = wait_until(lambda: [r for r in env.rows("SELECT * FROM feedback WHERE reply_id = ?", [reply_id])
+                               if r["rating"] == -1], what="the changed vote")
+    assert len(env.rows("SELECT * FROM feedback WHERE reply_id = ?", [reply_id])) == 1
+    assert (rows[0]["user"], rows[0]["source"]) == ("UCUSTOMER1", "button")
+
+
+def test_reactions_on_an_answer_are_votes(env: Env) -> None:
+    event = dm_event("track my parcel", channel="D0REACT")
+    env.send(event)
+    call = env.reply_to(event)[0]
+    ts = env.posted_message(call)["ts"]
+    reply_id = int(call.params["blocks"][-1]["elements"][0]["value"])
+    item = {"type": "message", "channel": "D0REACT", "ts": ts}
+    env.send({"type": "reaction_added", "user": "UCUSTOMER1", "reaction": "thumbsup", "item": item,
+              "item_user": BOT_USER, "event_ts": f"{time.time():.6f}"})
+    row = wait_until(lambda: env.rows("SELECT * FROM feedback WHERE reply_id = ?", [reply_id]))[0]
+    assert (row["rating"], row["source"], row["user"]) == (1, "reaction", "UCUSTOMER1")
+    env.send({"type": "reaction_added", "user": "UCUSTOMER1", "reaction": "tada", "item": item,
+              "item_user": BOT_USER, "event_ts": f"{time.time():.6f}"})
+    env.send({"type": "reaction_removed", "user": "UCUSTOMER1", "reaction": "+1", "item": item,
+              "item_user": BOT_USER, "event_ts": f"{time.time():.6f}"})
+    wait_until(lambda: not env.rows("SELECT * FROM feedback WHERE reply_id = ?", [reply_id]),
+               what="the vote to be withdrawn")
+
+
+def test_clarify_click_answers_the_chosen_intent(env: Env) -> None:
+    env.use("clarify")
+    event = dm_event("money for my order", channel="D0CLARIFY")
+    env.send(event)
+    call = env.reply_to(event)[0]
+    actions = call.params["blocks"][-1]["elements"]
+    assert [a["action_id"] for a in actions] == ["clarify_0", "clarify_1", blocks.CLARIFY_NONE]
+    message_id, intent = blocks.parse_clarify_value(actions[1]["value"])
+    env.click("UCUSTOMER1", call, "clarify_1")
+    answer = env.reply_to(event, 2)[1]
+    assert answer.params["blocks"][-1]["block_id"] == blocks.FEEDBACK_BLOCK
+    label = wait_until(lambda: env.rows("SELECT * FROM labels WHERE message_id = ?", [message_id]))[0]
+    assert (label["intent"], label["source"], label["user"]) == (intent, "clarify", "UCUSTOMER1")
+    update = env.fake.wait_for("chat.update", channel="D0CLARIFY")[0]
+    assert messages.CLARIFY_CHOSEN.format(choice=actions[1]["text"]["text"]) in json.dumps(update.params)
+    replies = env.rows("SELECT kind, intent FROM replies WHERE message_id = ? ORDER BY id", [message_id])
+    assert [r["kind"] for r in replies] == ["clarify", "answer"] and replies[1]["intent"] == intent
+
+
+def test_handoff_posts_to_the_agents_channel(env: Env) -> None:
+    env.use("handoff")
+    event = dm_event("something odd happened with my thing", channel="D0HANDOFF")
+    env.send(event)
+    customer = env.reply_to(event)[0]
+    assert customer.params["text"] == env.ctx.kb.company.handoff_text
+    post = env.fake.wait_for("chat.postMessage", channel=AGENTS)[-1]
+    text = json.dumps(post.params["blocks"])
+    assert "something odd happened with my thing" in text
+    assert f"{TEAM_URL}archives/D0HANDOFF/p{event['ts'].replace('.', '')}" in text
+    assert "<@UCUSTOMER1>" in text and "Intent guess" in text and "Sentiment" in text
+    assert messages.REASONS["low_confidence"] in text
+    assert env.fake.of("chat.getPermalink", channel="D0HANDOFF", message_ts=event["ts"])
+    # From now on a person handles the thread: neither the agent's words nor the customer's get a bot reply.
+    metrics = env.server.service.metrics
+    env.use("answer")
+    env.send(dm_event("hi, I'm Sam from support", channel="D0HANDOFF", user=AGENT, thread_ts=event["ts"]))
+    env.send(dm_event("thanks, where is my order", channel="D0HANDOFF", thread_ts=event["ts"]))
+    wait_until(lambda: metrics.value("csbot_slack_ignored_total", reason="agent_in_thread") == 1
+               and metrics.value("csbot_slack_ignored_total", reason="handed_off") == 1, what="both ignored")
+    assert len(env.fake.of("chat.postMessage", channel="D0HANDOFF")) == 1
+
+
+def test_escalation_is_marked_priority(env: Env) -> None:
+    env.use("escalate")
+    event = dm_event("this is terrible, awful service", channel="D0ESCALATE")
+    env.send(event)
+    customer = env.reply_to(event)[0]
+    assert customer.params["text"] == env.ctx.kb.company.escalation_text
+    post = wait_until(lambda: [c for c in env.fake.of("chat.postMessage", channel=AGENTS)
+                               if "this is terrible" in json.dumps(c.params)])[0]
+    assert post.params["blocks"][0]["block_id"] == "csbot_priority"
+    assert messages.AGENTS_ESCALATE_TITLE in json.dumps(post.params["blocks"])
+    row = env.rows("SELECT decision FROM messages WHERE ts = ?", [event["ts"]])[0]
+    assert row["decision"] == "escalate"
+
+
+def test_talk_to_a_human_button(env: Env) -> None:
+    event = dm_event("reset my password", channel="D0HUMAN")
+    env.send(event)
+    call = env.reply_to(event)[0]
+    env.click("UCUSTOMER1", call, blocks.HUMAN)
+    post = wait_until(lambda: [c for c in env.fake.of("chat.postMessage", channel=AGENTS)
+                               if "D0HUMAN" in json.dumps(c.params)])[0]
+    assert messages.REASONS["asked_for_human"] in json.dumps(post.params)
+    assert env.reply_to(event, 2)[1].params["text"] == env.ctx.kb.company.handoff_text
+
+
+def test_a_retried_event_is_answered_once(env: Env) -> None:
+    event = dm_event("refund status", channel="D0RETRY")
+    body = event_body(event)
+    assert post_event(env.events_url, body).status == 200
+    duplicates = env.server.service.metrics.value("csbot_slack_duplicates_total", kind="event_id")
+    retry = post_event(env.events_url, body, headers={"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason":
+                                                      "http_timeout"})
+    assert retry.status == 200
+    env.reply_to(event)
+    wait_until(lambda: env.server.service.metrics.value("csbot_slack_duplicates_total", kind="event_id")
+               > duplicates, what="the retry to be dropped")
+    time.sleep(0.05)
+    assert len(env.fake.of("chat.postMessage", channel="D0RETRY")) == 1
+    assert len(env.rows("SELECT * FROM messages WHERE ts = ?", [event["ts"]])) == 1
+
+
+def test_rate_limited_post_is_retried(env: Env) -> None:
+    env.fake.rate_limit_next("chat.postMessage", retry_after=0)
+    event = dm_event("where is my delivery", channel="D0LIMITED")
+    env.send(event)
+    calls = env.reply_to(event, 2)  # the 429, then the retry slack_sdk's handler made
+    assert calls[0].params["text"] == calls[1].params["text"]
+    wait_until(lambda: env.rows("SELECT * FROM replies r JOIN messages m ON m.id = r.message_id "
+                                "WHERE m.ts = ? AND r.ts IS NOT NULL", [event["ts"]]), what="the reply ts")
+
+
+def test_bot_messages_and_edits_are_ignored(env: Env) -> None:
+    ignored = [dm_event("I am another bot", channel="D0BOTS", subtype="bot_message", bot_id="B0OTHER"),
+               dm_event("my own words", channel="D0BOTS", user=BOT_USER, bot_id="B0FAKEBOT"),
+               dm_event("edited", channel="D0BOTS", subtype="message_changed"),
+               dm_event("joined", channel="D0BOTS", subtype="channel_join")]
+    for event in ignored:
+        env.send(event)
+    file_share = dm_event("where is my order, see the screenshot", channel="D0BOTS", subtype="file_share",
+                          files=[{"id": "F1", "name": "shot.png"}])
+    env.send(file_share)
+    env.reply_to(file_share)
+    time.sleep(0.05)
+    assert len(env.fake.of("chat.postMessage", channel="D0BOTS")) == 1
+    assert not env.rows("SELECT * FROM messages WHERE ts IN (?, ?, ?, ?)", [e["ts"] for e in ignored])
+
+
+def test_forged_signature_and_stale_timestamp_are_rejected(env: Env) -> None:
+    event = dm_event("where is my order", channel="D0FORGED")
+    body = event_body(event)
+    forged = post_event(env.events_url, body, signature="v0=" + "0" * 64)
+    wrong_secret = post_event(env.events_url, body, secret="not-the-secret")
+    stale = post_event(env.events_url, body, timestamp=int(time.time()) - 10 * 60)
+    assert (forged.status, wrong_secret.status, stale.status) == (401, 401, 401)
+    time.sleep(0.1)
+    assert not env.fake.of("chat.postMessage", channel="D0FORGED")
+    assert not env.rows("SELECT * FROM messages WHERE ts = ?", [event["ts"]])
+
+
+def test_a_40000_character_message(env: Env) -> None:
+    text = ("where is my order " * 3000)[:40_000]
+    event = dm_event(text, channel="D0LONG")
+    started = time.perf_counter()
+    env.send(event)
+    assert time.perf_counter() - started < 2.0
+    call = env.reply_to(event)[0]
+    assert messages.TRUNCATED_NOTE in call.params["text"]
+    assert all(len(b["text"]["text"]) <= blocks.SECTION_MAX for b in call.params["blocks"] if b["type"] == "section")
+    row = env.rows("SELECT * FROM messages WHERE ts = ?", [event["ts"]])[0]
+    assert len(row["text"]) == 40_000
+    assert len(row["normalized_text"]) <= env.ctx.settings.max_message_chars
+
+
+def test_healthz_and_metrics(env: Env) -> None:
+    with urllib.request.urlopen(env.server.url + "/healthz", timeout=5) as resp:
+        health = json.loads(resp.read())
+    assert health["ok"] is True and health["model"] == MODE_VERSIONS["answer"]
+    event = dm_event("where is my order", channel="D0METRICS")
+    env.send(event)
+    env.reply_to(event)
+    with urllib.request.urlopen(env.server.url + "/metrics", timeout=5) as resp:
+        assert resp.headers["Content-Type"].startswith("text/plain")
+        text = resp.read().decode()
+    assert 'csbot_decisions_total{decision="answer"}' in text
+    assert "csbot_messages_total " in text
+    assert 'csbot_ack_seconds_bucket{le="+Inf"}' in text
+    assert "csbot_reply_seconds_count" in text
+    assert "# TYPE csbot_feedback_total counter" in text
