@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import sys
 import time
 from collections import Counter, defaultdict
@@ -36,6 +37,11 @@ from bot.knowledge import is_held_out
 from bot.service import Incoming
 from training.data import Columns, Example, load_examples
 from training.dataset import text_key
+
+
+def intent_name(category: str | None) -> str:
+    """Banking77 names such as 'reverted_card_payment?' made into knowledge-base (snake_case) names."""
+    return re.sub(r"[^a-z0-9_]", "", (category or "").lower())
 
 
 def build_kb(train: list, intents: list[str], per_intent: int, rng: random.Random, path: Path) -> set[str]:
@@ -156,11 +162,11 @@ def main() -> None:
     args = parser.parse_args()
 
     folder = require(DATA / "banking77")
-    # Knowledge-base intent names are snake_case; one Banking77 name starts with a capital.
-    train = [Example(e.text, e.intent.lower()) for e in load_examples(folder / "train.csv", Columns(intent="category"))
-             if e.intent]
-    test = [Example(e.text, e.intent.lower()) for e in load_examples(folder / "test.csv", Columns(intent="category"))
-            if e.intent]
+    # Knowledge-base intent names are snake_case; Banking77 has 'Refund_not_showing_up' and
+    # 'reverted_card_payment?'.
+    columns = Columns(intent="category")
+    train = [Example(e.text, intent_name(e.intent)) for e in load_examples(folder / "train.csv", columns) if e.intent]
+    test = [Example(e.text, intent_name(e.intent)) for e in load_examples(folder / "test.csv", columns) if e.intent]
     intents = sorted({e.intent for e in train if e.intent})
     if args.subset:
         intents = intents[: args.subset]

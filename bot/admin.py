@@ -63,13 +63,13 @@ def run(settings: Settings, text: str, *, user: str | None = None, provider: str
             return AdminReply(render_models(learning.models_list(settings)))
         if command == "retrain":
             handle = learning.start_retrain(settings, trigger, force="--force" in args)
-            return AdminReply(messages.RETRAIN_STARTED.format(reason=handle.reason) if handle.started
-                              else messages.RETRAIN_SKIPPED.format(reason=handle.reason), retrain=handle)
+            return AdminReply(retrain_text(handle), retrain=handle)
         if command == "promote":
             if len(args) != 1:
                 return AdminReply(messages.PROMOTE_USAGE, ok=False)
             result = learning.promote(settings, args[0], reason=f"promoted by {user or 'the CLI'}")
-            return AdminReply(messages.PROMOTED.format(**result))
+            previous = result["previous"] or "none"
+            return AdminReply(messages.PROMOTED.format(active=result["active"], previous=previous))
         if command == "rollback":
             return AdminReply(messages.ROLLED_BACK.format(**learning.rollback(settings)))
         if command == "stats":
@@ -124,20 +124,31 @@ def render_models(rows: list[dict[str, Any]]) -> str:
 def render_review(items: list[dict[str, Any]]) -> str:
     if not items:
         return messages.REVIEW_EMPTY
-    lines = [messages.REVIEW_HEADER.format(count=len(items))]
-    for item in items:
-        why = "👎" if item.get("downvotes") else item.get("decision", "")
-        guess = f"{item.get('intent')} {item.get('confidence') or 0:.0%}" if item.get("intent") else "no guess"
-        text = (item.get("text") or "").replace("\n", " ")
-        lines.append(f"• #{item['message_id']} [{why}] “{text[:120]}” — guess: {guess} ({item['created_at'][:16]})")
-    return "\n".join(lines)
+    return "\n".join([messages.REVIEW_HEADER.format(count=len(items)), *(review_line(item) for item in items)])
+
+
+def review_line(item: dict[str, Any]) -> str:
+    """One queue item, the same in the CLI, `/csbot review` and App Home."""
+    why = "👎" if item.get("downvotes") else item.get("decision", "")
+    guess = f"{item.get('intent')} {item.get('confidence') or 0:.0%}" if item.get("intent") else "no guess"
+    text = (item.get("text") or "").replace("\n", " ")
+    return f"• #{item['message_id']} [{why}] “{text[:120]}” — guess: {guess} ({item['created_at'][:16]})"
+
+
+def retrain_text(handle: learning.RetrainHandle) -> str:
+    if handle.started:
+        return messages.RETRAIN_STARTED.format(reason=handle.reason)
+    return messages.RETRAIN_SKIPPED.format(reason=handle.reason)
 
 
 def label(settings: Settings, message_id: int, intent: str | None, *, agent: str | None,
           sentiment: str | None = None, note: str | None = None, known_intents: tuple[str, ...] = ()) -> str:
     """Store an agent's label for a message (the review queue's and the flag modal's action)."""
+    from bot.service import SENTIMENTS
     from bot.store import NEW_TOPIC
 
+    if sentiment is not None and sentiment not in SENTIMENTS:
+        raise CsbotError(f"'{sentiment}' is not a sentiment.", f"use one of {', '.join(SENTIMENTS)}.")
     if intent and intent != NEW_TOPIC and known_intents and intent not in known_intents:
         raise CsbotError(messages.UNKNOWN_INTENT.format(intent=intent, known=", ".join(sorted(known_intents))),
                          "pick one of the known intents, or 'none of these / new topic'.")
@@ -146,4 +157,6 @@ def label(settings: Settings, message_id: int, intent: str | None, *, agent: str
             raise CsbotError(f"There is no message {message_id}.", "run `csbot review` to see the queue.")
         store.record_correction(message_id, agent=agent or "cli", correct_intent=intent,
                                 correct_sentiment=sentiment, note=note)
+    if intent == NEW_TOPIC:
+        return messages.CORRECTED_NEW_TOPIC.format(message_id=message_id)
     return messages.CORRECTED.format(message_id=message_id, intent=intent or "(sentiment only)")

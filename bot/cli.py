@@ -108,7 +108,7 @@ def serve(http: bool) -> None:
     # The nightly retrain (CSBOT_RETRAIN_CRON); the lock in SQLite keeps replicas from training twice.
     schedule = RetrainScheduler(cfg).start()
     try:
-        serve_slack(cfg, http=http)
+        serve_slack(cfg, http=http, next_run=schedule.next_run_time)
     finally:
         schedule.shutdown()
 
@@ -260,7 +260,22 @@ def db_backup(path: Path) -> None:
     click.echo(f"Backed up to {dest}.")
 
 
-# --- the learning loop (bot.learning): the same functions back /csbot in Slack and the scheduler
+# --- the learning loop and the agents' queue: the same functions (bot.admin) back /csbot in Slack,
+# so each command prints exactly what Slack shows, errors included.
+
+
+def echo_reply(reply: Any) -> None:
+    """Print an ``AdminReply``; a failed one goes to stderr with exit status 1 (as `friendly` does)."""
+    if not reply.ok:
+        click.echo(reply.text, err=True)
+        sys.exit(1)
+    click.echo(reply.text)
+
+
+def run_admin(text: str) -> None:
+    from bot import admin
+
+    echo_reply(admin.run(settings(), text, user=None, trigger="cli"))
 
 
 @main.command()
@@ -275,19 +290,18 @@ def retrain(force: bool, mode: str, wait: bool, overrides: tuple[str, ...]) -> N
 
     \b
     Examples:
-      csbot retrain                 # what the nightly schedule runs
+      csbot retrain                 # what the nightly schedule and `/csbot retrain` run
       csbot retrain --force --mode full --no-wait
     """
-    from bot import learning
+    from bot import admin, learning
 
     cfg = settings()
     extra = [arg for item in overrides for arg in ("--set", item)]
     handle = learning.start_retrain(cfg, "cli", force=force, mode=mode, extra_args=extra)
+    click.echo(admin.retrain_text(handle))
     if not handle.started:
-        click.echo(f"Retrain skipped: {handle.reason}." + ("" if force else " Use --force to train anyway."))
         return
-    click.echo(f"Retrain run {handle.run_id} started (pid {handle.process.pid if handle.process else '?'}); "
-               f"log: {handle.log_path}")
+    click.echo(f"Log: {handle.log_path} (pid {handle.process.pid if handle.process else '?'})")
     if not wait:
         return
     run = handle.wait()
@@ -307,7 +321,7 @@ def models_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @friendly
 def models_list(as_json: bool) -> None:
-    """List model versions, newest first, with status, eval accuracy and the gate's reason.
+    """List model versions, newest first, with status and metrics (as `/csbot models`).
 
     \b
     Example:
@@ -315,20 +329,10 @@ def models_list(as_json: bool) -> None:
     """
     from bot import learning
 
-    rows = learning.models_list(settings())
     if as_json:
-        click.echo(json.dumps(rows, indent=2, default=str))
+        click.echo(json.dumps(learning.models_list(settings()), indent=2, default=str))
         return
-    if not rows:
-        click.echo("No model versions yet. Train one with `csbot train`.")
-        return
-    for row in rows:
-        acc = row["metrics"].get("eval_accuracy") or row["metrics"].get("test") or row["metrics"].get("validation")
-        flags = " (previous)" if row["previous"] else ""
-        flags += "" if row["on_disk"] else " (files deleted)"
-        click.echo(f"{row['version']:<8} {row['status'] or '?':<10} "
-                   f"{'acc ' + format(acc, '.1%') if isinstance(acc, float) else '':<10} "
-                   f"{(row['created_at'] or '')[:19]}{flags}  {row['reason'][:80]}")
+    run_admin("models")
 
 
 @main.command()
@@ -341,10 +345,9 @@ def promote(version: str) -> None:
     Example:
       csbot promote v0007
     """
-    from bot import learning
+    import shlex
 
-    result = learning.promote(settings(), version)
-    click.echo(f"Version {result['active']} is now active (was {result['previous'] or 'none'}).")
+    run_admin(f"promote {shlex.quote(version)}")
 
 
 @main.command()
@@ -356,17 +359,14 @@ def rollback() -> None:
     Example:
       csbot rollback
     """
-    from bot import learning
-
-    result = learning.rollback(settings())
-    click.echo(f"Rolled back: {result['active']} is active again (was {result['previous']}).")
+    run_admin("rollback")
 
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @friendly
 def status(as_json: bool) -> None:
-    """Show the active model, its metrics, the last and the next retrain, and the provider.
+    """Show the active model, its metrics, the last and the next retrain, the provider and 7-day feedback.
 
     \b
     Example:
@@ -374,25 +374,61 @@ def status(as_json: bool) -> None:
     """
     from bot import learning
 
-    info = learning.status(settings())
     if as_json:
-        click.echo(json.dumps(info, indent=2, default=str))
+        click.echo(json.dumps(learning.status(settings()), indent=2, default=str))
         return
-    metrics = ", ".join(f"{k} {v:.1%}" for k, v in info["metrics"].items() if isinstance(v, float) and v <= 1)
-    click.echo(f"active model: {info['active'] or 'none'}" + (f" ({metrics})" if metrics else "")
-               + (f"; previous {info['previous']}" if info["previous"] else ""))
-    click.echo(f"inference provider: {info['provider']}")
-    if info["running"]:
-        click.echo(f"retrain running now: {info['running']}")
-    last = info["last_run"]
-    if last:
-        click.echo(f"last retrain: run {last['id']} {last['status']} ({last['trigger']}, started "
-                   f"{last['started_at'][:19]}Z)")
-        if last["status"] in ("skipped", "failed") and last.get("log_excerpt"):
-            click.echo("  " + last["log_excerpt"].strip().splitlines()[-1][:200])
-    else:
-        click.echo("last retrain: never")
-    click.echo(f"next retrain: {info['next_run'] or 'not scheduled'} (schedule {info['schedule']})")
+    run_admin("status")
+
+
+@main.command()
+@click.option("--days", default=7, show_default=True, type=click.IntRange(1, 3650), help="The period, in days.")
+@friendly
+def stats(days: int) -> None:
+    """Answer and handoff rates, 👍 share, top intents and most corrected intents (as `/csbot stats`).
+
+    \b
+    Example:
+      csbot stats --days 30
+    """
+    run_admin(f"stats {days}")
+
+
+@main.group(invoke_without_command=True)
+@click.pass_context
+def review(ctx: click.Context) -> None:
+    """The review queue: 👎 answers and handoffs no agent has labelled yet, oldest first (as `/csbot review`).
+
+    \b
+    Examples:
+      csbot review
+      csbot review label 42 refund --note "asked about a refund"
+    """
+    if ctx.invoked_subcommand is None:
+        friendly(run_admin)("review")
+
+
+@review.command("label")
+@click.argument("message_id", type=int)
+@click.argument("intent")
+@click.option("--sentiment", type=click.Choice(["negative", "neutral", "positive"]), default=None)
+@click.option("--note", default=None, help="A note for the team.")
+@friendly
+def review_label(message_id: int, intent: str, sentiment: str | None, note: str | None) -> None:
+    """Label message MESSAGE_ID as INTENT (or `new-topic`), as the Slack modal does.
+
+    \b
+    Example:
+      csbot review label 42 track_order --sentiment negative
+    """
+    from bot import admin
+    from bot.knowledge import load_knowledge_base
+    from bot.store import NEW_TOPIC
+
+    cfg = settings()
+    known = tuple(load_knowledge_base(cfg.kb_path).intents)
+    chosen = NEW_TOPIC if intent.lower() in ("new-topic", "new_topic", NEW_TOPIC) else intent
+    click.echo(admin.label(cfg, message_id, chosen, agent=None, sentiment=sentiment, note=note,
+                           known_intents=known))
 
 
 if __name__ == "__main__":

@@ -84,3 +84,44 @@ ROLLED_BACK = "Rolled back: version {active} is active again (was {previous})."
 NO_MODELS = "There are no model versions yet. Run `csbot train` or `/csbot retrain`."
 REVIEW_EMPTY = "The review queue is empty: every 👎 and handoff has been labelled. 🎉"
 REVIEW_HEADER = "*Review queue*: {count} item(s), oldest first"
+
+# Agents in Slack: the "Flag wrong answer" modal, handoff buttons and the review queue
+FLAG_TITLE = "Correct this answer"
+FLAG_SUBMIT = "Save correction"
+FLAG_CANCEL = "Cancel"
+FLAG_CUSTOMER = "*The customer wrote*\n{text}"
+FLAG_GUESS = "Model {version} guessed *{intent}* ({confidence}) · sentiment {sentiment}"
+FLAG_INTENT_LABEL = "Correct intent"
+FLAG_INTENT_PLACEHOLDER = "Search intents by name or description"
+FLAG_SENTIMENT_LABEL = "Correct sentiment (optional)"
+FLAG_NOTE_LABEL = "Note for the team (optional)"
+FLAG_NEW_TOPIC = "None of these / new topic"
+FLAG_NEED_INTENT = "Pick the correct intent (or 'None of these / new topic'), or correct the sentiment."
+FLAG_NOT_OURS = ("I can't find that message among the ones I answered. Use “Flag wrong answer” on one of "
+                 "my answers, or on the customer's question that I answered.")
+FLAG_GONE = "That message is no longer in my records, so there is nothing to correct."
+NEW_TOPIC_TEXT = "a new topic"
+CORRECTED_NEW_TOPIC = ("Noted: message {message_id} is a new topic that no intent covers yet. "
+                       "The team can add it to the knowledge base.")
+BUTTON_ANSWER_RIGHT = "Answer was right"
+BUTTON_CORRECT_INTENT = "Correct intent…"
+BUTTON_LABEL = "Label"
+HANDOFF_CONFIRMED = "<@{user}> confirmed the guess: {intent}"
+HANDOFF_LABELLED = "<@{user}> labelled this: {intent}"
+HANDOFF_NO_GUESS = "The model made no guess for this message, so there is nothing to confirm. Use “Correct intent…”."
+
+# `/csbot` in Slack
+RETRAIN_PHASE = "…{phase}"
+RETRAIN_DONE_FALLBACK = "Retraining finished: {status}."
+
+# App Home
+HOME_TITLE = "csbot for {company}"
+HOME_AGENT_INTRO = "Your dashboard: the model, the learning loop and what needs a person's eye."
+HOME_QUEUE = "*Review queue*: {count} item(s) waiting for a label"
+HOME_QUEUE_BUTTON = "Open review queue"
+HOME_REFRESH_BUTTON = "Refresh"
+HOME_CUSTOMER = ("Hi! I'm {bot_name}, {company}'s support assistant. Send me a direct message, or mention me "
+                 "in a channel, and ask in your own words, for example _\"where is my order?\"_.\n"
+                 "If I'm not sure, I'll ask which of two things you mean; if I can't help, a person from the "
+                 "team takes over in the same thread. Tap 👍 or 👎 under my answers so I get better.")
+HOME_TOPICS = "*I can help with*: {topics}"

@@ -366,7 +366,8 @@ class Store:
             FROM messages m
             WHERE m.text_purged = 0
               AND NOT EXISTS (SELECT 1 FROM corrections c WHERE c.message_id = m.id)
-              AND (m.decision IN ('handoff', 'escalate') OR downvotes > 0)
+              AND (m.decision IN ('handoff', 'escalate') OR downvotes > 0
+                   OR EXISTS (SELECT 1 FROM replies h WHERE h.message_id = m.id AND h.kind = 'handoff'))
             ORDER BY m.created_at, m.id
             LIMIT ?"""
         return list(self.db.query(sql, [limit]))

@@ -44,6 +44,7 @@ class FakeSlack:
         self.calls: list[Call] = []
         self.uploads: dict[str, bytes] = {}
         self.socket_url = "ws://127.0.0.1:9/"
+        self.usergroups: dict[str, list[str]] = {}  # usergroups.users.list answers: group id -> member ids
         self._failures: dict[str, list[int]] = {}  # method -> Retry-After seconds of each 429 to send
         self._cond = threading.Condition()
         self._ts = itertools.count(1)
@@ -159,6 +160,23 @@ class FakeSlack:
     def _views_update(self, p: dict[str, Any]) -> dict[str, Any]:
         return self._view(p)
 
+    def _chat_postEphemeral(self, p: dict[str, Any]) -> dict[str, Any]:
+        if not p.get("channel") or not p.get("user"):
+            return {"ok": False, "error": "channel_not_found" if not p.get("channel") else "user_not_in_channel"}
+        if not p.get("text") and not p.get("blocks"):
+            return {"ok": False, "error": "no_text"}
+        return {"ok": True, "message_ts": self.next_ts()}
+
+    def _usergroups_users_list(self, p: dict[str, Any]) -> dict[str, Any]:
+        group = str(p.get("usergroup", ""))
+        if group not in self.usergroups:
+            return {"ok": False, "error": "no_such_subteam"}
+        return {"ok": True, "users": list(self.usergroups[group])}
+
+    def response_url(self, name: str = "cmd") -> str:
+        """A ``response_url`` for an interaction; POSTs to it are recorded as method ``response_url``."""
+        return f"{self.url}/response/{name}-{next(self._ids)}"
+
     def _conversations_info(self, p: dict[str, Any]) -> dict[str, Any]:
         channel = str(p.get("channel", ""))
         im = channel.startswith("D")
@@ -213,6 +231,11 @@ class FakeSlack:
                     fake.uploads[url.path.rsplit("/", 1)[1]] = raw
                     fake.record(Call("upload", {"file_id": url.path.rsplit("/", 1)[1], "size": len(raw)}, None))
                     self._reply(200, f"OK - {len(raw)}".encode(), "text/plain")
+                    return
+                if url.path.startswith("/response/"):
+                    params = json.loads(raw or b"{}")
+                    fake.record(Call("response_url", {**params, "url": fake.url + url.path}, None))
+                    self._reply(200, b"ok", "text/plain")
                     return
                 if not url.path.startswith("/api/"):
                     self._reply(404, b"not found", "text/plain")
@@ -303,6 +326,43 @@ def block_actions_body(*, user: str, channel: str, message: dict[str, Any], acti
                          "action_ts": f"{time.time():.6f}"}]}
 
 
+def interaction_base(user: str, kind: str) -> dict[str, Any]:
+    return {"type": kind, "user": {"id": user, "username": f"user-{user.lower()}", "name": f"user-{user.lower()}",
+                                   "team_id": TEAM_ID},
+            "api_app_id": APP_ID, "token": "legacy-verification-token", "team": {"id": TEAM_ID, "domain": "fake-team"},
+            "enterprise": None, "is_enterprise_install": False,
+            "trigger_id": f"{next(_event_ids)}.{TEAM_ID}.abcdef"}
+
+
+def message_shortcut_body(*, user: str, channel: str, message: dict[str, Any], response_url: str,
+                          callback_id: str = "flag_wrong_answer") -> dict[str, Any]:
+    """A ``message_action`` payload: a message shortcut used on ``message``."""
+    return {**interaction_base(user, "message_action"), "callback_id": callback_id, "message": message,
+            "message_ts": message["ts"], "channel": {"id": channel, "name": "support"},
+            "response_url": response_url, "action_ts": f"{time.time():.6f}"}
+
+
+def block_suggestion_body(*, user: str, view: dict[str, Any], action_id: str, block_id: str,
+                          value: str) -> dict[str, Any]:
+    """An ``external_select`` asking for options while the user types ``value`` in a modal."""
+    return {**interaction_base(user, "block_suggestion"), "action_id": action_id, "block_id": block_id,
+            "value": value, "view": view, "container": {"type": "view", "view_id": view.get("id")}}
+
+
+def view_submission_body(*, user: str, view: dict[str, Any], values: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A ``view_submission`` of ``view`` (as views.open returned it) with ``state.values``."""
+    return {**interaction_base(user, "view_submission"), "view": {**view, "state": {"values": values}},
+            "response_urls": []}
+
+
+def slash_command_form(*, user: str, channel: str, text: str, response_url: str,
+                       command: str = "/csbot") -> dict[str, str]:
+    return {"token": "legacy-verification-token", "team_id": TEAM_ID, "team_domain": "fake-team",
+            "channel_id": channel, "channel_name": "support", "user_id": user, "user_name": f"user-{user.lower()}",
+            "command": command, "text": text, "api_app_id": APP_ID, "is_enterprise_install": "false",
+            "response_url": response_url, "trigger_id": f"{next(_event_ids)}.{TEAM_ID}.abcdef"}
+
+
 @dataclass
 class Response:
     status: int
@@ -333,6 +393,10 @@ def post_event(url: str, body: dict[str, Any], **kwargs: Any) -> Response:
 def post_action(url: str, payload: dict[str, Any], **kwargs: Any) -> Response:
     body = urllib.parse.urlencode({"payload": json.dumps(payload)})
     return signed_post(url, body, "application/x-www-form-urlencoded", **kwargs)
+
+
+def post_command(url: str, form: dict[str, str], **kwargs: Any) -> Response:
+    return signed_post(url, urllib.parse.urlencode(form), "application/x-www-form-urlencoded", **kwargs)
 
 
 def wait_until(check: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:

@@ -90,4 +90,5 @@ def test_cli_models_list_promote_rollback_status(tmp_path: Path, monkeypatch: py
     assert missing.exit_code == 1 and "Error: Model version v0042 does not exist" in missing.output
     assert "Fix:" in missing.output
     status = runner.invoke(main, ["status"]).output
-    assert "active model: v0001" in status and "next retrain: " in status and "last retrain: never" in status
+    # The same text as `/csbot status` in Slack (bot.admin.render_status).
+    assert "*Active model*: v0001" in status and "*Next retrain*: " in status and "*Last retrain*: never" in status

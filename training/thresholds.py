@@ -12,6 +12,11 @@ from __future__ import annotations
 import numpy as np
 
 DEFAULTS = {"answer_min": 0.5, "clarify_margin": 0.1, "clarify_min": 0.15, "escalate_negative": 0.85}
+# Below this the top intent is a guess, whatever the validation split says.
+ANSWER_FLOOR = 0.25
+# Escalation is for strongly negative messages; a mildly annoyed "my mug arrived broken"
+# (p(negative) around 0.6) should get the damaged-item answer, not a senior agent.
+ESCALATE_FLOOR = 0.8
 
 
 def fit_thresholds(intent_probs: np.ndarray, gold: np.ndarray, sentiment_probs: np.ndarray | None = None,
@@ -27,12 +32,15 @@ def fit_thresholds(intent_probs: np.ndarray, gold: np.ndarray, sentiment_probs: 
     if correct.any():
         # The q-quantile of the confidence of correct predictions: rejecting below it
         # loses at most q of them.
-        out["answer_min"] = float(np.clip(np.quantile(p1[correct], max_correct_rejected), 0.05, 0.95))
+        # With a small validation split the 1% quantile is just the least confident correct
+        # example, so use at least the second-lowest one, and never go below ANSWER_FLOOR.
+        q = min(1.0, max(max_correct_rejected, 2 / max(1, int(correct.sum()))))
+        out["answer_min"] = float(np.clip(np.quantile(p1[correct], q), ANSWER_FLOOR, 0.95))
         accepted = correct & (p1 >= out["answer_min"])
         if accepted.any():
             out["clarify_margin"] = float(np.clip(np.quantile((p1 - p2)[accepted], max_correct_rejected), 0.0, 0.5))
     if sentiment_probs is not None and gold_sentiment is not None and (gold_sentiment == 0).any():
-        out["escalate_negative"] = _negative_threshold(sentiment_probs[:, 0], gold_sentiment == 0)
+        out["escalate_negative"] = max(ESCALATE_FLOOR, _negative_threshold(sentiment_probs[:, 0], gold_sentiment == 0))
     return out
 
 

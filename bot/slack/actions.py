@@ -100,9 +100,12 @@ class Actions:
         await post_handoff(self.rt, Handoff(
             channel=channel, thread_ts=thread_ts, user=message.get("user") or user, text=message.get("text") or "",
             intent=message.get("intent"), confidence=message.get("confidence"), sentiment=message.get("sentiment"),
-            sentiment_score=message.get("sentiment_score"), reason="asked_for_human"))
-        await self.rt.call("chat.postMessage", channel=channel, thread_ts=thread_ts,
-                           text=self.rt.ctx.kb.company.handoff_text)
+            sentiment_score=message.get("sentiment_score"), reason="asked_for_human", message_id=message_id))
+        text = self.rt.ctx.kb.company.handoff_text
+        # Recorded as a handoff reply, so the request shows in the review queue like any handoff.
+        await self.rt.in_thread(lambda: self.rt.ctx.store.log_reply(
+            message_id, text=text, kind="handoff", intent=message.get("intent"), channel=channel))
+        await self.rt.call("chat.postMessage", channel=channel, thread_ts=thread_ts, text=text)
         await self._update(body, messages.HANDOFF_REQUESTED)
 
     # --- clarify -------------------------------------------------------------------

@@ -130,8 +130,9 @@ class SlackService:
             self._pruner.cancel()
         if self.pipeline:
             await self.pipeline.drain()
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=10)
+        pending = set(self._tasks) | (set(self.rt.tasks) if self.rt else set())
+        if pending:
+            await asyncio.wait(pending, timeout=10)
         if self._session:
             await self._session.close()
         if self.rt:

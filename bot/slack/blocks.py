@@ -23,6 +23,7 @@ FEEDBACK_BLOCK = "csbot_feedback"
 CLARIFY_BLOCK = "csbot_clarify"
 UP, DOWN, HUMAN = "feedback_up", "feedback_down", "handoff_request"
 CLARIFY_PREFIX, CLARIFY_NONE = "clarify_", "clarify_none"
+HANDOFF_BLOCK, HANDOFF_RIGHT, HANDOFF_CORRECT = "csbot_handoff", "handoff_right", "handoff_correct"
 
 
 def cut(text: str, limit: int) -> str:
@@ -117,7 +118,7 @@ def replace_actions(blocks: list[Block] | None, note: str, fallback_text: str = 
 
 def agents_blocks(*, title: str, user: str, text: str, intent: str | None, confidence: float | None,
                   sentiment: str | None, sentiment_score: float | None, reason: str, link: str | None,
-                  priority: bool) -> list[Block]:
+                  priority: bool, message_id: int | None = None) -> list[Block]:
     """The post in the agents' channel: who, what they wrote, the model's guess and why it handed over."""
     unknown = messages.AGENTS_UNKNOWN
     conf = f"{confidence:.0%}" if confidence is not None else unknown
@@ -130,6 +131,10 @@ def agents_blocks(*, title: str, user: str, text: str, intent: str | None, confi
                            {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]}]
     if link:
         blocks.append(context(messages.AGENTS_LINK.format(link=link)))
+    if message_id is not None:  # agents label the message right from the post
+        blocks.append({"type": "actions", "block_id": HANDOFF_BLOCK, "elements": [
+            button(HANDOFF_RIGHT, messages.BUTTON_ANSWER_RIGHT, str(message_id), "primary"),
+            button(HANDOFF_CORRECT, messages.BUTTON_CORRECT_INTENT, str(message_id))]})
     if priority:
         blocks[0]["block_id"] = "csbot_priority"
     return blocks

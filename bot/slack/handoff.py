@@ -29,6 +29,7 @@ class Handoff:
     sentiment_score: float | None
     reason: str  # a key of messages.REASONS
     priority: bool = False
+    message_id: int | None = None  # the customer's stored message: the post gets label buttons
 
 
 def archive_link(team_url: str, channel: str, ts: str) -> str:
@@ -50,7 +51,7 @@ async def post_handoff(rt: Runtime, handoff: Handoff) -> bool:
     rendered = blocks.agents_blocks(
         title=title, user=handoff.user, text=handoff.text, intent=handoff.intent, confidence=handoff.confidence,
         sentiment=handoff.sentiment, sentiment_score=handoff.sentiment_score, reason=reason, link=link,
-        priority=handoff.priority)
+        priority=handoff.priority, message_id=handoff.message_id)
     text = messages.AGENTS_FALLBACK.format(title=title, user=handoff.user, text=blocks.cut(handoff.text, 300),
                                            reason=reason)
     posted = await rt.call("chat.postMessage", channel=channel, text=blocks.fallback(text), blocks=rendered,

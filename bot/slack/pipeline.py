@@ -154,7 +154,7 @@ class MessagePipeline:
                 text=incoming.text, intent=outcome.route.intent, confidence=outcome.route.confidence,
                 sentiment=prediction.sentiment if prediction else None,
                 sentiment_score=prediction.sentiment_probs.get("negative") if prediction else None,
-                reason=outcome.route.reason, priority=outcome.route.priority)))
+                reason=outcome.route.reason, priority=outcome.route.priority, message_id=outcome.message_id)))
         results = await asyncio.gather(*calls)
         response = results[0]
         metrics.observe("csbot_reply_seconds", time.perf_counter() - job.received)

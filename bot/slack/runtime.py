@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
 
 from slack_sdk.errors import SlackApiError
@@ -33,6 +34,27 @@ class Runtime:
     pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(4, thread_name_prefix="csbot"))
     bot_user_id: str | None = None
     team_url: str = ""
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    # When the retrain schedule fires next (the process's RetrainScheduler), for /csbot status and App Home.
+    next_run: Callable[[], datetime | None] | None = None
+
+    def spawn(self, work: Coroutine[Any, Any, Any]) -> None:
+        """Run ``work`` after the ack (extensions' listeners); failures are logged, never lost."""
+        task = asyncio.get_running_loop().create_task(work)
+        self.tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("a Slack handler failed", exc_info=task.exception())
+
+    def next_retrain(self) -> datetime | None:
+        try:
+            return self.next_run() if self.next_run else None
+        except Exception:  # the schedule is informative here; status falls back to the cron
+            log.exception("could not read the next retrain time")
+            return None
 
     async def in_thread(self, func: Callable[..., R], *args: Any) -> R:
         return await asyncio.get_running_loop().run_in_executor(self.pool, func, *args)

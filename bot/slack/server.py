@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from datetime import datetime
 from typing import Any
 
 import uvicorn
@@ -129,15 +130,20 @@ async def run_socket_mode(ctx: Context, stop: asyncio.Event | None = None,
         await service.stop()
 
 
-def serve(settings: Settings, http: bool) -> None:
-    """Run the Slack app until interrupted: HTTP (production) or Socket Mode (development)."""
+def serve(settings: Settings, http: bool, next_run: Callable[[], datetime | None] | None = None) -> None:
+    """Run the Slack app until interrupted: HTTP (production) or Socket Mode (development).
+
+    ``next_run`` tells `/csbot status` when this process's retrain schedule fires next."""
+    from bot.slack.extensions import default_extensions
+
     settings.require_slack(socket_mode=not http)
+    extensions = default_extensions(next_run)
     logging.getLogger("bot").setLevel(settings.log_level)
     ctx = Context.open(settings)
     stop_watching = ctx.watch_model()
     try:
         if http:
-            server = http_server(ctx)
+            server = http_server(ctx, extensions=extensions)
             asgi: SlackAsgi = server.config.app
             asgi.banner = (f"csbot is serving http://{settings.http_host}:{settings.http_port}{EVENTS_PATH} "
                            f"(also /healthz and /metrics), model {ctx.live.current.version}. Ctrl+C stops.")
@@ -149,7 +155,7 @@ def serve(settings: Settings, http: bool) -> None:
                 raise
         else:
             with contextlib.suppress(KeyboardInterrupt):
-                asyncio.run(run_socket_mode(ctx))
+                asyncio.run(run_socket_mode(ctx, service=SlackService(ctx, socket_mode=True, extensions=extensions)))
     finally:
         stop_watching.set()
         ctx.store.close()
@@ -186,9 +192,9 @@ class HttpInThread:
 class SocketModeInThread:
     """Socket Mode on a background thread with its own event loop (tests)."""
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, extensions: tuple[Extension, ...] = ()) -> None:
         self.ctx = ctx
-        self.service = SlackService(ctx, socket_mode=True)
+        self.service = SlackService(ctx, socket_mode=True, extensions=extensions)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._ready = threading.Event()

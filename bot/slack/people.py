@@ -1,0 +1,55 @@
+"""Who may act, and how to answer one person privately.
+
+Agents are the CSBOT_AGENT_USERS allow-list (admins included) or members of the
+CSBOT_AGENT_USERGROUP user group, read live with ``usergroups.users.list`` so a change
+in Slack needs no restart. Admins are the CSBOT_ADMIN_USERS allow-list (bot.admin).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from bot.slack.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+async def usergroup_members(rt: Runtime) -> frozenset[str]:
+    group = rt.ctx.settings.agent_usergroup
+    if not group:
+        return frozenset()
+    found = await rt.call("usergroups.users.list", usergroup=group)
+    return frozenset(str(u) for u in (found or {}).get("users") or ())
+
+
+async def is_agent(rt: Runtime, user: str) -> bool:
+    if not user:
+        return False
+    if user in rt.ctx.settings.agents:
+        return True
+    return user in await usergroup_members(rt)
+
+
+async def tell(rt: Runtime, *, user: str, channel: str | None, text: str, thread_ts: str | None = None,
+               blocks: list[dict[str, Any]] | None = None, response_url: str | None = None) -> bool:
+    """Say something only ``user`` sees: through the response URL when there is one, else an ephemeral."""
+    if response_url:
+        try:
+            response = await AsyncWebhookClient(response_url, timeout=15).send(
+                text=text, blocks=blocks, response_type="ephemeral")
+            if response.status_code == 200:
+                return True
+            log.warning("response_url answered %s: %s", response.status_code, response.body)
+        except Exception as exc:  # network errors; fall back to an ephemeral message
+            log.warning("response_url failed: %r", exc)
+    if not channel:
+        return False
+    kwargs: dict[str, Any] = {"channel": channel, "user": user, "text": text}
+    if thread_ts:
+        kwargs["thread_ts"] = thread_ts
+    if blocks:
+        kwargs["blocks"] = blocks
+    return await rt.call("chat.postEphemeral", **kwargs) is not None

@@ -1,0 +1,112 @@
+"""The CLI mirrors `/csbot`: status, models, promote, rollback, retrain, stats and review, in process with
+CliRunner, printing exactly the text Slack shows (bot.admin), and the same errors."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from fake_slack import TEST_KB, make_data_dir
+
+from bot import admin, learning, messages
+from bot.cli import main
+from bot.config import load_settings
+from bot.store import NEW_TOPIC, Store
+from models.registry import Registry
+
+
+@pytest.fixture
+def data(tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    data_dir, kb_path = make_data_dir(tmp_path, tiny_model)
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    for name, value in {"CSBOT_DATA_DIR": str(data_dir), "CSBOT_KB_PATH": str(kb_path), "CSBOT_TIMEZONE": "UTC",
+                        "CSBOT_ONNX_PROVIDER": "cpu", "CSBOT_ADMIN_USERS": "U0ADMIN"}.items():
+        monkeypatch.setenv(name, value)
+    with Store(data_dir / "csbot.db") as store:
+        Registry(data_dir / "models", store).activate("v0001")
+    assert kb_path.read_text() == TEST_KB
+    return data_dir
+
+
+def csbot(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def slack(text: str) -> admin.AdminReply:
+    """What `/csbot text` answers an admin in Slack (the same function the listener calls)."""
+    settings = load_settings(env_file=None)
+    return admin.run(settings, text, user="U0ADMIN", provider="CPUExecutionProvider")
+
+
+def queued_message(data: Path) -> int:
+    """A handed-off customer message: what the review queue lists."""
+    with Store(data / "csbot.db") as store:
+        conversation = store.get_or_create_conversation("D0CLI", "1.0", "UCUST", "slack")
+        message_id = store.log_message(conversation, user="UCUST", text="my widget broke", normalized_text="x",
+                                       decision="handoff", reason="low_confidence", intent="refund",
+                                       confidence=0.4, model_version="v0001")
+        store.log_reply(message_id, text="a person will reply", kind="handoff")
+    return message_id
+
+
+def test_status_models_stats_match_slack(data: Path) -> None:
+    for args, text in ((["status"], "status"), (["models", "list"], "models"), (["stats"], "stats"),
+                       (["stats", "--days", "30"], "stats 30")):
+        result = csbot(*args)
+        assert result.exit_code == 0, result.output
+        assert result.output == slack(text).text + "\n"
+    assert csbot("status").output.startswith("*Active model*: v0001")
+    assert '"active": "v0001"' in csbot("status", "--json").output
+    assert '"version": "v0004"' in csbot("models", "list", "--json").output
+
+
+def test_promote_rollback_and_their_errors_match_slack(data: Path) -> None:
+    result = csbot("promote", "v0002")
+    assert result.exit_code == 0 and result.output == messages.PROMOTED.format(active="v0002", previous="v0001") + "\n"
+    again = csbot("promote", "v0002")
+    assert again.exit_code == 1 and again.output == slack("promote v0002").text + "\n"
+    assert again.output.startswith("Error: Version v0002 is already active.\nFix: ")
+    rolled = csbot("rollback")
+    assert rolled.exit_code == 0 and rolled.output == messages.ROLLED_BACK.format(active="v0001",
+                                                                                   previous="v0002") + "\n"
+    missing = csbot("promote", "v0042")
+    assert missing.exit_code == 1 and missing.output == slack("promote v0042").text + "\n" and "Fix:" in missing.output
+
+
+def test_retrain_skip_matches_slack(data: Path) -> None:
+    with Store(data / "csbot.db") as store:
+        assert learning.acquire_lock(store, "run:999", pid=os.getpid())
+    result = csbot("retrain")
+    assert result.exit_code == 0
+    assert result.output.startswith("Retraining skipped: a retrain is still going (run:999")
+    assert result.output.strip() == slack("retrain").text  # the same words in Slack
+    with Store(data / "csbot.db") as store:
+        runs = [(r["status"], r["trigger"]) for r in store.db.query("SELECT * FROM training_runs ORDER BY id")]
+    assert runs == [("skipped", "cli"), ("skipped", "slack")]
+
+
+def test_review_lists_and_labels(data: Path) -> None:
+    message_id = queued_message(data)
+    listing = csbot("review")
+    assert listing.exit_code == 0 and listing.output == slack("review").text + "\n"
+    assert f"#{message_id} [handoff] “my widget broke” — guess: refund 40%" in listing.output
+    bad = csbot("review", "label", str(message_id), "nope")
+    assert bad.exit_code == 1 and "Error: 'nope' is not an intent in the knowledge base." in bad.output
+    assert "Fix:" in bad.output
+    done = csbot("review", "label", str(message_id), "track_order", "--sentiment", "negative", "--note", "n")
+    assert done.exit_code == 0, done.output
+    assert done.output == messages.CORRECTED.format(message_id=message_id, intent="track_order") + "\n"
+    with Store(data / "csbot.db") as store:
+        row = next(iter(store.db.query("SELECT * FROM corrections WHERE message_id = ?", [message_id])))
+        assert (row["agent"], row["predicted_intent"], row["correct_intent"], row["correct_sentiment"],
+                row["note"]) == ("cli", "refund", "track_order", "negative", "n")
+        assert not store.review_queue()
+    assert csbot("review").output == messages.REVIEW_EMPTY + "\n"
+    again = csbot("review", "label", str(message_id), "new-topic")
+    assert again.output == messages.CORRECTED_NEW_TOPIC.format(message_id=message_id) + "\n"
+    with Store(data / "csbot.db") as store:
+        rows = list(store.db.query("SELECT * FROM corrections WHERE message_id = ?", [message_id]))
+    assert len(rows) == 1 and rows[0]["correct_intent"] == NEW_TOPIC
+    assert csbot("review", "label", "99999", "refund").output.startswith("Error: There is no message 99999.")

@@ -1,0 +1,166 @@
+"""Agents over real HTTP: "Flag wrong answer" → modal → intent search → submission → correction row and
+an ephemeral confirmation; validation inside the modal; non-agents refused; handoff buttons; the queue."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fake_slack import (
+    block_actions_body,
+    block_suggestion_body,
+    message_shortcut_body,
+    view_submission_body,
+    wait_until,
+)
+from slack_env import AGENT, AGENTS_CHANNEL, CUSTOMER, GROUP_AGENT, Env, running
+
+from bot import messages
+from bot.slack import blocks, modal, review
+from bot.store import NEW_TOPIC
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Iterator[Env]:
+    with running(tmp_path_factory.mktemp("slack-agents"), tiny_model) as env:
+        yield env
+
+
+def values(intent: str | None = None, sentiment: str | None = None, note: str | None = None) -> dict:
+    def chosen(value: str | None) -> dict:
+        return {"selected_option": {"value": value, "text": {"type": "plain_text", "text": value}} if value else None}
+
+    return {modal.INTENT_BLOCK: {modal.INTENT_ACTION: {"type": "external_select", **chosen(intent)}},
+            modal.SENTIMENT_BLOCK: {modal.SENTIMENT_ACTION: {"type": "static_select", **chosen(sentiment)}},
+            modal.NOTE_BLOCK: {modal.NOTE_ACTION: {"type": "plain_text_input", "value": note}}}
+
+
+def test_flag_wrong_answer_end_to_end(env: Env) -> None:
+    event, message, message_id = env.ask("where is my order", "D0FLAG")
+    opened = len(env.fake.of("views.open"))
+    hook = env.fake.response_url("shortcut")
+    env.action(message_shortcut_body(user=AGENT, channel="D0FLAG", message=message, response_url=hook))
+    call, view = env.opened_view(opened + 1)
+    assert call.params["trigger_id"] and view["callback_id"] == modal.CALLBACK
+    assert modal.Target.load(view["private_metadata"]).message_id == message_id
+    assert "where is my order" in json.dumps(view["blocks"])
+
+    # The searchable intent list: by name or description, always with "new topic".
+    found = env.action(block_suggestion_body(user=AGENT, view=view, action_id=modal.INTENT_ACTION,
+                                             block_id=modal.INTENT_BLOCK, value="Resetting"))
+    options = [o["value"] for o in json.loads(found.body)["options"]]
+    assert options == ["reset_password", NEW_TOPIC]  # matched on the description
+    every = json.loads(env.action(block_suggestion_body(user=AGENT, view=view, action_id=modal.INTENT_ACTION,
+                                                         block_id=modal.INTENT_BLOCK, value="")).body)["options"]
+    assert [o["value"] for o in every] == ["refund", "reset_password", "track_order", NEW_TOPIC]
+
+    done = env.action(view_submission_body(user=AGENT, view=view, values=values("refund", "negative", "wrong one")))
+    assert done.body == ""
+    row = wait_until(lambda: env.rows("SELECT * FROM corrections WHERE message_id = ?", [message_id]))[0]
+    original = env.rows("SELECT * FROM messages WHERE id = ?", [message_id])[0]
+    assert (row["agent"], row["correct_intent"], row["correct_sentiment"], row["note"]) == (
+        AGENT, "refund", "negative", "wrong one")
+    assert row["predicted_intent"] == original["intent"] and row["model_version"] == original["model_version"]
+    ephemeral = env.fake.wait_for("chat.postEphemeral", channel="D0FLAG", user=AGENT)[-1]
+    assert ephemeral.params["thread_ts"] == event["ts"]
+    assert ephemeral.params["text"] == messages.CORRECTED.format(message_id=message_id, intent="refund")
+
+    # Submitting again updates the same row.
+    env.action(view_submission_body(user=AGENT, view=view, values=values(NEW_TOPIC)))
+    env.fake.wait_for("chat.postEphemeral", 2, channel="D0FLAG", user=AGENT)
+    rows = env.rows("SELECT * FROM corrections WHERE message_id = ?", [message_id])
+    assert len(rows) == 1 and rows[0]["correct_intent"] == NEW_TOPIC and rows[0]["id"] == row["id"]
+
+
+def test_modal_errors_without_an_intent_or_sentiment(env: Env) -> None:
+    _, message, message_id = env.ask("reset my password", "D0EMPTY")
+    opened = len(env.fake.of("views.open"))
+    env.action(message_shortcut_body(user=GROUP_AGENT, channel="D0EMPTY", message=message,
+                                     response_url=env.fake.response_url()))
+    _, view = env.opened_view(opened + 1)  # GROUP_AGENT is an agent through the user group
+    assert env.fake.of("usergroups.users.list")
+    errors = env.errors(env.action(view_submission_body(user=GROUP_AGENT, view=view, values=values())))
+    assert errors == {modal.INTENT_BLOCK: messages.FLAG_NEED_INTENT}
+    errors = env.errors(env.action(view_submission_body(user=GROUP_AGENT, view=view, values=values("nope"))))
+    assert "'nope' is not an intent" in errors[modal.INTENT_BLOCK]
+    assert not env.rows("SELECT * FROM corrections WHERE message_id = ?", [message_id])
+    # A sentiment alone is a valid correction.
+    assert env.action(view_submission_body(user=GROUP_AGENT, view=view, values=values(None, "positive"))).body == ""
+    row = wait_until(lambda: env.rows("SELECT * FROM corrections WHERE message_id = ?", [message_id]))[0]
+    assert row["correct_intent"] is None and row["correct_sentiment"] == "positive"
+
+
+def test_non_agent_is_refused_and_nothing_is_stored(env: Env) -> None:
+    _, message, message_id = env.ask("track my parcel", "D0NOPE")
+    opened = len(env.fake.of("views.open"))
+    env.action(message_shortcut_body(user=CUSTOMER, channel="D0NOPE", message=message,
+                                     response_url=env.fake.response_url()))
+    refusal = env.fake.wait_for("chat.postEphemeral", channel="D0NOPE", user=CUSTOMER)[-1]
+    assert refusal.params["text"] == messages.AGENT_ONLY
+    assert len(env.fake.of("views.open")) == opened
+    # An agent flagging a message csbot never saw is told so, politely.
+    stranger = {**message, "ts": "1600000000.000001", "thread_ts": "1600000000.000001"}
+    env.action(message_shortcut_body(user=AGENT, channel="D0NOPE", message=stranger,
+                                     response_url=env.fake.response_url()))
+    told = env.fake.wait_for("chat.postEphemeral", channel="D0NOPE", user=AGENT)[-1]
+    assert told.params["text"] == messages.FLAG_NOT_OURS and len(env.fake.of("views.open")) == opened
+    # Even a forged submission stores nothing.
+    view = {"id": "V0FORGED", "callback_id": modal.CALLBACK, "type": "modal",
+            "private_metadata": modal.Target(message_id, "D0NOPE").dump(), "blocks": []}
+    errors = env.errors(env.action(view_submission_body(user=CUSTOMER, view=view, values=values("refund"))))
+    assert errors[modal.INTENT_BLOCK] == messages.AGENT_ONLY
+    assert not env.rows("SELECT * FROM corrections WHERE message_id = ?", [message_id])
+
+
+def test_handoff_post_buttons(env: Env) -> None:
+    before = len(env.fake.of("chat.postMessage", channel=AGENTS_CHANNEL))
+    _, _, message_id = env.ask("something odd with my thing", "D0HANDBTN", mode="handoff")
+    post = env.fake.wait_for("chat.postMessage", before + 1, channel=AGENTS_CHANNEL)[-1]
+    actions = next(b for b in post.params["blocks"] if b.get("block_id") == blocks.HANDOFF_BLOCK)
+    assert [e["action_id"] for e in actions["elements"]] == [blocks.HANDOFF_RIGHT, blocks.HANDOFF_CORRECT]
+    assert [e["text"]["text"] for e in actions["elements"]] == [messages.BUTTON_ANSWER_RIGHT,
+                                                                 messages.BUTTON_CORRECT_INTENT]
+    posted = {"type": "message", "ts": "1700000000.000100", "text": post.params["text"],
+              "blocks": post.params["blocks"]}
+    guessed = env.rows("SELECT intent FROM messages WHERE id = ?", [message_id])[0]["intent"]
+    env.action(block_actions_body(user=AGENT, channel=AGENTS_CHANNEL, message=posted,
+                                  action_id=blocks.HANDOFF_RIGHT, value=str(message_id)))
+    row = wait_until(lambda: env.rows("SELECT * FROM corrections WHERE message_id = ?", [message_id]))[0]
+    assert row["correct_intent"] == guessed == row["predicted_intent"]
+    update = env.fake.wait_for("chat.update", channel=AGENTS_CHANNEL, ts=posted["ts"])[-1]
+    assert messages.HANDOFF_CONFIRMED.format(user=AGENT, intent=guessed) in json.dumps(update.params["blocks"])
+    assert not [b for b in update.params["blocks"] if b["type"] == "actions"]
+    # "Correct intent…" opens the same modal, which then updates the same correction.
+    opened = len(env.fake.of("views.open"))
+    env.action(block_actions_body(user=AGENT, channel=AGENTS_CHANNEL, message=posted,
+                                  action_id=blocks.HANDOFF_CORRECT, value=str(message_id)))
+    _, view = env.opened_view(opened + 1)
+    assert view["callback_id"] == modal.CALLBACK
+    env.action(view_submission_body(user=AGENT, view=view, values=values("refund")))
+    env.fake.wait_for("chat.postEphemeral", channel=AGENTS_CHANNEL, user=AGENT, thread_ts=posted["ts"])
+    rows = env.rows("SELECT * FROM corrections WHERE message_id = ?", [message_id])
+    assert len(rows) == 1 and rows[0]["correct_intent"] == "refund"
+
+
+def test_review_queue_lists_and_labels_an_item(env: Env) -> None:
+    _, _, message_id = env.ask("my thing is broken somehow", "D0QUEUE", mode="handoff")
+    listing = env.command(AGENT, "review")
+    item = next(b for b in listing.params["blocks"] if b.get("accessory", {}).get("value") == str(message_id))
+    assert item["accessory"]["action_id"] == review.LABEL and f"#{message_id}" in item["text"]["text"]
+    assert listing.params["response_type"] == "ephemeral"
+    ids = [int(b["accessory"]["value"]) for b in listing.params["blocks"] if b.get("accessory")]
+    assert ids == sorted(ids)  # oldest first
+    assert env.command(CUSTOMER, "review").params["text"] == messages.AGENT_ONLY
+
+    opened = len(env.fake.of("views.open"))
+    clicked = {"type": "message", "ts": "1700000000.000200", "text": "queue", "blocks": listing.params["blocks"]}
+    env.action(block_actions_body(user=AGENT, channel="C0SUPPORT", message=clicked, action_id=review.LABEL,
+                                  value=str(message_id)))
+    _, view = env.opened_view(opened + 1)
+    env.action(view_submission_body(user=AGENT, view=view, values=values("track_order", note="parcel")))
+    env.fake.wait_for("chat.postEphemeral", channel="C0SUPPORT", user=AGENT)
+    assert message_id not in [i["message_id"] for i in env.ctx.store.review_queue()]
+    again = env.command(AGENT, "review")
+    assert str(message_id) not in [b.get("accessory", {}).get("value") for b in again.params.get("blocks") or []]
