@@ -70,7 +70,9 @@ def _write(result: TrainResult, staging: Path, dest: Path, version: str, test_ex
     backend.save(str(staging / modeldir.TOKENIZER_FILE))
     modeldir.write_json(staging / modeldir.LABELS_FILE, {"intents": result.intents, "sentiments": list(SENTIMENTS)})
     config.save(staging / modeldir.CONFIG_FILE)
-    val = score(staging / modeldir.ONNX_FILE, result, result.val_examples)
+    # Thresholds are fitted on human labels only: silver examples (the model's own confident
+    # answers) are easy by construction and would make the model look surer than it is.
+    val = score(staging / modeldir.ONNX_FILE, result, [e for e in result.val_examples if e.weight >= 1.0])
     thresholds = fit_thresholds(val.pop("_intent_probs"), val.pop("_intent_gold"),
                                 val.pop("_sentiment_probs"), val.pop("_sentiment_gold"))
     metrics: dict[str, Any] = {
