@@ -48,6 +48,7 @@ def embed(classifier: Classifier, texts: list[str]) -> tuple[np.ndarray, np.ndar
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = all cores)")
     parser.add_argument("--model", default=None, help="reuse a model trained by an earlier run of this script")
     args = parser.parse_args()
     folder = require(DATA / "banking77")
@@ -61,7 +62,8 @@ def main() -> None:
         dest = args.model
     else:
         dest = OUT / f"oos-{int(time.time())}"
-        build_model(known_train, TrainConfig(epochs=args.epochs, export_int8=False), dest, version="oos")
+        config = TrainConfig(epochs=args.epochs, export_int8=False, threads=args.threads)
+        build_model(known_train, config, dest, version="oos")
     classifier = Classifier.load(dest, provider="cpu", variant="fp32")
     index = {n: i for i, n in enumerate(classifier.intents)}
     in_scope = [e for e in test if e.intent not in held_out]

@@ -31,6 +31,7 @@ def main() -> None:
     parser.add_argument("--train-size", type=int, default=20000)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--sentiment-weight", type=float, default=1.0)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = all cores)")
     args = parser.parse_args()
 
     folder = require(DATA / "sst2")
@@ -40,7 +41,7 @@ def main() -> None:
     dev = load_examples(folder / "dev.tsv", Columns(sentiment="label"))
     kb = knowledge_base_examples(load_knowledge_base(), "all")
     config = TrainConfig(epochs=args.epochs, sentiment_loss_weight=args.sentiment_weight, val_fraction=0.05,
-                         export_int8=False)
+                         export_int8=False, threads=args.threads)
     dest = OUT / f"sst2-{int(time.time())}"
     started = time.perf_counter()
     card = build_model(kb + sst, config, dest, version="sst2")

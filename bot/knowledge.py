@@ -26,8 +26,8 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _TOP_KEYS = {"version": False, "company": True, "intents": True, "sentiment_examples": False}
 _COMPANY_KEYS = {"name": True, "bot_name": False, "greeting": False, "handoff_text": False,
                  "escalation_text": False, "support_hours": False}
-_INTENT_KEYS = {"name": True, "description": False, "examples": True, "answer": True, "links": False,
-                "follow_ups": False, "handoff": False}
+_INTENT_KEYS = {"name": True, "title": False, "description": False, "examples": True, "answer": True,
+                "links": False, "follow_ups": False, "handoff": False}
 _LINK_KEYS = {"title": True, "url": True}
 
 
@@ -56,6 +56,11 @@ class Intent:
     links: tuple[Link, ...] = ()
     follow_ups: tuple[str, ...] = ()
     handoff: bool = False
+    title: str = ""  # what customers see on buttons and in suggestions, e.g. "Track my order"
+
+    @property
+    def label(self) -> str:
+        return self.title or self.name.replace("_", " ").capitalize()
 
 
 @dataclass(frozen=True)
@@ -229,6 +234,7 @@ class _Validator:
             if name and name not in intents:
                 intents[name] = Intent(
                     name=name, description=self.string(fields.get("description"), f"{label} description", False),
+                    title=self.string(fields.get("title"), f"{label} title", False),
                     examples=tuple(t for t, _ in examples), answer=answer, handoff=handoff,
                     links=self.links(fields.get("links"), label),
                     follow_ups=tuple(r for r, _, owner in follow_up_refs if owner == label))

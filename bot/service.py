@@ -39,7 +39,7 @@ class Reply:
     text: str
     intent: str | None = None
     context: str = ""
-    choices: tuple[tuple[str, str], ...] = ()  # (intent, description) for a clarify question
+    choices: tuple[tuple[str, str], ...] = ()  # (intent, customer-facing label) for a clarify question
     rateable: bool = False
 
 
@@ -111,7 +111,7 @@ class Bot:
             return Reply(HANDOFF, self.kb.company.handoff_text + note, decision.intent,
                          messages.HANDOFF_CONTEXT.format(reason=reason))
         if decision.decision == CLARIFY:
-            choices = tuple((name, self.kb.intents[name].description or name) for name in decision.candidates)
+            choices = tuple((name, self.kb.intents[name].label) for name in decision.candidates)
             return Reply(CLARIFY, messages.CLARIFY_QUESTION + note, decision.intent, messages.NOT_SURE_CONTEXT,
                          choices=choices)
         return self.answer(decision.intent or "", decision.confidence, note)
@@ -122,7 +122,7 @@ class Bot:
         if entry.links:
             parts.append(messages.LINKS.format(links=" · ".join(f"<{x.url}|{x.title}>" for x in entry.links)))
         if entry.follow_ups:
-            topics = ", ".join(self.kb.intents[f].description or f for f in entry.follow_ups if f in self.kb.intents)
+            topics = ", ".join(self.kb.intents[f].label for f in entry.follow_ups if f in self.kb.intents)
             parts.append(messages.FOLLOW_UPS.format(topics=topics))
         context = messages.CONFIDENT_CONTEXT.format(intent=intent, confidence=confidence) if confidence else (
             messages.REASONS["clarified"])

@@ -29,7 +29,7 @@ def _header(text: str) -> Block:
 
 def customer_view(rt: Runtime) -> dict[str, Any]:
     company = rt.ctx.kb.company
-    topics = ", ".join(i.description or i.name for i in list(rt.ctx.kb.intents.values())[:12])
+    topics = ", ".join(i.label for i in list(rt.ctx.kb.intents.values())[:12])
     return {"type": "home", "blocks": [
         _header(messages.HOME_TITLE.format(company=company.name)),
         section(messages.HOME_CUSTOMER.format(bot_name=company.bot_name, company=company.name)),
