@@ -109,7 +109,7 @@ def test_unknown_keys_at_every_level(tmp_path: Path) -> None:
     assert f"kb.yaml:{line_of(text, 'answr:')}: unknown key 'answr' in an intent" in joined
     assert f"kb.yaml:{line_of(text, 'colour:')}: unknown key 'colour' in the top level" in joined
     assert f"kb.yaml:{line_of(text, 'fax:')}: unknown key 'fax' in company" in joined
-    assert "allowed keys: name, description, examples, answer" in joined
+    assert "allowed keys: name, title, description, examples, answer" in joined
     assert len(found) == 3
 
 
