@@ -421,6 +421,7 @@ company:
 intents:
   - name: track_order
     description: "Where is my order"
+    title: "Where is my order"
     examples: [where is my order, track my parcel, has my package shipped, order status please,
                when will my order arrive, tracking number for my order, is my parcel on the way,
                where is my delivery, my order has not arrived, parcel tracking]

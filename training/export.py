@@ -119,10 +119,20 @@ def optimise(src: Path, dest: Path, num_heads: int, hidden_size: int) -> dict[st
 
 
 def quantise_int8(src: Path, dest: Path) -> None:
+    """Dynamic int8 on the MatMul nodes of the fused graph.
+
+    The fused Attention operators stay fp32; only the projections and feed-forward MatMuls are
+    quantised. On Banking77 this kept 99.50% top-1 agreement with fp32 at 2.66 ms p50, where
+    quantising every operator of the plain export agreed on only 99.0-99.4%
+    (benchmarks/RESULTS.md, latency).
+    """
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # quiet pre-processing advice
-    quantize_dynamic(str(src), str(dest), weight_type=QuantType.QInt8, per_channel=True)
+    quantize_dynamic(str(src), str(dest), weight_type=QuantType.QInt8, per_channel=True,
+                     op_types_to_quantize=["MatMul"],
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
 
 
 def export_checked(model: IntentSentimentModel, tokenizer: Any, out_dir: Path, texts: list[str],
@@ -163,8 +173,7 @@ def export_checked(model: IntentSentimentModel, tokenizer: Any, out_dir: Path, t
         report["optimised"] = {"error": str(exc)}
         shutil.copyfile(raw, final)
     if int8:
-        # Quantise the plain export: the quantiser cannot type the fused contrib operators.
-        report["int8"] = _try_int8(raw, final, out_dir / "model.int8.onnx", tokenizer, texts, max_length,
+        report["int8"] = _try_int8(final, final, out_dir / "model.int8.onnx", tokenizer, texts, max_length,
                                    min_agreement)
     raw.unlink()
     return report
