@@ -68,7 +68,6 @@ class SlackService:
         self.metrics = Metrics()
         self.batch = {"max_size": max_batch, "max_wait": max_wait, "max_inflight": max_inflight}
         self._session: aiohttp.ClientSession | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
         self._pruner: asyncio.Task[None] | None = None
         self.rt: Runtime | None = None
         self.app: AsyncApp | None = None
@@ -130,7 +129,7 @@ class SlackService:
             self._pruner.cancel()
         if self.pipeline:
             await self.pipeline.drain()
-        pending = set(self._tasks) | (set(self.rt.tasks) if self.rt else set())
+        pending = set(self.rt.tasks) if self.rt else set()
         if pending:
             await asyncio.wait(pending, timeout=10)
         if self._session:
@@ -138,20 +137,9 @@ class SlackService:
         if self.rt:
             self.rt.pool.shutdown(wait=True)
 
-    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        """Run after the ack; the set keeps a reference so the task is not garbage-collected."""
-        task = asyncio.get_running_loop().create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("a Slack handler failed", exc_info=task.exception())
-
     @property
     def pending(self) -> int:
-        return len(self._tasks) + (self.pipeline.pending if self.pipeline else 0)
+        return (len(self.rt.tasks) if self.rt else 0) + (self.pipeline.pending if self.pipeline else 0)
 
     def _register(self, app: AsyncApp, rt: Runtime) -> None:
         settings, metrics, actions = self.ctx.settings, self.metrics, Actions(rt)
@@ -176,7 +164,7 @@ class SlackService:
                 metrics.inc("csbot_slack_events_total", type="reaction_added" if added else "reaction_removed")
                 job = reaction_job(body, bot_user_id=rt.bot_user_id, added=added)
                 if job is not None:
-                    self.spawn(actions.reaction(job))
+                    rt.spawn(actions.reaction(job))
             return listener
 
         def on_action(name: str, handler: Callable[[Body], Coroutine[Any, Any, None]]
@@ -184,7 +172,7 @@ class SlackService:
             async def listener(ack: AsyncAck, body: Body) -> None:
                 await ack()
                 metrics.inc("csbot_slack_events_total", type=name)
-                self.spawn(handler(body))
+                rt.spawn(handler(body))
             return listener
 
         app.event("message")(on_message(False))
