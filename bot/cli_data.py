@@ -1,0 +1,86 @@
+"""``csbot kb check`` and ``csbot db purge|backup``: tools for the data csbot keeps.
+
+``kb check`` validates a knowledge-base YAML file and lists every problem with its line.
+``db purge`` blanks the text of old messages for retention (labelled corrections are kept, they
+are training data) and ``db backup`` copies the live database with SQLite's online backup.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from bot.cli_common import friendly, settings
+from models.errors import CsbotError
+
+
+@click.group()
+def kb() -> None:
+    """Knowledge-base tools."""
+
+
+@kb.command("check")
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+@friendly
+def kb_check(path: Path | None) -> None:
+    """Validate a knowledge-base YAML file and list every problem with its line.
+
+    \b
+    Example:
+      csbot kb check bot/kb/default.yaml
+    """
+    from bot.knowledge import load_knowledge_base
+
+    base = load_knowledge_base(path or settings().kb_path)
+    examples = sum(len(i.examples) for i in base.intents.values())
+    sentiments = sum(len(v) for v in base.sentiment_examples.values())
+    click.echo(f"{base.path}: OK. {base.company.name}: {len(base.intents)} intents, {examples} examples, "
+               f"{sentiments} sentiment examples.")
+
+
+@click.group()
+def db() -> None:
+    """Database maintenance: retention and backups."""
+
+
+@db.command("purge")
+@click.option("--older-than", required=True, help="Age such as 90d, 12w or 48h.")
+@friendly
+def db_purge(older_than: str) -> None:
+    """Blank the text of old messages; labelled corrections are kept.
+
+    \b
+    Example:
+      csbot db purge --older-than 90d
+    """
+    from bot.store import Store, parse_age
+
+    try:
+        age = parse_age(older_than)
+    except ValueError as exc:
+        raise CsbotError(f"--older-than {older_than!r}: {exc}", "write e.g. --older-than 90d.") from exc
+    with Store(settings().db_path) as store:
+        counts = store.purge(age)
+    click.echo(f"Purged the text of {counts['messages']} messages and {counts['replies']} replies older than "
+               f"{older_than}; kept {counts['kept']} labelled messages.")
+
+
+@db.command("backup")
+@click.argument("path", type=click.Path(path_type=Path))
+@friendly
+def db_backup(path: Path) -> None:
+    """Copy the database with SQLite's online backup (safe while the bot runs).
+
+    \b
+    Example:
+      csbot db backup backups/csbot-2026-11-28.db
+    """
+    from bot.store import Store
+
+    with Store(settings().db_path) as store:
+        try:
+            dest = store.backup(path)
+        except FileExistsError as exc:
+            raise CsbotError(f"{path} already exists.", "choose a new file name; backups never overwrite.") from exc
+    click.echo(f"Backed up to {dest}.")

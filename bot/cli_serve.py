@@ -1,0 +1,81 @@
+"""``csbot up``, ``csbot chat`` and ``csbot serve``: the commands that run the bot.
+
+``up`` is what ``make run`` calls: it trains the first model if there is none, then serves in
+Slack when tokens are configured and in the terminal otherwise. ``chat`` talks to the bot in
+the terminal with the same router, store and feedback as Slack; ``serve`` runs the Slack app
+(Socket Mode or HTTP) together with the nightly retrain schedule.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from bot.cli_common import friendly, settings
+
+
+@click.command()
+@friendly
+def up() -> None:
+    """Set up and run: train the first model if needed, then serve in Slack or the terminal.
+
+    \b
+    Example:
+      csbot up        # what `make run` calls
+    """
+    from bot.context import Context, ensure_model
+    from bot.store import Store
+
+    cfg = settings()
+    with Store(cfg.db_path) as store:
+        ensure_model(cfg, store)
+    if cfg.slack_configured:
+        from bot.slack.server import serve as serve_slack
+
+        serve_slack(cfg, http=not cfg.slack_app_token)
+        return
+    from bot import messages
+    from bot.chat import run_chat
+
+    click.echo(messages.CHAT_NO_SLACK)
+    run_chat(Context.open(cfg), sys.stdin, sys.stdout)
+
+
+@click.command()
+@friendly
+def chat() -> None:
+    """Talk to the bot in the terminal (same router, store and feedback as Slack).
+
+    \b
+    Example:
+      csbot chat
+      echo "where is my order" | csbot chat
+    """
+    from bot.chat import run_chat
+    from bot.context import Context
+
+    run_chat(Context.open(settings()), sys.stdin, sys.stdout)
+
+
+@click.command()
+@click.option("--http", is_flag=True, help="Serve the Events API over HTTP (production) instead of Socket Mode.")
+@friendly
+def serve(http: bool) -> None:
+    """Run the Slack app: Socket Mode when SLACK_APP_TOKEN is set, or HTTP with --http.
+
+    \b
+    Examples:
+      csbot serve            # Socket Mode (development, no public URL)
+      csbot serve --http     # POST /slack/events, GET /healthz, GET /metrics
+    """
+    from bot.scheduler import RetrainScheduler
+    from bot.slack.server import serve as serve_slack
+
+    cfg = settings()
+    # The nightly retrain (CSBOT_RETRAIN_CRON); the lock in SQLite keeps replicas from training twice.
+    schedule = RetrainScheduler(cfg).start()
+    try:
+        serve_slack(cfg, http=http, next_run=schedule.next_run_time)
+    finally:
+        schedule.shutdown()

@@ -1,0 +1,95 @@
+"""``csbot train``, ``csbot eval`` and ``csbot predict``: build a model, score it, and try it on a message.
+
+``train`` and ``eval`` pass their arguments through to ``python -m training`` in a child
+process, so this process, like the bot, never imports torch. ``predict`` loads a model with
+onnxruntime (the serving path) and shows the intents, the sentiment and the routing decision
+the bot would make for a message.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from bot.cli_common import PASS_THROUGH, friendly, settings
+from models.errors import CsbotError
+
+
+@click.command(context_settings=PASS_THROUGH)
+@click.pass_context
+def train(ctx: click.Context) -> None:
+    """Fine-tune and export a model (runs `python -m training train`; see `csbot train --help`).
+
+    \b
+    Example:
+      csbot train --epochs 4
+    """
+    sys.exit(subprocess.call([sys.executable, "-m", "training", "train", *ctx.args]))
+
+
+@click.command("eval", context_settings=PASS_THROUGH)
+@click.pass_context
+def evaluate(ctx: click.Context) -> None:
+    """Score a model and save a confusion matrix PNG (see `csbot eval --help`).
+
+    \b
+    Example:
+      csbot eval v0001 --data ../shared/data/banking77/test.csv --intent-column category
+    """
+    sys.exit(subprocess.call([sys.executable, "-m", "training", "eval", *ctx.args]))
+
+
+@click.command()
+@click.argument("text", nargs=-1, required=True)
+@click.option("--model", default=None, help="A version name or model directory (default: the active one).")
+@click.option("--top-k", default=3, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@friendly
+def predict(text: tuple[str, ...], model: str | None, top_k: int, as_json: bool) -> None:
+    """Classify a message and show the routing decision.
+
+    \b
+    Example:
+      csbot predict "where is my parcel??"
+    """
+    from bot.knowledge import load_knowledge_base
+    from bot.normalize import normalize
+    from bot.router import route
+    from bot.store import Store
+    from models.registry import Registry
+    from models.runtime import Classifier
+
+    cfg = settings()
+    if model and Path(model).is_dir():
+        path = Path(model)
+    else:
+        with Store(cfg.db_path) as store:
+            registry = Registry(cfg.models_dir, store)
+            version = model or registry.active()
+            if version is None:
+                raise CsbotError("There is no active model yet.", "train one with `csbot train`.")
+            path = registry.path(version)
+    classifier = Classifier.load(path, provider=cfg.onnx_provider, variant=cfg.onnx_variant)
+    message = normalize(" ".join(text), cfg.max_message_chars)
+    prediction = classifier.predict([message.text], top_k=top_k)[0] if not message.empty else None
+    decision = route(message, prediction, load_knowledge_base(cfg.kb_path), classifier.card.thresholds)
+    if as_json:
+        click.echo(json.dumps({
+            "model": classifier.version, "provider": classifier.provider, "decision": decision.decision,
+            "reason": decision.reason, "detail": decision.detail,
+            "intents": [{"intent": s.intent, "probability": round(s.probability, 4)}
+                        for s in (prediction.intents if prediction else ())],
+            "sentiment": prediction.sentiment if prediction else None,
+            "sentiment_probs": prediction.sentiment_probs if prediction else None}, indent=2))
+        return
+    click.echo(f"model {classifier.version} on {classifier.device} ({classifier.provider}, {classifier.variant})")
+    if prediction:
+        for score in prediction.intents:
+            click.echo(f"  {score.intent:<32} {score.probability:6.1%}")
+        sentiment = ", ".join(f"{k} {v:.0%}" for k, v in prediction.sentiment_probs.items())
+        click.echo(f"sentiment: {prediction.sentiment} ({sentiment})")
+    click.echo(f"decision: {decision.decision} ({decision.reason}: {decision.detail})")

@@ -1,0 +1,88 @@
+"""The learning loop's run lock: one retrain at a time across every replica sharing the database.
+
+A lock is a row in the SQLite ``locks`` table (owner, host, pid, expiry). The bot takes it for
+``run:<id>`` *before* launching the training child; the child keeps it alive with a heartbeat
+every ``HEARTBEAT_SECONDS`` and releases it at the end. A lock whose expiry has passed, or whose
+holder is a dead process on this host, is stale and may be taken over. The clock, host name and
+pid-liveness helpers live here too, because staleness is defined in their terms.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from bot.store import Store, iso
+
+# The same logger as bot.learning: the split into modules is not visible to log filters.
+log = logging.getLogger("csbot.learning")
+
+RUN_LOCK = "retrain"
+LOCK_TTL = timedelta(minutes=10)
+HEARTBEAT_SECONDS = 30.0
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def hostname() -> str:
+    return socket.gethostname()
+
+
+def pid_alive(pid: int | None) -> bool:
+    """True if ``pid`` is a live process on this host (a zombie counts as dead)."""
+    if not pid or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def acquire_lock(store: Store, owner: str, *, pid: int | None = None, ttl: timedelta = LOCK_TTL,
+                 clock: Clock = system_clock, name: str = RUN_LOCK) -> bool:
+    """Take (or refresh, if ``owner`` already holds it) the lock; False if someone else holds it."""
+    now = clock()
+    with store.transaction() as db:
+        row = next(iter(db.query("SELECT * FROM locks WHERE name = ?", [name])), None)
+        if row and row["owner"] != owner and not _lock_is_stale(row, now):
+            return False
+        db.execute(
+            "INSERT INTO locks (name, owner, host, pid, acquired_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, host = excluded.host, pid = excluded.pid,"
+            " acquired_at = CASE WHEN locks.owner = excluded.owner THEN locks.acquired_at"
+            " ELSE excluded.acquired_at END, expires_at = excluded.expires_at",
+            [name, owner, hostname(), pid or os.getpid(), iso(now), iso(now + ttl)],
+        )
+    return True
+
+
+def release_lock(store: Store, owner: str, name: str = RUN_LOCK) -> bool:
+    with store.transaction() as db:
+        return db.execute("DELETE FROM locks WHERE name = ? AND owner = ?", [name, owner]).rowcount > 0
+
+
+def lock_holder(store: Store, clock: Clock = system_clock, name: str = RUN_LOCK) -> dict[str, Any] | None:
+    """The live holder of the lock, or None if it is free (or held by something dead)."""
+    row = next(iter(store.db.query("SELECT * FROM locks WHERE name = ?", [name])), None)
+    return None if row is None or _lock_is_stale(row, clock()) else row
+
+
+def _lock_is_stale(row: dict[str, Any], now: datetime) -> bool:
+    if row["expires_at"] <= iso(now):
+        return True
+    return row["host"] == hostname() and not pid_alive(row["pid"])

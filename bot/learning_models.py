@@ -1,0 +1,79 @@
+"""Model promotion and rollback: move the active-model pointer atomically, and list the versions.
+
+``promote`` and ``rollback`` verify the version's files first, then move the ``active_model``
+pointer and the ``model_versions`` statuses in one SQLite transaction (``_set_active``, which
+the training child also uses as the last step of a successful retrain). Running bots pick the
+change up with ``Context.refresh_model`` between two messages. ``models_list`` merges what is on
+disk with what the database knows, newest first.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from bot.config import Settings
+from bot.store import Store, utcnow
+from models.errors import RegistryError
+from models.registry import Registry
+
+# The same logger as bot.learning: the split into modules is not visible to log filters.
+log = logging.getLogger("csbot.learning")
+
+
+def _set_active(store: Store, registry: Registry, version: str, reason: str) -> None:
+    """Check the files, then move the pointer and the statuses in one transaction."""
+    card = registry.check(version)
+    now = utcnow()
+    with store.transaction() as db:
+        registry.switch(version)
+        db.execute("UPDATE model_versions SET status = 'retired' WHERE status = 'active' AND version != ?",
+                   [version])
+        db.execute(
+            "INSERT INTO model_versions (version, path, status, created_at, promoted_at, manifest_hash, reason)"
+            " VALUES (?, ?, 'active', ?, ?, ?, ?) ON CONFLICT (version) DO UPDATE SET status = 'active',"
+            " promoted_at = excluded.promoted_at, reason = excluded.reason",
+            [version, str(card.path), card.created_at or now, now, card.data_hash, reason])
+
+
+def promote(settings: Settings, version: str, *, reason: str = "promoted by an admin") -> dict[str, Any]:
+    """Make ``version`` the active model (atomic; running bots swap it in between two messages)."""
+    with Store(settings.db_path) as store:
+        registry = Registry(settings.models_dir, store)
+        before = registry.active()
+        if before == version:
+            raise RegistryError(f"Version {version} is already active.", "nothing to do.")
+        _set_active(store, registry, version, reason)
+        log.info("model %s promoted (was %s): %s", version, before, reason)
+        return {"active": version, "previous": before}
+
+
+def rollback(settings: Settings) -> dict[str, Any]:
+    """Restore the previously active version, the same way as ``promote``."""
+    with Store(settings.db_path) as store:
+        registry = Registry(settings.models_dir, store)
+        before, target = registry.active(), registry.rollback_target()
+        _set_active(store, registry, target, f"rollback from {before}")
+        log.info("rolled back from %s to %s", before, target)
+        return {"active": target, "previous": before}
+
+
+def models_list(settings: Settings) -> list[dict[str, Any]]:
+    """Every version on disk or in the database, newest first, with status and headline metrics."""
+    with Store(settings.db_path) as store:
+        registry = Registry(settings.models_dir, store)
+        active, previous = registry.active(), registry.previous()
+        rows = {r["version"]: dict(r) for r in store.db.query("SELECT * FROM model_versions")}
+        on_disk = set(registry.versions())
+    from models.registry import version_number
+
+    out = []
+    for version in sorted(set(rows) | on_disk, key=lambda v: (version_number(v), v), reverse=True):
+        row = rows.get(version, {"version": version, "status": "candidate"})
+        metrics = json.loads(row.get("metrics_json") or "{}")
+        out.append({"version": version, "status": "active" if version == active else row.get("status"),
+                    "previous": version == previous, "on_disk": version in on_disk,
+                    "created_at": row.get("created_at"), "promoted_at": row.get("promoted_at"),
+                    "metrics": metrics, "reason": row.get("reason") or ""})
+    return out

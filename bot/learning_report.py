@@ -1,0 +1,126 @@
+"""What the admins see of the learning loop: ``status`` and the report of a finished retrain.
+
+``status`` gathers the active version and its metrics, the last and the next retrain, a run in
+progress and the ONNX provider for ``/csbot status`` and ``csbot status``. ``report_text`` turns a
+finished ``training_runs`` row into a short summary (Slack mrkdwn and the CLI), and
+``post_report`` posts it, with the run's chart, to CSBOT_ADMINS_CHANNEL without ever letting a
+Slack error break serving.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bot.config import Settings
+from bot.learning_locks import Clock, lock_holder, system_clock
+from bot.learning_runs import _decode_run, reap_stale_runs
+from bot.store import Store
+from models import modeldir
+from models.errors import CsbotError
+from models.registry import Registry
+
+# The same logger as bot.learning: the split into modules is not visible to log filters.
+log = logging.getLogger("csbot.learning")
+
+
+def status(settings: Settings, *, provider: str | None = None, next_run: datetime | None = None,
+           clock: Clock = system_clock) -> dict[str, Any]:
+    """The learning loop at a glance: active version and metrics, last and next retrain, provider."""
+    from bot.scheduler import next_retrain_time
+
+    with Store(settings.db_path) as store:
+        reap_stale_runs(store, clock)
+        registry = Registry(settings.models_dir, store)
+        active = registry.active()
+        card = None
+        if active:
+            try:
+                card = modeldir.read(registry.path(active), verify_hashes=False)
+            except CsbotError:
+                card = None
+        last = next(iter(store.db.query("SELECT * FROM training_runs ORDER BY id DESC LIMIT 1")), None)
+        last_done = next(iter(store.db.query(
+            "SELECT * FROM training_runs WHERE status IN ('promoted', 'rejected', 'failed') ORDER BY id DESC LIMIT 1")),
+            None)
+        holder = lock_holder(store, clock)
+        row = next(iter(store.db.query("SELECT * FROM model_versions WHERE version = ?", [active])), None)
+        previous = registry.previous() if active else None
+    if provider is None:
+        try:
+            import onnxruntime as ort
+
+            provider = "CUDAExecutionProvider" if "CUDAExecutionProvider" in ort.get_available_providers() \
+                and settings.onnx_provider != "cpu" else "CPUExecutionProvider"
+        except ImportError:  # pragma: no cover
+            provider = "unknown"
+    metrics = {}
+    if card:
+        metrics = {k: card.metrics.get(k, {}).get("accuracy") for k in ("validation", "test")
+                   if isinstance(card.metrics.get(k), dict)}
+    if row and row.get("metrics_json"):
+        metrics.update(json.loads(row["metrics_json"]))
+    nxt = next_run or next_retrain_time(settings, clock())
+    return {
+        "active": active, "previous": previous,
+        "active_created_at": card.created_at if card else None, "metrics": metrics,
+        "provider": provider, "running": holder["owner"] if holder else None,
+        "last_run": _decode_run(last) if last else None, "last_completed_run": _decode_run(last_done)
+        if last_done else None, "next_run": nxt.isoformat() if nxt else None,
+        "schedule": f"{settings.retrain_cron} ({settings.timezone or 'local time'})",
+    }
+
+
+def report_text(run: dict[str, Any]) -> str:
+    """A short human summary of a finished run (Slack mrkdwn and the CLI)."""
+    metrics, gate = run.get("metrics") or {}, run.get("gate") or {}
+    head = f"Retrain run {run.get('id')} ({run.get('trigger')}, {run.get('mode') or '-'} mode): *{run.get('status')}*"
+    if run.get("version"):
+        head += f", version {run['version']}"
+    lines = [head]
+    cand, act = metrics.get("candidate") or {}, metrics.get("active") or {}
+    if cand.get("accuracy") is not None:
+        line = f"eval accuracy {cand['accuracy']:.1%}"
+        if act.get("accuracy") is not None:
+            line += f" vs active {act['accuracy']:.1%} ({cand['accuracy'] - act['accuracy']:+.1%})"
+        lines.append(line + f" on {cand.get('samples', 0)} fixed evaluation examples")
+    if metrics.get("corrections", {}).get("total"):
+        c = metrics["corrections"]
+        lines.append(f"corrections learned: {c['right']}/{c['total']} ({c['share']:.0%})")
+    for key, label in (("intents_improved", "improved"), ("intents_worse", "worse")):
+        names = metrics.get(key) or []
+        if names:
+            lines.append(f"{label}: " + ", ".join(f"{n['intent']} ({n['delta_f1']:+.2f})" for n in names[:8]))
+    if gate.get("reasons"):
+        lines.append("gate: " + "; ".join(gate["reasons"]))
+    elif gate.get("reason"):
+        lines.append(gate["reason"])
+    if run.get("status") == "failed" and run.get("log_excerpt"):
+        lines.append("log: " + run["log_excerpt"].strip().splitlines()[-1][:300])
+    return "\n".join(lines)
+
+
+def post_report(settings: Settings, run: dict[str, Any], client: Any = None) -> bool:
+    """Post the run's summary and chart to CSBOT_ADMINS_CHANNEL (``files_upload_v2``); False if
+    Slack is not configured. Errors are logged, never raised: reporting must not break serving."""
+    if not settings.admins_channel or not (client or settings.slack_bot_token):
+        return False
+    try:
+        if client is None:
+            from slack_sdk import WebClient
+
+            client = WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)
+        text = report_text(run)
+        chart = Path(run.get("run_dir") or ".") / "report.png"
+        if chart.is_file():
+            client.files_upload_v2(channel=settings.admins_channel, file=str(chart), filename="retrain.png",
+                                   title=f"Retrain run {run.get('id')}", initial_comment=text)
+        else:
+            client.chat_postMessage(channel=settings.admins_channel, text=text)
+        return True
+    except Exception:  # noqa: BLE001 - a Slack outage must not stop the loop
+        log.exception("could not post the retrain report to %s", settings.admins_channel)
+        return False

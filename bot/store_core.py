@@ -1,0 +1,158 @@
+"""The store's core: time stamps, per-thread SQLite connections, write transactions and migrations.
+
+``StoreBase`` owns everything about *how* the store talks to SQLite (one connection per thread,
+WAL, ``BEGIN IMMEDIATE`` transactions, closing every connection, applying migrations); the query
+mixins in ``bot.store_messages``, ``bot.store_feedback``, ``bot.store_state`` and
+``bot.store_retention`` only say *what* to read and write, and ``bot.store.Store`` combines them.
+The module also holds the small helpers those mixins share (``iso``, ``utcnow``, ``_insert``,
+``_scalar``, ``_check``) and the ``Row`` and ``Params`` aliases.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlite_utils import Database
+
+from bot.migrations import MIGRATIONS, Migration
+
+Row = dict[str, Any]
+Params = Sequence[Any] | dict[str, Any]
+
+_StoreT = TypeVar("_StoreT", bound="StoreBase")
+
+
+def iso(moment: datetime) -> str:
+    """Fixed-width ISO-8601 UTC, so comparing the text compares the times. Naive means UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+def utcnow() -> str:
+    return iso(datetime.now(timezone.utc))
+
+
+def _check(field: str, value: str, allowed: Sequence[str]) -> None:
+    if value not in allowed:
+        raise ValueError(f"invalid {field} {value!r}: expected one of {', '.join(allowed)}")
+
+
+def _insert(db: Database, table: str, row: Row) -> int:
+    columns = ", ".join(f"[{name}]" for name in row)
+    marks = ", ".join(["?"] * len(row))
+    cursor = db.execute(f"INSERT INTO [{table}] ({columns}) VALUES ({marks})", list(row.values()))
+    return int(cursor.lastrowid or 0)
+
+
+def _scalar(db: Database, sql: str, params: Params = ()) -> Any:
+    return db.execute(sql, params).fetchone()[0]
+
+
+class StoreBase:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        busy_timeout_ms: int = 10_000,
+        migrations: Sequence[Migration] = MIGRATIONS,
+    ) -> None:
+        """Open (creating if needed) the store at ``path`` and apply pending migrations.
+
+        ``migrations`` can be cut short to build a database at an older schema version.
+        """
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.busy_timeout_ms = busy_timeout_ms
+        self._migrations = list(migrations)
+        self._local = threading.local()
+        self._opened: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        self.migrate()
+
+    @property
+    def db(self) -> Database:
+        """This thread's connection, opened on first use."""
+        if self._closed:
+            raise RuntimeError(f"store {self.path} is closed")
+        db: Database | None = getattr(self._local, "db", None)
+        if db is None or self._local.pid != os.getpid():
+            db = Database(self._connect())
+            self._local.db, self._local.pid = db, os.getpid()
+        return db
+
+    def _connect(self) -> sqlite3.Connection:
+        # check_same_thread=False only so that close() may close other threads' connections.
+        conn = sqlite3.connect(
+            self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
+        )
+        # busy_timeout first: switching to WAL needs a lock another process may be holding.
+        conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        with self._lock:
+            self._opened.append(conn)
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[Database]:
+        """A write transaction (``BEGIN IMMEDIATE``); nested use joins the outer one."""
+        db = self.db
+        if db.conn.in_transaction:
+            yield db
+            return
+        db.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+            db.conn.execute("COMMIT")
+        except BaseException:
+            # Also after a failed COMMIT: a transaction left open would swallow later writes.
+            if db.conn.in_transaction:
+                db.conn.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        """Close every connection this store opened, whichever thread opened it."""
+        with self._lock:
+            self._closed = True
+            for conn in self._opened:
+                conn.close()
+            self._opened.clear()
+
+    def __enter__(self: _StoreT) -> _StoreT:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _one(self, sql: str, params: Params = ()) -> Row | None:
+        return next(iter(self.db.query(sql, params)), None)
+
+    def migrate(self) -> list[str]:
+        """Apply pending migrations in order, each in its own transaction; returns the names applied."""
+        applied: list[str] = []
+        for number, (name, func) in enumerate(self._migrations, start=1):
+            with self.transaction() as db:
+                db.create_table(
+                    "migrations", {"id": int, "name": str, "applied_at": str}, pk="id", if_not_exists=True
+                )
+                # Checked under the write lock: another process may have just applied it.
+                if _scalar(db, "SELECT count(*) FROM migrations WHERE id = ?", [number]):
+                    continue
+                func(db)
+                _insert(db, "migrations", {"id": number, "name": name, "applied_at": utcnow()})
+                applied.append(name)
+        return applied
+
+    @property
+    def schema_version(self) -> int:
+        return int(_scalar(self.db, "SELECT coalesce(max(id), 0) FROM migrations"))

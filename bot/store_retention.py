@@ -1,0 +1,68 @@
+"""The store's retention and backups: blank old message text, copy the live database.
+
+``RetentionMixin`` backs ``csbot db purge`` and ``csbot db backup``: ``purge`` blanks the text of
+messages and replies older than a given age while keeping labelled messages (they are training
+data), and ``backup`` copies the database with SQLite's online backup so it is safe while the
+bot keeps writing. ``parse_age`` turns the CLI's ``90d``/``12h``/``2w`` into a ``timedelta``.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from contextlib import closing
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from bot.store_core import StoreBase, _scalar, iso
+
+_AGE = re.compile(r"^\s*(\d+)\s*([dhw])\s*$", re.IGNORECASE)
+_AGE_UNITS = {"d": "days", "h": "hours", "w": "weeks"}
+
+
+def parse_age(text: str) -> timedelta:
+    """``"90d"``, ``"12h"`` or ``"2w"`` as a timedelta."""
+    match = _AGE.match(text)
+    if not match:
+        raise ValueError(f"invalid age {text!r}: expected a number followed by d, h or w, e.g. 90d")
+    amount, unit = int(match.group(1)), match.group(2).lower()
+    if amount == 0:
+        # A zero age would make purge() blank everything, which is never what was meant.
+        raise ValueError(f"invalid age {text!r}: must be greater than zero, e.g. 90d")
+    return timedelta(**{_AGE_UNITS[unit]: amount})
+
+
+class RetentionMixin(StoreBase):
+    def purge(self, older_than: timedelta) -> dict[str, int]:
+        """Blank message and reply text older than ``older_than``; returns how many rows of each.
+
+        Messages with a correction or a label keep their text (``kept``): they are training data.
+        """
+        cutoff = [iso(datetime.now(timezone.utc) - older_than)]
+        old = "created_at < ? AND text_purged = 0"
+        labelled = "(id IN (SELECT message_id FROM corrections) OR id IN (SELECT message_id FROM labels))"
+        with self.transaction() as db:
+            messages = db.execute(
+                "UPDATE messages SET text = '', normalized_text = '', text_purged = 1"
+                f" WHERE {old} AND NOT {labelled}",
+                cutoff,
+            ).rowcount
+            kept = _scalar(db, f"SELECT count(*) FROM messages WHERE {old} AND {labelled}", cutoff)
+            sql = "UPDATE replies SET text = '' WHERE created_at < ? AND text != ''"
+            replies = db.execute(sql, cutoff).rowcount
+        return {"messages": messages, "replies": replies, "kept": int(kept)}
+
+    def backup(self, dest: str | Path) -> Path:
+        """A consistent copy of the live database via SQLite's online backup; safe while others write."""
+        dest = Path(dest)
+        if dest.exists():
+            raise FileExistsError(f"backup destination {dest} already exists; refusing to overwrite it")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with closing(sqlite3.connect(dest)) as target:
+                # pages=-1 copies the whole database in one step, i.e. from a single snapshot.
+                self.db.conn.backup(target, pages=-1)
+        except BaseException:
+            dest.unlink(missing_ok=True)  # a half-written copy would block the retry
+            raise
+        return dest
