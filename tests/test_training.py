@@ -250,3 +250,43 @@ def test_cli_eval_writes_report_and_confusion_png(tiny_model: Path, tmp_path: Pa
     assert result.exit_code == 1 and "1 intent(s) in the data are unknown to model tiny-v1: greeting" in result.output
     result = runner.invoke(main, ["eval"])
     assert result.exit_code == 1 and "Error: There is no active model yet." in result.output
+
+
+# --- the cosine intent head
+
+def test_cosine_head_trains_and_exports_with_parity(tiny_config: TrainConfig, tmp_path: Path) -> None:
+    config = tiny_config.replace(epochs=3, cosine_scale=16.0, cosine_margin=0.1)
+    examples = tiny_examples()
+    result = train(examples, config, progress=False)
+    from models.network import CosineHead
+
+    assert isinstance(result.model.intent_head, CosineHead)
+    intent_t, _, _ = run_torch(result.model, result.tokenizer, PROBE_TEXTS, config.max_length)
+    # Logits are scale * cosine, so they can never leave [-scale, scale].
+    assert np.abs(intent_t).max() <= 16.0 + 1e-4
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    _write(result, staging, tmp_path / "model", "cos-1", [], manifest(examples), progress=False)
+    intent_o, _, _ = Classifier.load(tmp_path / "model", provider="cpu").logits(PROBE_TEXTS)
+    np.testing.assert_allclose(intent_o, intent_t, atol=1e-3)
+    assert json.loads((tmp_path / "model" / "training_config.json").read_text())["cosine_scale"] == 16.0
+
+
+def test_margin_lowers_only_the_true_class_logit() -> None:
+    import torch
+
+    from training.finetune import masked_loss
+
+    logits = torch.tensor([[2.0, 1.0, 0.0]])
+    labels, weight = torch.tensor([0]), torch.tensor([1.0])
+    plain = masked_loss(logits, labels, weight, 0.0)
+    with_margin = masked_loss(logits, labels, weight, 0.0, margin=1.0)
+    expected = torch.nn.functional.cross_entropy(torch.tensor([[1.0, 1.0, 0.0]]), labels)
+    assert float(with_margin) == pytest.approx(float(expected))
+    assert float(with_margin) > float(plain)
+
+
+def test_cosine_margin_without_cosine_head_is_rejected() -> None:
+    with pytest.raises(ConfigError) as info:
+        TrainConfig(cosine_margin=0.2)
+    assert "cosine_margin" in info.value.what

@@ -43,6 +43,11 @@ class TrainConfig:
     # "centroids": start the heads at each class's mean embedding; "random": the usual init.
     head_init: str = "centroids"
     freeze_embeddings: bool = True
+    # > 0: the intent head scores scale * cosine(embedding, class) (models.network.CosineHead);
+    # 0: a plain linear head. cosine_margin is subtracted from the true class's cosine in
+    # training only (CosFace), which pulls each class tighter than its neighbours.
+    cosine_scale: float = 0.0
+    cosine_margin: float = 0.0
     seed: int = 13
     threads: int = 0
     device: str = "auto"
@@ -73,6 +78,9 @@ class TrainConfig:
             ("patience", 0 <= self.patience <= 100, "an integer from 0 to 100"),
             ("min_steps", 0 <= self.min_steps <= 1_000_000, "an integer >= 0"),
             ("sentiment_loss_weight", 0 <= self.sentiment_loss_weight <= 10, "a float from 0 to 10"),
+            ("cosine_scale", 0 <= self.cosine_scale <= 100, "0 (linear head) or a scale such as 20"),
+            ("cosine_margin", 0 <= self.cosine_margin < 1 and (self.cosine_margin == 0 or self.cosine_scale > 0),
+             "a float in [0, 1), used only with cosine_scale > 0, e.g. 0.1"),
             ("threads", 0 <= self.threads <= 512, "0 (all cores) or a positive integer"),
             ("device", self.device in ("auto", "cpu", "cuda"), "one of auto, cpu, cuda"),
             ("head_init", self.head_init in ("centroids", "random"), "centroids or random"),

@@ -105,16 +105,26 @@ def bucketed_batches(lengths: Sequence[int], batch_size: int, rng: random.Random
     return batches
 
 
-def masked_loss(logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor, smoothing: float
-                ) -> torch.Tensor:
-    """Weighted cross-entropy over the rows that have a label (0 if none do)."""
+def masked_loss(logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor, smoothing: float,
+                margin: float = 0.0) -> torch.Tensor:
+    """Weighted cross-entropy over the rows that have a label (0 if none do).
+
+    ``margin`` (in logit units) is taken off each row's true-class logit first, so a row
+    counts as learned only when it beats the other classes by that much (CosFace).
+    """
     keep = labels != IGNORE
     if not bool(keep.any()):
         return logits.sum() * 0.0
-    per_row = nn.functional.cross_entropy(logits[keep], labels[keep], reduction="none",
-                                          label_smoothing=smoothing)
+    kept, targets = logits[keep], labels[keep]
+    if margin:
+        kept = kept - margin * nn.functional.one_hot(targets, kept.shape[-1]).to(kept.dtype)
+    per_row = nn.functional.cross_entropy(kept, targets, reduction="none", label_smoothing=smoothing)
     w = weight[keep]
     return (per_row * w).sum() / w.sum()
+
+
+def _margin(config: TrainConfig) -> float:
+    return config.cosine_scale * config.cosine_margin
 
 
 def linear_schedule(warmup: int, total: int) -> Callable[[int], float]:
@@ -169,7 +179,8 @@ def train(examples: Sequence[Example], config: TrainConfig, log_dir: Path | None
         train_ex, val_ex = list(examples), list(val_examples)
     intents = sorted({e.intent for e in examples if e.intent})
     encoder, tokenizer, hidden = load_encoder(config.base_model)
-    model = IntentSentimentModel(encoder, hidden, len(intents), len(SENTIMENTS), config.dropout).to(device)
+    model = IntentSentimentModel(encoder, hidden, len(intents), len(SENTIMENTS), config.dropout,
+                                 config.cosine_scale).to(device)
     train_data = Encoded(train_ex, tokenizer, intents, config.max_length)
     val_data = Encoded(val_ex, tokenizer, intents, config.max_length)
     log = _MetricLog(log_dir)
@@ -227,7 +238,7 @@ def _train_heads_only(model: IntentSentimentModel, train_data: Encoded, val_data
         idx = torch.tensor(rows)
         x = model.dropout(feats[idx].to(device))
         return (masked_loss(model.intent_head(x), train_data.intent[idx].to(device),
-                            train_data.weight[idx].to(device), config.label_smoothing)
+                            train_data.weight[idx].to(device), config.label_smoothing, _margin(config))
                 + config.sentiment_loss_weight * masked_loss(
                     model.sentiment_head(x), train_data.sentiment[idx].to(device),
                     train_data.weight[idx].to(device), config.label_smoothing))
@@ -258,7 +269,8 @@ def set_centroid_heads(model: IntentSentimentModel, feats: torch.Tensor, data: E
             if bool(rows.any()):
                 centroid = feats[rows].mean(0)
                 head.weight[k] = (centroid / centroid.norm().clamp(min=1e-6) * scale).to(head.weight.device)
-        head.bias.zero_()
+        if head.bias is not None:
+            head.bias.zero_()
 
 
 @torch.no_grad()
@@ -282,7 +294,7 @@ def _epochs(model: IntentSentimentModel, train_data: Encoded, val_data: Encoded,
     def full_step(rows: list[int]) -> torch.Tensor:
         b = train_data.batch(rows, device)
         il, sl, _ = model(b["input_ids"], b["attention_mask"])
-        return (masked_loss(il, b["intent"], b["weight"], config.label_smoothing)
+        return (masked_loss(il, b["intent"], b["weight"], config.label_smoothing, _margin(config))
                 + config.sentiment_loss_weight * masked_loss(sl, b["sentiment"], b["weight"], config.label_smoothing))
 
     step = step_loss or full_step
