@@ -13,6 +13,7 @@ directory, so its agreement is not reported; only its speed matters here).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import tempfile
@@ -50,7 +51,9 @@ def torch_runner(card: modeldir.ModelCard, threads: int) -> Callable[[list[str]]
 
     torch.set_num_threads(threads)
     encoder, tokenizer, hidden = load_encoder(card.base_model)
-    model = IntentSentimentModel(encoder, hidden, len(card.intents)).eval()
+    trained_with = json.loads((card.path / modeldir.CONFIG_FILE).read_text())
+    model = IntentSentimentModel(encoder, hidden, len(card.intents),
+                                 cosine_scale=float(trained_with.get("cosine_scale", 0.0))).eval()
 
     def run(texts: list[str]) -> object:
         with torch.inference_mode():

@@ -9,7 +9,8 @@ Each day, ``--messages`` customer messages are drawn from the rest of the Bankin
 and go through the real bot (normalise, classify, route, store). Customers rate an answer 👍 when
 it is right and 👎 when it is wrong, with ``--noise`` (10%) of the ratings flipped; a clarify
 question is answered by the customer picking the true intent when it is offered; agents correct
-``--correct-share`` (20%) of the wrong answers with the true intent. Each night the real job runs
+``--correct-share`` (20%) of the wrong answers with the true intent (and, only when
+``--handoff-label-share`` is set, label that share of the handed-over messages). Each night the real job runs
 exactly as the scheduler runs it: ``bot.learning.start_retrain`` -> a child process ->
 gate -> promotion, then ``Context.refresh_model``. After each night the active model is scored on
 the Banking77 test set. Results: a table, a PNG chart and, for full runs, a section appended to
@@ -80,7 +81,8 @@ def test_accuracy(ctx: Context, test: list) -> float:
     return right / max(1, len(test))
 
 
-def simulate_day(ctx: Context, messages: list, rng: random.Random, noise: float, correct_share: float) -> Counter:
+def simulate_day(ctx: Context, messages: list, rng: random.Random, noise: float, correct_share: float,
+                 handoff_label_share: float = 0.0) -> Counter:
     counts: Counter[str] = Counter()
     for start in range(0, len(messages), 64):
         batch = messages[start : start + 64]
@@ -101,10 +103,19 @@ def simulate_day(ctx: Context, messages: list, rng: random.Random, noise: float,
                     ctx.bot.choose(out.message_id, ex.intent, "customer")
                     counts["clarified"] += 1
                 else:
-                    counts["handed_over"] += 1
+                    handed_over(ctx, out.message_id, ex.intent, rng, handoff_label_share, counts)
             else:
-                counts["handed_over"] += 1
+                handed_over(ctx, out.message_id, ex.intent, rng, handoff_label_share, counts)
     return counts
+
+
+def handed_over(ctx: Context, message_id: int, intent: str, rng: random.Random, label_share: float,
+                counts: Counter) -> None:
+    """A person took the conversation; with ``label_share`` they also label it (the handoff post's Label button)."""
+    counts["handed_over"] += 1
+    if label_share and rng.random() < label_share:
+        ctx.bot.correct(message_id, "agent", intent)
+        counts["handoff_labelled"] += 1
 
 
 def run_night(settings, ctx: Context, extra: list[str]) -> tuple[dict, float]:  # noqa: ANN001
@@ -144,6 +155,12 @@ def chart(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def _labels(row: dict) -> str:
+    if "corrected" not in row:
+        return "-"
+    return f"{row['corrected']}" + (f" + {row['handoff_labelled']} handoffs" if row.get("handoff_labelled") else "")
+
+
 def _pct(row: dict, key: str) -> str:
     return f"{100 * row[key] / row['messages']:.1f}%" if row.get("messages") else "-"
 
@@ -155,6 +172,8 @@ def main() -> None:
     parser.add_argument("--per-intent", type=int, default=5, help="knowledge-base training examples per intent")
     parser.add_argument("--noise", type=float, default=0.1, help="share of ratings that are flipped")
     parser.add_argument("--correct-share", type=float, default=0.2, help="share of wrong answers agents correct")
+    parser.add_argument("--handoff-label-share", type=float, default=0.0,
+                        help="share of handed-over messages the agent labels (0 = the issue's protocol)")
     parser.add_argument("--subset", type=int, default=0, help="use only the first N intents (smoke runs)")
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--set", nargs="*", default=[], help="training options for every night, e.g. epochs=2")
@@ -199,12 +218,13 @@ def main() -> None:
         if len(day) < args.messages:
             print("the pool ran out of messages", flush=True)
             break
-        counts = simulate_day(ctx, day, rng, args.noise, args.correct_share)
+        counts = simulate_day(ctx, day, rng, args.noise, args.correct_share, args.handoff_label_share)
         run, wall = run_night(settings, ctx, extra)
         row = {"night": night, "messages": len(day), "answered_right": counts["answered_right"],
                "clarified_or_handed": counts["clarified"] + counts["handed_over"],
                "answered_wrong": counts["answered_wrong"], "corrected": counts["corrected"],
-               "clarified": counts["clarified"], "status": run.get("status"), "mode": run.get("mode"),
+               "clarified": counts["clarified"], "handoff_labelled": counts["handoff_labelled"],
+               "status": run.get("status"), "mode": run.get("mode"),
                "version": ctx.live.current.version, "wall_s": wall,
                "train_examples": (run.get("manifest") or {}).get("examples"),
                "per_source": (run.get("manifest") or {}).get("per_source"),
@@ -220,7 +240,7 @@ def main() -> None:
     for r in rows:
         table.append(f"| {r['night']} | {100 * r['test_accuracy']:.2f}% | {r['version']} | {r['status']} | "
                      f"{r['mode']} | {r.get('train_examples') or '-'} | {_pct(r, 'answered_right')} | "
-                     f"{_pct(r, 'clarified_or_handed')} | {_pct(r, 'answered_wrong')} | {r.get('corrected', '-')} | "
+                     f"{_pct(r, 'clarified_or_handed')} | {_pct(r, 'answered_wrong')} | {_labels(r)} | "
                      f"{r['wall_s'] / 60:.1f} min |")
     report = "\n".join([f"\n## Learning-loop simulation ({len(intents)} intents, {args.nights} nights x "
                         f"{args.messages} messages)", header("python benchmarks/simulate.py " + " ".join(sys.argv[1:])),

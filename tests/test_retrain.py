@@ -120,6 +120,10 @@ def test_gate_promotes_a_better_candidate_then_skips_then_goes_fast(tmp_path: Pa
     assert run["manifest"]["per_source"]["correction"] == 2 and run["gate"]["passed"] is True
     assert run["metrics"]["delta"]["accuracy"] > 0 and "phase: evaluate" in run["log_excerpt"]
     assert (settings.models_dir / "v0002" / "encoder").is_dir()  # kept for later fast runs
+    # Thresholds are fitted on the validation split plus the fixed evaluation set (never trained on).
+    card = modeldir.read(settings.models_dir / "v0002")
+    fitted_on = card.metrics["validation"]["thresholds_fitted_on"]
+    assert fitted_on > card.metrics["validation"]["samples"] and metrics["eval_samples"] > 0
 
     again = run_retrain(settings, RetrainOptions(trigger="test", overrides=FAST))
     assert again["status"] == "skipped" and "nothing new" in again["reason"]

@@ -288,5 +288,5 @@ def test_margin_lowers_only_the_true_class_logit() -> None:
 
 def test_cosine_margin_without_cosine_head_is_rejected() -> None:
     with pytest.raises(ConfigError) as info:
-        TrainConfig(cosine_margin=0.2)
+        TrainConfig(cosine_scale=0.0, cosine_margin=0.2)
     assert "cosine_margin" in info.value.what

@@ -3,7 +3,8 @@
 Defaults come from measurements on Banking77 with all-MiniLM-L6-v2 on 2 CPU cores
 (benchmarks/RESULTS.md): mean pooling, a higher learning rate for the freshly
 initialised heads than for the pretrained body, label smoothing 0.1, length-bucketed
-batches, and a short linear warm-up followed by linear decay.
+batches, a short linear warm-up followed by linear decay, and a cosine intent head
+with a small margin.
 """
 
 from __future__ import annotations
@@ -46,8 +47,10 @@ class TrainConfig:
     # > 0: the intent head scores scale * cosine(embedding, class) (models.network.CosineHead);
     # 0: a plain linear head. cosine_margin is subtracted from the true class's cosine in
     # training only (CosFace), which pulls each class tighter than its neighbours.
-    cosine_scale: float = 0.0
-    cosine_margin: float = 0.0
+    # Measured on Banking77, 3 epochs: 93.64% test vs 93.31% with the linear head; 10-shot
+    # 85.03% vs 83.41% (benchmarks/RESULTS.md).
+    cosine_scale: float = 20.0
+    cosine_margin: float = 0.1
     seed: int = 13
     threads: int = 0
     device: str = "auto"

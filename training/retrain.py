@@ -366,7 +366,7 @@ def build_version(data: RetrainDataset, config: TrainConfig, dest: Path, version
         result.model.encoder.save_pretrained(encoder)
         result.tokenizer.save_pretrained(encoder)
         (staging / DATA_KEYS_FILE).write_text(json.dumps(sorted(_data_keys(data.train))))
-        return _write(result, staging, dest, version, data.eval, data.manifest, progress)
+        return _write(result, staging, dest, version, data.eval, data.manifest, progress, calibration=data.eval)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
