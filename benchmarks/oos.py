@@ -6,8 +6,9 @@ The held-out intents are close cousins of the known ones (e.g. card_arrival vs
 card_delivery_estimate), which is the hard case. For a range of thresholds on the
 router's confidence score it reports in-scope accuracy (a wrong rejection counts as
 an error) against out-of-scope recall, and marks the operating point the threshold
-fitted at training time picks. Two scores are compared: the top-1 probability (what
-the router uses) and the cosine similarity to the nearest training message.
+fitted at training time picks. Six scores are compared: the top-1 probability (what
+the router uses), the cosine similarity to the nearest training message and to the
+nearest intent centroid, the max logit, the energy score, and the Mahalanobis distance.
 """
 
 from __future__ import annotations
@@ -45,6 +46,22 @@ def embed(classifier: Classifier, texts: list[str]) -> tuple[np.ndarray, np.ndar
     return np.concatenate(logits), np.concatenate(embeddings)
 
 
+def energy(logits: np.ndarray) -> np.ndarray:
+    top = logits.max(-1, keepdims=True)
+    return (top + np.log(np.exp(logits - top).sum(-1, keepdims=True)))[:, 0]
+
+
+def mahalanobis(train: np.ndarray, labels: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Minus the smallest Mahalanobis distance to a class mean, with one covariance shared by all classes."""
+    means = np.stack([train[labels == k].mean(0) for k in range(labels.max() + 1)])
+    centred = train - means[labels]
+    cov = centred.T @ centred / len(train) + 1e-6 * np.eye(train.shape[1])
+    whiten = np.linalg.cholesky(np.linalg.inv(cov))  # |z W|^2 = z^T cov^-1 z
+    xw, mw = x @ whiten, means @ whiten
+    d2 = (xw**2).sum(1, keepdims=True) - 2 * xw @ mw.T + (mw**2).sum(1)
+    return -d2.min(-1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=3)
@@ -79,6 +96,8 @@ def main() -> None:
     centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
     cen_in, cen_out = (emb_in @ centroids.T).max(-1), (emb_out @ centroids.T).max(-1)
     ml_in, ml_out = logits_in.max(-1), logits_out.max(-1)
+    en_in, en_out = energy(logits_in), energy(logits_out)
+    ma_in, ma_out = mahalanobis(emb_train, train_labels, emb_in), mahalanobis(emb_train, train_labels, emb_out)
     fitted = classifier.card.thresholds["answer_min"]
     base = float(correct.mean())
     print("\n## Out-of-scope detection (Banking77, 25% of intents held out)")
@@ -94,6 +113,10 @@ def main() -> None:
         ("cosine to the nearest intent centroid", cen_in, cen_out, list(np.round(np.linspace(0.5, 0.95, 10), 3)),
          None),
         ("max logit", ml_in, ml_out, list(np.round(np.quantile(ml_in, np.linspace(0.0, 0.3, 7)), 3)), None),
+        ("energy (logsumexp of the logits)", en_in, en_out,
+         list(np.round(np.quantile(en_in, np.linspace(0.0, 0.3, 7)), 3)), None),
+        ("Mahalanobis distance to the nearest intent (shared covariance), negated", ma_in, ma_out,
+         list(np.round(np.quantile(ma_in, np.linspace(0.0, 0.3, 7)), 3)), None),
     ]:
         print(f"\n### score: {name}\n\n| threshold | in-scope accuracy | loss vs no rejection | OOS recall |")
         print("|---|---|---|---|")

@@ -5,7 +5,7 @@ Order of precedence, and why:
 2. clearly upset        -> escalate (a person, with priority, whatever the topic)
 3. asked for a human / an intent flagged ``handoff`` -> handoff
 4. confident and clearly ahead of the runner-up -> answer
-5. the top two together are confident -> clarify (let the customer choose)
+5. the top two together usually hold the right intent -> clarify (let the customer choose)
 6. otherwise -> handoff (low confidence, probably out of scope)
 Thresholds are fitted per model at training time (``training.thresholds``) and
 stored with it; each decision records which rule fired and the numbers behind it.
@@ -62,7 +62,9 @@ def route(message: Normalized, prediction: Prediction | None, kb: KnowledgeBase,
                          top.intent, p1)
         return Route(ANSWER, "confident", f"{numbers}; >= {t['answer_min']:.2f}, margin >= "
                      f"{t['clarify_margin']:.2f}", top.intent, p1)
-    if second and p1 + p2 >= t["answer_min"] and p2 >= t["clarify_min"] and \
+    # Models fitted before clarify_pair_min existed offer a choice only when the pair clears answer_min.
+    pair_min = t.get("clarify_pair_min", t["answer_min"])
+    if second and p1 + p2 >= pair_min and p2 >= t["clarify_min"] and \
             top.intent in kb.intents and second.intent in kb.intents:
         return Route(CLARIFY, "close_call", f"{numbers}; margin {p1 - p2:.2f} < {t['clarify_margin']:.2f}",
                      top.intent, p1, candidates=(top.intent, second.intent))

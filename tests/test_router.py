@@ -118,6 +118,17 @@ def test_clarify_needs_both_candidates_in_kb(kb: KnowledgeBase) -> None:
     assert (d.decision, d.reason) == (HANDOFF, "low_confidence")
 
 
+def test_clarify_pair_min_offers_a_choice_below_answer_min(kb: KnowledgeBase) -> None:
+    pred = prediction(("refund", 0.40), ("track_order", 0.15))
+    # Without a fitted clarify_pair_min the pair must clear answer_min (0.5 by default)...
+    assert decide("hmm", pred, kb).decision == CLARIFY
+    assert decide("hmm", pred, kb, answer_min=0.6).decision == HANDOFF
+    # ...with one, a pair that usually holds the right intent is offered.
+    d = decide("hmm", pred, kb, answer_min=0.6, clarify_pair_min=0.5)
+    assert (d.decision, d.candidates) == (CLARIFY, ("refund", "track_order"))
+    assert decide("hmm", pred, kb, answer_min=0.6, clarify_pair_min=0.56).decision == HANDOFF
+
+
 def test_single_intent_prediction(kb: KnowledgeBase) -> None:
     assert decide("refund", prediction(("refund", 0.8)), kb).decision == ANSWER
     assert decide("refund", prediction(("refund", 0.2)), kb).reason == "low_confidence"
@@ -153,7 +164,7 @@ def route_all(model: Path, kb: KnowledgeBase, **thresholds: float) -> list[Route
 
 def test_fitted_thresholds_are_stored_with_the_model(tiny_model: Path) -> None:
     card = modeldir.read(tiny_model)
-    assert set(card.thresholds) == set(DEFAULT_THRESHOLDS)
+    assert set(DEFAULT_THRESHOLDS) <= set(card.thresholds) <= {*DEFAULT_THRESHOLDS, "clarify_pair_min"}
     assert 0.05 <= card.thresholds["answer_min"] <= 0.95
 
 

@@ -2,9 +2,13 @@
 
 The router answers when the top intent's probability clears ``answer_min`` and leads
 the runner-up by ``clarify_margin``; it offers the top two when together they clear
-``answer_min``; otherwise it hands over. Both numbers are fitted on validation
-predictions so that at most ``max_correct_rejected`` of the answers the model gets
-right are turned away, which bounds the in-scope accuracy the router costs.
+``clarify_pair_min`` (``answer_min`` for models fitted before it existed); otherwise it
+hands over. On human-labelled validation predictions:
+- ``answer_min`` starts at the confidence below which only ``max_correct_rejected`` (1%)
+  of the right answers lie, and is raised until at most ``max_wrong_answers`` (3%) of all
+  the messages would get a wrong answer;
+- ``clarify_pair_min`` is the lowest top-two mass at which the two choices offered to the
+  unanswered messages hold the right intent at least ``CLARIFY_MIN_HIT`` of the time.
 """
 
 from __future__ import annotations
@@ -14,8 +18,15 @@ import numpy as np
 DEFAULTS = {"answer_min": 0.5, "clarify_margin": 0.1, "clarify_min": 0.15, "escalate_negative": 0.85}
 # Below this the top intent is a guess, whatever the validation split says.
 ANSWER_FLOOR = 0.25
-# The share of confident answers that may be wrong on validation data.
+# The share of validation messages that may get a wrong answer. Counted over all messages, not
+# over the answers, because that is what a support team sees (and what the learning-loop issue
+# measures): a weak model may answer fewer messages at a higher error rate among its answers.
 MAX_WRONG_ANSWERS = 0.03
+# A clarify question must offer the right intent among its two choices at least this often
+# (otherwise the customer clicks "Neither, talk to a human": a one-click detour to a person).
+CLARIFY_MIN_HIT = 0.8
+# The runner-up must have at least this probability to be offered as a choice.
+CLARIFY_SECOND_MIN = 0.05
 # Escalation is for strongly negative messages; a mildly annoyed "my mug arrived broken"
 # (p(negative) around 0.6) should get the damaged-item answer, not a senior agent.
 ESCALATE_FLOOR = 0.8
@@ -39,14 +50,51 @@ def fit_thresholds(intent_probs: np.ndarray, gold: np.ndarray, sentiment_probs: 
         q = min(1.0, max(max_correct_rejected, 2 / max(1, int(correct.sum()))))
         out["answer_min"] = float(np.clip(np.quantile(p1[correct], q), ANSWER_FLOOR, 0.95))
         # A support bot is judged by the wrong answers it gives with confidence: raise the
-        # threshold until at most ``max_wrong_answers`` of the answers it would give are wrong.
-        out["answer_min"] = max(out["answer_min"], _precision_threshold(p1, correct, max_wrong_answers))
+        # threshold until at most ``max_wrong_answers`` of all the messages would get a wrong answer.
+        out["answer_min"] = max(out["answer_min"], _wrong_budget_threshold(p1, correct, max_wrong_answers))
         accepted = correct & (p1 >= out["answer_min"])
         if accepted.any():
             out["clarify_margin"] = float(np.clip(np.quantile((p1 - p2)[accepted], max_correct_rejected), 0.0, 0.5))
+        if intent_probs.shape[1] > 1:
+            out.update(_clarify_thresholds(intent_probs, gold, p1, p2, out))
     if sentiment_probs is not None and gold_sentiment is not None and (gold_sentiment == 0).any():
         out["escalate_negative"] = max(ESCALATE_FLOOR, _negative_threshold(sentiment_probs[:, 0], gold_sentiment == 0))
     return out
+
+
+def _clarify_thresholds(intent_probs: np.ndarray, gold: np.ndarray, p1: np.ndarray, p2: np.ndarray,
+                        fitted: dict[str, float]) -> dict[str, float]:
+    """When the bot will not answer, offer the top two if together they usually hold the right intent.
+
+    Fitted on the validation messages the router would *not* answer: ``clarify_pair_min`` is the
+    lowest top-two probability mass above which the right intent is among the two choices for at
+    least CLARIFY_MIN_HIT of them. Every clarify click is also a label the nightly retrain learns
+    from, and a hard one: the model was unsure.
+    """
+    answered = (p1 >= fitted["answer_min"]) & (p1 - p2 >= fitted["clarify_margin"])
+    top2 = np.argsort(-intent_probs, axis=1)[:, :2]
+    hit = (top2 == gold[:, None]).any(axis=1)
+    pair, unsure = (p1 + p2)[~answered], hit[~answered]
+    if len(pair) == 0:
+        return {}
+    threshold = max(ANSWER_FLOOR, _precision_threshold(pair, unsure, 1 - CLARIFY_MIN_HIT))
+    return {"clarify_pair_min": float(min(threshold, fitted["answer_min"])), "clarify_min": CLARIFY_SECOND_MIN}
+
+
+def _wrong_budget_threshold(p1: np.ndarray, correct: np.ndarray, max_wrong: float) -> float:
+    """The lowest confidence at which at most ``max_wrong`` of all rows would be answered wrongly.
+
+    Counting (wrong + 1) / (rows + 1) keeps a tiny validation split from spending its budget on
+    zero observed mistakes.
+    """
+    order = np.argsort(-p1)
+    scores = p1[order]
+    wrong = np.cumsum(~correct[order])
+    cut = np.append(scores[:-1] > scores[1:], True)  # ties are accepted together
+    ok = np.nonzero(((wrong + 1) / (len(order) + 1) <= max_wrong) & cut)[0]
+    if len(ok) == 0:
+        return 0.95
+    return float(min(0.95, scores[ok[-1]]))
 
 
 def _precision_threshold(p1: np.ndarray, correct: np.ndarray, max_wrong: float) -> float:
@@ -55,12 +103,15 @@ def _precision_threshold(p1: np.ndarray, correct: np.ndarray, max_wrong: float) 
     The +1 in the denominator keeps a tiny validation split from claiming perfection.
     """
     order = np.argsort(-p1)
+    scores = p1[order]
     wrong = np.cumsum(~correct[order])
     share = wrong / (np.arange(1, len(order) + 1) + 1)
-    ok = np.nonzero(share <= max_wrong)[0]
+    # A threshold accepts every row with the same score, so only the end of a run of ties is a cut.
+    cut = np.append(scores[:-1] > scores[1:], True)
+    ok = np.nonzero((share <= max_wrong) & cut)[0]
     if len(ok) == 0:
         return 0.95
-    return float(min(0.95, p1[order][ok[-1]]))
+    return float(min(0.95, scores[ok[-1]]))
 
 
 def _negative_threshold(p_negative: np.ndarray, is_negative: np.ndarray, min_precision: float = 0.9) -> float:
