@@ -7,39 +7,24 @@ a log excerpt. Its folder (``<data>/runs/run-NNNNN``) holds ``manifest.json``, `
 ``report.png`` (accuracy per version and the change in the confusion matrix), ``job.log`` and the
 per-epoch ``metrics.jsonl``.
 
-Full or fast
-------------
-``full``: fine-tune the whole encoder (from the base model, so a retrain is reproducible from
-its data and never compounds an earlier run's drift) plus both heads. Cost on 2 CPU cores:
-about 11 ms per training example per epoch (Banking77: 9,000 examples, ~100 s an epoch; the
-default is 3 epochs), then export, parity and evaluation (~1 min for MiniLM).
+This module runs the job (lock, heartbeat, log capture, phases, registration); the steps live in:
 
-``fast``: keep the active version's fine-tuned encoder (saved in its ``encoder/`` folder) frozen
-and train only the two heads on cached sentence embeddings: one forward pass over the data
-(about a tenth of one full epoch) plus a few seconds of head training. It can only re-draw the
-decision boundaries in the embedding space the active model already has, which is enough for
-a handful of corrections and not for many new phrasings.
+- ``training.modes``: full or fast. ``full`` fine-tunes the whole encoder from the base model;
+  ``fast`` trains only the heads on the active version's frozen encoder. ``auto`` picks ``fast``
+  when the active version has a saved encoder and the same intents, and the new training examples
+  are at most ``FAST_MAX_NEW`` (25) and at most ``FAST_MAX_SHARE`` (5%) of the dataset; else
+  ``full``. The rule and the cost of each are in that module's docstring.
+- ``training.gate``: promote only if (1) eval accuracy >= the active model's minus
+  ``CSBOT_GATE_TOLERANCE`` on the same fixed evaluation set, (2) the candidate gets right at least
+  ``CSBOT_GATE_CORRECTIONS_SHARE`` of the corrected examples it trained on, and (3) its ONNX export
+  passed the parity check. Otherwise the version is registered ``rejected`` with the reasons.
+- ``training.report_chart``: the run's ``report.png``.
 
-``auto`` picks ``fast`` when all of these hold, else ``full``:
-
-- the active version has a saved encoder and the same intents as the new data;
-- at most ``FAST_MAX_NEW`` (25) training examples are new since the active version's data,
-  and they are at most ``FAST_MAX_SHARE`` (5%) of the dataset.
-
-The gate judges either kind the same way, so a fast run that cannot fit the corrections is
-simply rejected and the next larger batch of data triggers a full run.
-
-Gate
-----
-Promote only if (1) eval accuracy >= the active model's minus ``CSBOT_GATE_TOLERANCE`` on the
-same fixed evaluation set, (2) the candidate gets right at least ``CSBOT_GATE_CORRECTIONS_SHARE``
-of the corrected examples it trained on, and (3) its ONNX export passed the parity check.
-Otherwise the version is registered ``rejected`` with the reasons.
+Their public names are re-exported here, so ``from training.retrain import apply_gate`` keeps working.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -48,12 +33,9 @@ import shutil
 import threading
 import time
 import traceback
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from bot import learning
 from bot.config import Settings
@@ -62,18 +44,18 @@ from models import modeldir
 from models.errors import CsbotError, ExportError
 from models.registry import Registry
 from training.config import DEFAULT_BASE_MODEL, TrainConfig
-from training.data import Example
-from training.dataset import DatasetOptions, RetrainDataset, build_dataset, text_key
-from training.evaluate import classification_report
+from training.dataset import DatasetOptions, build_dataset
+from training.gate import PARITY_MAX_DIFF as PARITY_MAX_DIFF
+from training.gate import PARITY_MIN_AGREEMENT as PARITY_MIN_AGREEMENT
+from training.gate import _metrics, apply_gate, corrections_check, evaluate_model
+from training.modes import DATA_KEYS_FILE as DATA_KEYS_FILE
+from training.modes import ENCODER_DIR, build_version, choose_mode
+from training.modes import FAST_MAX_NEW as FAST_MAX_NEW
+from training.modes import FAST_MAX_SHARE as FAST_MAX_SHARE
+from training.report_chart import _history, save_report_chart
 
 log = logging.getLogger("csbot.retrain")
 
-ENCODER_DIR = "encoder"
-DATA_KEYS_FILE = "data_keys.json"
-FAST_MAX_NEW = 25
-FAST_MAX_SHARE = 0.05
-PARITY_MAX_DIFF = 1e-3
-PARITY_MIN_AGREEMENT = 0.995
 LOG_EXCERPT_LINES = 40
 
 
@@ -313,240 +295,3 @@ def _clean_staging(root: Path) -> None:
         match = re.match(r"^\.v\d+\.staging-(\d+)$", path.name)
         if (match and not learning.pid_alive(int(match.group(1)))) or path.name.startswith(".trash-"):
             shutil.rmtree(path, ignore_errors=True)
-
-
-# --- mode ----------------------------------------------------------------------------------------
-
-
-def _data_keys(examples: Sequence[Example]) -> set[str]:
-    return {hashlib.sha1(f"{text_key(e.text)}\x1f{e.intent}\x1f{e.sentiment}".encode()).hexdigest()[:16]
-            for e in examples}
-
-
-def choose_mode(requested: str, data: RetrainDataset, active: modeldir.ModelCard | None) -> tuple[str, str, int]:
-    """(mode, why, number of new training examples) -- see the module docstring for the rule."""
-    known: set[str] = set()
-    if active and (active.path / DATA_KEYS_FILE).is_file():
-        known = set(json.loads((active.path / DATA_KEYS_FILE).read_text()))
-    new = len(_data_keys(data.train) - known)
-    can_fast, why_not = True, ""
-    if active is None:
-        can_fast, why_not = False, "there is no active model to start from"
-    elif not (active.path / ENCODER_DIR).is_dir():
-        can_fast, why_not = False, f"the active version {active.version} has no saved encoder"
-    elif set(active.intents) != set(data.intents):
-        can_fast, why_not = False, "the set of intents changed"
-    if requested == "full":
-        return "full", "requested", new
-    if requested == "fast":
-        return ("fast", "requested", new) if can_fast else ("full", f"fast requested but {why_not}", new)
-    if not can_fast:
-        return "full", why_not, new
-    limit = min(FAST_MAX_NEW, int(FAST_MAX_SHARE * len(data.train)))
-    if new <= limit:
-        return "fast", f"{new} new examples (<= {limit}): heads only on the active encoder", new
-    return "full", f"{new} new examples (> {limit})", new
-
-
-# --- train and export ----------------------------------------------------------------------------
-
-
-def build_version(data: RetrainDataset, config: TrainConfig, dest: Path, version: str, run_dir: Path,
-                  progress: bool = False) -> modeldir.ModelCard:
-    """Fine-tune, save the encoder (for later fast runs), export with parity, and rename into place."""
-    from training.finetune import train
-    from training.pipeline import _write
-
-    staging = dest.parent / f".{dest.name}.staging-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
-        result = train(data.train, config, log_dir=run_dir, progress=progress)
-        encoder = staging / ENCODER_DIR
-        result.model.encoder.save_pretrained(encoder)
-        result.tokenizer.save_pretrained(encoder)
-        (staging / DATA_KEYS_FILE).write_text(json.dumps(sorted(_data_keys(data.train))))
-        return _write(result, staging, dest, version, data.eval, data.manifest, progress, calibration=data.eval)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-
-
-# --- evaluate and gate ---------------------------------------------------------------------------
-
-
-def _classifier(path: Path, settings: Settings) -> Any:
-    from models.runtime import Classifier
-
-    return Classifier.load(path, provider=settings.onnx_provider, variant=settings.onnx_variant,
-                           threads=settings.threads)
-
-
-def _intent_predictions(classifier: Any, texts: list[str], labels: list[str]) -> np.ndarray:
-    index = {name: i for i, name in enumerate(labels)}
-    to_union = np.array([index[n] for n in classifier.intents])
-    logits = np.concatenate([classifier.logits(texts[i : i + 64])[0] for i in range(0, len(texts), 64)])
-    return to_union[logits.argmax(-1)]
-
-
-def evaluate_model(path: Path, examples: Sequence[Example], labels: list[str], settings: Settings) -> dict[str, Any]:
-    """Score the served graph (same provider and variant as the bot) on the fixed evaluation set."""
-    classifier = _classifier(path, settings)
-    out: dict[str, Any] = {"version": classifier.version, "samples": 0, "accuracy": None}
-    with_intent = [e for e in examples if e.intent]
-    if with_intent:
-        index = {name: i for i, name in enumerate(labels)}
-        pred = _intent_predictions(classifier, [e.text for e in with_intent], labels)
-        report = classification_report([index[e.intent] for e in with_intent], pred, labels)  # type: ignore[index]
-        out.update({k: report[k] for k in ("accuracy", "macro_f1", "samples", "per_label", "confusion")})
-    with_sentiment = [e for e in examples if e.sentiment]
-    if with_sentiment:
-        logits = classifier.logits([e.text for e in with_sentiment])[1]
-        pred_s = [classifier.card.sentiments[i] for i in logits.argmax(-1)]
-        out["sentiment_accuracy"] = float(np.mean([p == e.sentiment for p, e in zip(pred_s, with_sentiment,
-                                                                                      strict=True)]))
-        out["sentiment_samples"] = len(with_sentiment)
-    return out
-
-
-def corrections_check(path: Path, corrections: Sequence[Example], settings: Settings) -> dict[str, Any]:
-    """How many of the corrected examples it trained on the candidate now gets right."""
-    items = [e for e in corrections if e.intent]
-    if not items:
-        return {"total": 0, "right": 0, "share": None}
-    classifier = _classifier(path, settings)
-    labels = list(classifier.intents)
-    pred = _intent_predictions(classifier, [e.text for e in items], labels)
-    right = int(sum(labels[p] == e.intent for p, e in zip(pred, items, strict=True)))
-    return {"total": len(items), "right": right, "share": right / len(items),
-            "missed": [e.text for p, e in zip(pred, items, strict=True) if labels[p] != e.intent][:20]}
-
-
-def apply_gate(candidate: dict[str, Any] | None, active: dict[str, Any] | None, corrections: dict[str, Any],
-               parity: dict[str, Any] | None, parity_error: str | None, tolerance: float,
-               corrections_share: float) -> dict[str, Any]:
-    """The three promotion checks; ``reasons`` says in words why a candidate was rejected."""
-    reasons: list[str] = []
-    checks: dict[str, Any] = {}
-    # 3. parity (first: without a valid export there is nothing to compare)
-    fp32 = (parity or {}).get("fp32") or {}
-    parity_ok = parity_error is None and bool(fp32) and fp32.get("max_abs_diff", 1.0) <= PARITY_MAX_DIFF and \
-        fp32.get("intent_top1_agreement", 0.0) >= PARITY_MIN_AGREEMENT
-    checks["parity"] = {"passed": parity_ok, "fp32": fp32, "error": parity_error}
-    if not parity_ok:
-        reasons.append(f"the ONNX export failed its parity check ({parity_error or fp32})")
-    # 1. no worse than the active model on the fixed evaluation set
-    cand_acc = candidate.get("accuracy") if candidate else None
-    act_acc = active.get("accuracy") if active else None
-    if candidate is None:
-        eval_ok = False
-    elif act_acc is None or cand_acc is None:
-        eval_ok = True  # no active model (first version) or no intent examples to compare on
-    else:
-        eval_ok = cand_acc >= act_acc - tolerance
-        if not eval_ok:
-            reasons.append(f"accuracy on the fixed evaluation set is {cand_acc:.1%}, below the active model's "
-                           f"{act_acc:.1%} by more than the tolerance of {tolerance:.1%}")
-    checks["eval"] = {"passed": eval_ok, "candidate": cand_acc, "active": act_acc, "tolerance": tolerance}
-    # 2. learned the corrections it trained on
-    share = corrections.get("share")
-    corr_ok = not corrections.get("total") or (share is not None and share >= corrections_share)
-    if not corr_ok:
-        reasons.append(f"it gets right only {corrections['right']} of the {corrections['total']} corrected examples "
-                       f"it trained on ({share:.0%}); the gate needs {corrections_share:.0%}")
-    checks["corrections"] = {"passed": corr_ok, "required": corrections_share,
-                             **{k: v for k, v in corrections.items() if k != "missed"}}
-    return {"passed": parity_ok and eval_ok and corr_ok, "checks": checks, "reasons": reasons}
-
-
-def _metrics(cand: dict[str, Any] | None, act: dict[str, Any] | None, corrections: dict[str, Any],
-             labels: list[str]) -> dict[str, Any]:
-    def slim(m: dict[str, Any] | None) -> dict[str, Any]:
-        return {k: v for k, v in (m or {}).items() if k not in ("per_label", "confusion")}
-
-    out: dict[str, Any] = {"candidate": slim(cand), "active": slim(act), "corrections": corrections}
-    delta: dict[str, float] = {}
-    for key in ("accuracy", "macro_f1", "sentiment_accuracy"):
-        if cand and act and cand.get(key) is not None and act.get(key) is not None:
-            delta[key] = round(float(cand[key]) - float(act[key]), 4)
-    out["delta"] = delta
-    improved, worse = [], []
-    if cand and act and cand.get("per_label") is not None and act.get("per_label") is not None:
-        for name in labels:
-            c, a = cand["per_label"].get(name), act["per_label"].get(name)
-            if c is None and a is None:
-                continue
-            d = (c or {}).get("f1", 0.0) - (a or {}).get("f1", 0.0)
-            row = {"intent": name, "delta_f1": round(d, 4), "f1": round((c or {}).get("f1", 0.0), 4)}
-            if d >= 0.01:
-                improved.append(row)
-            elif d <= -0.01:
-                worse.append(row)
-    out["intents_improved"] = sorted(improved, key=lambda r: -r["delta_f1"])
-    out["intents_worse"] = sorted(worse, key=lambda r: r["delta_f1"])
-    return out
-
-
-# --- the chart -----------------------------------------------------------------------------------
-
-
-def _history(store: Store) -> list[tuple[str, float]]:
-    from models.registry import version_number
-
-    points = []
-    for row in store.db.query("SELECT version, metrics_json FROM model_versions"):
-        acc = json.loads(row["metrics_json"] or "{}").get("eval_accuracy")
-        if acc is not None:
-            points.append((row["version"], float(acc)))
-    return sorted(points, key=lambda p: version_number(p[0]))
-
-
-def save_report_chart(path: Path, history: list[tuple[str, float]], version: str, cand: dict[str, Any],
-                      act: dict[str, Any] | None, labels: list[str], promoted: bool, top: int = 20) -> Path:
-    """Left: eval accuracy per version (each measured by its own run). Right: how the confusion
-    matrix changed from the active model to the candidate (share of each true label; blue on the
-    diagonal and red off it is better)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 6))
-    if history:
-        names, accs = zip(*history, strict=True)
-        left.plot(names, accs, marker="o", color="tab:gray")
-    if cand.get("accuracy") is not None:
-        left.scatter([version], [cand["accuracy"]], s=120, zorder=3,
-                     color="tab:green" if promoted else "tab:red",
-                     label=f"{version} ({'promoted' if promoted else 'rejected'})")
-    if act and act.get("accuracy") is not None:
-        left.axhline(act["accuracy"], color="tab:blue", linestyle="--",
-                     label=f"active {act['version']} (same eval set)")
-    left.set_ylabel("accuracy on the fixed evaluation set")
-    left.set_title("Accuracy per version")
-    left.tick_params(axis="x", rotation=45)
-    left.legend(loc="lower right", fontsize=8)
-    if act and act.get("confusion") is not None and cand.get("confusion") is not None:
-        c, a = np.asarray(cand["confusion"], float), np.asarray(act["confusion"], float)
-        rows = c.sum(axis=1, keepdims=True)
-        diff = np.divide(c, rows, out=np.zeros_like(c), where=rows > 0) - \
-            np.divide(a, rows, out=np.zeros_like(a), where=rows > 0)
-        better = -diff  # fewer mistakes off the diagonal is better ...
-        np.fill_diagonal(better, np.diag(diff))  # ... and more hits on it
-        order = np.sort(np.argsort(-np.abs(diff).sum(axis=1) - np.abs(diff).sum(axis=0))[:top])
-        image = right.imshow(better[np.ix_(order, order)], cmap="RdBu", vmin=-1, vmax=1)
-        ticks = range(len(order))
-        right.set_xticks(ticks, [labels[i] for i in order], rotation=90, fontsize=7)
-        right.set_yticks(ticks, [labels[i] for i in order], fontsize=7)
-        right.set_xlabel("predicted")
-        right.set_ylabel("true")
-        right.set_title(f"Confusion change, {act['version']} -> {version} (blue better, red worse)")
-        fig.colorbar(image, ax=right, fraction=0.04)
-    else:
-        right.axis("off")
-        right.text(0.5, 0.5, "no active model to compare with", ha="center")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path

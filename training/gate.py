@@ -1,0 +1,134 @@
+"""Evaluate a candidate against the active model and decide whether it may be promoted.
+
+Promote only if (1) eval accuracy >= the active model's minus ``CSBOT_GATE_TOLERANCE`` on the
+same fixed evaluation set, (2) the candidate gets right at least ``CSBOT_GATE_CORRECTIONS_SHARE``
+of the corrected examples it trained on, and (3) its ONNX export passed the parity check.
+Otherwise the version is registered ``rejected`` with the reasons.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bot.config import Settings
+from training.data import Example
+from training.evaluate import classification_report
+
+PARITY_MAX_DIFF = 1e-3
+PARITY_MIN_AGREEMENT = 0.995
+
+
+def _classifier(path: Path, settings: Settings) -> Any:
+    from models.runtime import Classifier
+
+    return Classifier.load(path, provider=settings.onnx_provider, variant=settings.onnx_variant,
+                           threads=settings.threads)
+
+
+def _intent_predictions(classifier: Any, texts: list[str], labels: list[str]) -> np.ndarray:
+    index = {name: i for i, name in enumerate(labels)}
+    to_union = np.array([index[n] for n in classifier.intents])
+    logits = np.concatenate([classifier.logits(texts[i : i + 64])[0] for i in range(0, len(texts), 64)])
+    return to_union[logits.argmax(-1)]
+
+
+def evaluate_model(path: Path, examples: Sequence[Example], labels: list[str], settings: Settings) -> dict[str, Any]:
+    """Score the served graph (same provider and variant as the bot) on the fixed evaluation set."""
+    classifier = _classifier(path, settings)
+    out: dict[str, Any] = {"version": classifier.version, "samples": 0, "accuracy": None}
+    with_intent = [e for e in examples if e.intent]
+    if with_intent:
+        index = {name: i for i, name in enumerate(labels)}
+        pred = _intent_predictions(classifier, [e.text for e in with_intent], labels)
+        report = classification_report([index[e.intent] for e in with_intent], pred, labels)  # type: ignore[index]
+        out.update({k: report[k] for k in ("accuracy", "macro_f1", "samples", "per_label", "confusion")})
+    with_sentiment = [e for e in examples if e.sentiment]
+    if with_sentiment:
+        logits = classifier.logits([e.text for e in with_sentiment])[1]
+        pred_s = [classifier.card.sentiments[i] for i in logits.argmax(-1)]
+        out["sentiment_accuracy"] = float(np.mean([p == e.sentiment for p, e in zip(pred_s, with_sentiment,
+                                                                                      strict=True)]))
+        out["sentiment_samples"] = len(with_sentiment)
+    return out
+
+
+def corrections_check(path: Path, corrections: Sequence[Example], settings: Settings) -> dict[str, Any]:
+    """How many of the corrected examples it trained on the candidate now gets right."""
+    items = [e for e in corrections if e.intent]
+    if not items:
+        return {"total": 0, "right": 0, "share": None}
+    classifier = _classifier(path, settings)
+    labels = list(classifier.intents)
+    pred = _intent_predictions(classifier, [e.text for e in items], labels)
+    right = int(sum(labels[p] == e.intent for p, e in zip(pred, items, strict=True)))
+    return {"total": len(items), "right": right, "share": right / len(items),
+            "missed": [e.text for p, e in zip(pred, items, strict=True) if labels[p] != e.intent][:20]}
+
+
+def apply_gate(candidate: dict[str, Any] | None, active: dict[str, Any] | None, corrections: dict[str, Any],
+               parity: dict[str, Any] | None, parity_error: str | None, tolerance: float,
+               corrections_share: float) -> dict[str, Any]:
+    """The three promotion checks; ``reasons`` says in words why a candidate was rejected."""
+    reasons: list[str] = []
+    checks: dict[str, Any] = {}
+    # 3. parity (first: without a valid export there is nothing to compare)
+    fp32 = (parity or {}).get("fp32") or {}
+    parity_ok = parity_error is None and bool(fp32) and fp32.get("max_abs_diff", 1.0) <= PARITY_MAX_DIFF and \
+        fp32.get("intent_top1_agreement", 0.0) >= PARITY_MIN_AGREEMENT
+    checks["parity"] = {"passed": parity_ok, "fp32": fp32, "error": parity_error}
+    if not parity_ok:
+        reasons.append(f"the ONNX export failed its parity check ({parity_error or fp32})")
+    # 1. no worse than the active model on the fixed evaluation set
+    cand_acc = candidate.get("accuracy") if candidate else None
+    act_acc = active.get("accuracy") if active else None
+    if candidate is None:
+        eval_ok = False
+    elif act_acc is None or cand_acc is None:
+        eval_ok = True  # no active model (first version) or no intent examples to compare on
+    else:
+        eval_ok = cand_acc >= act_acc - tolerance
+        if not eval_ok:
+            reasons.append(f"accuracy on the fixed evaluation set is {cand_acc:.1%}, below the active model's "
+                           f"{act_acc:.1%} by more than the tolerance of {tolerance:.1%}")
+    checks["eval"] = {"passed": eval_ok, "candidate": cand_acc, "active": act_acc, "tolerance": tolerance}
+    # 2. learned the corrections it trained on
+    share = corrections.get("share")
+    corr_ok = not corrections.get("total") or (share is not None and share >= corrections_share)
+    if not corr_ok:
+        reasons.append(f"it gets right only {corrections['right']} of the {corrections['total']} corrected examples "
+                       f"it trained on ({share:.0%}); the gate needs {corrections_share:.0%}")
+    checks["corrections"] = {"passed": corr_ok, "required": corrections_share,
+                             **{k: v for k, v in corrections.items() if k != "missed"}}
+    return {"passed": parity_ok and eval_ok and corr_ok, "checks": checks, "reasons": reasons}
+
+
+def _metrics(cand: dict[str, Any] | None, act: dict[str, Any] | None, corrections: dict[str, Any],
+             labels: list[str]) -> dict[str, Any]:
+    def slim(m: dict[str, Any] | None) -> dict[str, Any]:
+        return {k: v for k, v in (m or {}).items() if k not in ("per_label", "confusion")}
+
+    out: dict[str, Any] = {"candidate": slim(cand), "active": slim(act), "corrections": corrections}
+    delta: dict[str, float] = {}
+    for key in ("accuracy", "macro_f1", "sentiment_accuracy"):
+        if cand and act and cand.get(key) is not None and act.get(key) is not None:
+            delta[key] = round(float(cand[key]) - float(act[key]), 4)
+    out["delta"] = delta
+    improved, worse = [], []
+    if cand and act and cand.get("per_label") is not None and act.get("per_label") is not None:
+        for name in labels:
+            c, a = cand["per_label"].get(name), act["per_label"].get(name)
+            if c is None and a is None:
+                continue
+            d = (c or {}).get("f1", 0.0) - (a or {}).get("f1", 0.0)
+            row = {"intent": name, "delta_f1": round(d, 4), "f1": round((c or {}).get("f1", 0.0), 4)}
+            if d >= 0.01:
+                improved.append(row)
+            elif d <= -0.01:
+                worse.append(row)
+    out["intents_improved"] = sorted(improved, key=lambda r: -r["delta_f1"])
+    out["intents_worse"] = sorted(worse, key=lambda r: r["delta_f1"])
+    return out
