@@ -1,0 +1,93 @@
+"""Tokenised examples, length-bucketed batches, the masked loss and the learning-rate schedule.
+
+The pieces of a training step that do not depend on the model: kept apart from the training
+loop (``training.finetune``) so that each can be read, and tested, on its own.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from models.modeldir import SENTIMENTS
+from training.config import TrainConfig
+from training.data import Example
+
+IGNORE = -100  # the label of a row that has no label for this head
+
+
+class Encoded:
+    """Token ids and label tensors for a list of examples, tokenized once."""
+
+    def __init__(self, examples: Sequence[Example], tokenizer: Any, intents: list[str], max_length: int):
+        index = {name: i for i, name in enumerate(intents)}
+        self.ids: list[list[int]] = tokenizer([e.text for e in examples], truncation=True,
+                                              max_length=max_length)["input_ids"]
+        self.intent = torch.tensor([index[e.intent] if e.intent in index else IGNORE for e in examples])
+        self.sentiment = torch.tensor(
+            [SENTIMENTS.index(e.sentiment) if e.sentiment else IGNORE for e in examples])
+        self.weight = torch.tensor([e.weight for e in examples], dtype=torch.float32)
+        self.pad_id = int(tokenizer.pad_token_id or 0)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def batch(self, rows: Sequence[int], device: torch.device) -> dict[str, torch.Tensor]:
+        width = max(len(self.ids[r]) for r in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            seq = self.ids[r]
+            ids[i, : len(seq)] = torch.tensor(seq)
+            mask[i, : len(seq)] = 1
+        idx = torch.tensor(rows)
+        return {"input_ids": ids.to(device), "attention_mask": mask.to(device),
+                "intent": self.intent[idx].to(device), "sentiment": self.sentiment[idx].to(device),
+                "weight": self.weight[idx].to(device)}
+
+
+def bucketed_batches(lengths: Sequence[int], batch_size: int, rng: random.Random) -> list[list[int]]:
+    """Shuffle, sort by length inside chunks of 50 batches, cut batches, shuffle batches."""
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    chunk = batch_size * 50
+    batches = []
+    for start in range(0, len(order), chunk):
+        part = sorted(order[start : start + chunk], key=lambda i: lengths[i])
+        batches.extend(part[i : i + batch_size] for i in range(0, len(part), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+def masked_loss(logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor, smoothing: float,
+                margin: float = 0.0) -> torch.Tensor:
+    """Weighted cross-entropy over the rows that have a label (0 if none do).
+
+    ``margin`` (in logit units) is taken off each row's true-class logit first, so a row
+    counts as learned only when it beats the other classes by that much (CosFace).
+    """
+    keep = labels != IGNORE
+    if not bool(keep.any()):
+        return logits.sum() * 0.0
+    kept, targets = logits[keep], labels[keep]
+    if margin:
+        kept = kept - margin * nn.functional.one_hot(targets, kept.shape[-1]).to(kept.dtype)
+    per_row = nn.functional.cross_entropy(kept, targets, reduction="none", label_smoothing=smoothing)
+    w = weight[keep]
+    return (per_row * w).sum() / w.sum()
+
+
+def margin_for(config: TrainConfig) -> float:
+    return config.cosine_scale * config.cosine_margin
+
+
+def linear_schedule(warmup: int, total: int) -> Callable[[int], float]:
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / max(1, warmup)
+        return max(0.0, (total - step) / max(1, total - warmup))
+    return factor
