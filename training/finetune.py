@@ -207,11 +207,14 @@ def _pooled_features(model: IntentSentimentModel, data: Encoded, device: torch.d
 
     model.eval()
     feats = torch.zeros(len(data), model.intent_head.in_features)
-    for start in range(0, len(data), 128):
-        rows = list(range(start, min(start + 128, len(data))))
+    # Sorted by length so each batch pads to its own longest row, not to the longest of a random
+    # 128: on 67k SST-2 phrases that is the difference between minutes and seconds.
+    order = sorted(range(len(data)), key=lambda i: len(data.ids[i]))
+    for start in range(0, len(order), 128):
+        rows = order[start : start + 128]
         b = data.batch(rows, device)
         states = model.encoder(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).last_hidden_state
-        feats[start : start + len(rows)] = mean_pool(states, b["attention_mask"]).cpu()
+        feats[torch.tensor(rows)] = mean_pool(states, b["attention_mask"]).cpu()
     return feats
 
 
