@@ -290,3 +290,22 @@ def test_cosine_margin_without_cosine_head_is_rejected() -> None:
     with pytest.raises(ConfigError) as info:
         TrainConfig(cosine_scale=0.0, cosine_margin=0.2)
     assert "cosine_margin" in info.value.what
+
+
+def test_cli_train_on_the_knowledge_base_fits_thresholds_on_its_held_out_examples(
+        tiny_kb_path: Path, tiny_base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from training.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CSBOT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("CSBOT_KB_PATH", str(tiny_kb_path))
+    monkeypatch.setenv("CSBOT_BASE_MODEL", str(tiny_base))
+    tiny = ["epochs=2", "batch_size=8", "max_length=16", "threads=1", "export_int8=false", "min_steps=0"]
+    result = CliRunner().invoke(main, ["train", *[a for s in tiny for a in ("--set", s)]])
+    assert result.exit_code == 0, result.output
+    assert "Version v0001 is now active." in result.output
+    card = modeldir.read(tmp_path / "data" / "models" / "v0001")
+    validation, test = card.metrics["validation"], card.metrics["test"]
+    # The knowledge base's held-out examples are scored as the test set and also calibrate the router.
+    assert validation["thresholds_fitted_on"] == validation["samples"] + test["samples"]
+    assert "clarify_pair_min" in card.thresholds

@@ -50,7 +50,10 @@ def train_command(settings: Any, data: tuple[Path, ...], column_names: tuple[str
     dest = out or registry.root / registry.next_version()
     from training.pipeline import build_model
 
-    card = build_model(examples, config, dest, version=dest.name, test_examples=test)
+    # On the knowledge base, its held-out examples are also what the nightly retrain fits the
+    # router's thresholds on (its fixed evaluation set), so the first model is fitted the same way.
+    card = build_model(examples, config, dest, version=dest.name, test_examples=test,
+                       calibration=() if data else test)
     val, tst = card.metrics["validation"], card.metrics.get("test", {})
     click.echo(f"Saved {dest}: validation accuracy {val.get('accuracy', 0):.2%}"
                + (f", held-out test accuracy {tst['accuracy']:.2%} (macro-F1 {tst['macro_f1']:.3f})" if tst else "")

@@ -40,8 +40,12 @@ def package_versions() -> dict[str, str]:
 
 def build_model(examples: Sequence[Example], config: TrainConfig, dest: Path, *, version: str | None = None,
                 test_examples: Sequence[Example] = (), data_manifest: dict[str, Any] | None = None,
-                log_dir: Path | None = None, progress: bool = True) -> ModelCard:
-    """Train on ``examples`` and write a complete model directory at ``dest``."""
+                log_dir: Path | None = None, progress: bool = True,
+                calibration: Sequence[Example] = ()) -> ModelCard:
+    """Train on ``examples`` and write a complete model directory at ``dest``.
+
+    ``calibration``: held-out examples the router thresholds are fitted on as well (see ``_write``).
+    """
     dest = Path(dest)
     if dest.exists():  # checked now, not after minutes of training (finalize checks again)
         raise modeldir.ModelDirError(f"{dest} already exists.", "pick a new version name or delete the old folder.")
@@ -51,7 +55,8 @@ def build_model(examples: Sequence[Example], config: TrainConfig, dest: Path, *,
     staging.mkdir(parents=True)
     try:
         result = train(examples, config, log_dir=log_dir or staging, progress=progress)
-        return _write(result, staging, dest, version or dest.name, test_examples, data_manifest, progress)
+        return _write(result, staging, dest, version or dest.name, test_examples, data_manifest, progress,
+                      calibration)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
