@@ -51,6 +51,12 @@ class TrainConfig:
     # 85.03% vs 83.41% (benchmarks/RESULTS.md).
     cosine_scale: float = 20.0
     cosine_margin: float = 0.1
+    # < 1: layer-wise learning-rate decay. The top encoder layer trains at lr_body, each layer
+    # below at this factor times the one above, the embeddings lowest (1.0 = one rate for all).
+    layer_lr_decay: float = 1.0
+    # > 0: validate, keep and export an exponential moving average of the weights with this
+    # decay per step (training/averaging.py); 0 = the raw weights.
+    ema_decay: float = 0.0
     seed: int = 13
     threads: int = 0
     device: str = "auto"
@@ -84,6 +90,9 @@ class TrainConfig:
             ("cosine_scale", 0 <= self.cosine_scale <= 100, "0 (linear head) or a scale such as 20"),
             ("cosine_margin", 0 <= self.cosine_margin < 1 and (self.cosine_margin == 0 or self.cosine_scale > 0),
              "a float in [0, 1), used only with cosine_scale > 0, e.g. 0.1"),
+            ("layer_lr_decay", 0 < self.layer_lr_decay <= 1, "a float in (0, 1], e.g. 0.85 (1 = off)"),
+            ("ema_decay", self.ema_decay == 0 or 0.5 <= self.ema_decay < 1,
+             "0 (off) or a float in [0.5, 1), e.g. 0.998"),
             ("threads", 0 <= self.threads <= 512, "0 (all cores) or a positive integer"),
             ("device", self.device in ("auto", "cpu", "cuda"), "one of auto, cpu, cuda"),
             ("head_init", self.head_init in ("centroids", "random"), "centroids or random"),

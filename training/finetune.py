@@ -17,8 +17,10 @@ from __future__ import annotations
 import math
 import os
 import random
+import re
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ from tqdm.auto import tqdm
 
 from models.modeldir import SENTIMENTS
 from models.network import IntentSentimentModel
+from training.averaging import WeightAverage
 from training.batches import IGNORE, Encoded, bucketed_batches, linear_schedule, margin_for, masked_loss
 from training.config import TrainConfig
 from training.data import Example, check_trainable, split_validation
@@ -137,13 +140,34 @@ def _train_full(model: IntentSentimentModel, train_data: Encoded, val_data: Enco
     config = config.replace(epochs=epochs)
     total = steps_per_epoch * config.epochs
     optimizer = torch.optim.AdamW(
-        [{"params": [p for p in model.encoder_parameters() if p.requires_grad], "lr": config.lr_body},
+        [*body_param_groups(model, config.lr_body, config.layer_lr_decay),
          {"params": model.head_parameters(), "lr": config.lr_head}],
         weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, linear_schedule(int(total * config.warmup_ratio), total))
+    average = WeightAverage(model, config.ema_decay) if config.ema_decay else None
     return _epochs(model, train_data, val_data, config, device, log, progress,
-                   lambda: bucketed_batches(lengths, config.batch_size, rng), optimizer, scheduler)
+                   lambda: bucketed_batches(lengths, config.batch_size, rng), optimizer, scheduler, average=average)
+
+
+def body_param_groups(model: IntentSentimentModel, lr_body: float, decay: float) -> list[dict[str, Any]]:
+    """Optimiser groups for the encoder: one rate, or a rate per layer with ``decay`` < 1.
+
+    Lower layers hold general language features that a small intent dataset should barely
+    move; the top layers adapt most. Layers are found by the ``layer.N`` / ``layers.N`` in a
+    parameter's name (BERT, RoBERTa, MPNet, ...); the rest (pooler) counts as the top layer
+    and the embeddings as the one below layer 0.
+    """
+    named = [(n, p) for n, p in model.encoder.named_parameters() if p.requires_grad]
+    if decay >= 1.0:
+        return [{"params": [p for _, p in named], "lr": lr_body}]
+    depth = {n: int(m.group(1)) if (m := re.search(r"\blayers?\.(\d+)\.", n)) else None for n, _ in named}
+    top = max((d for d in depth.values() if d is not None), default=0)
+    groups: dict[int, list[torch.nn.Parameter]] = {}
+    for name, param in named:
+        level = depth[name] if depth[name] is not None else (-1 if "embed" in name else top)
+        groups.setdefault(level, []).append(param)
+    return [{"params": ps, "lr": lr_body * decay ** (top - level)} for level, ps in sorted(groups.items())]
 
 
 def _train_heads_only(model: IntentSentimentModel, train_data: Encoded, val_data: Encoded,
@@ -221,7 +245,8 @@ def _pooled_features(model: IntentSentimentModel, data: Encoded, device: torch.d
 def _epochs(model: IntentSentimentModel, train_data: Encoded, val_data: Encoded, config: TrainConfig,
             device: torch.device, log: MetricLog, progress: bool, make_batches: Callable[[], list[list[int]]],
             optimizer: torch.optim.Optimizer, scheduler: Any,
-            step_loss: Callable[[list[int]], torch.Tensor] | None = None) -> tuple[list[dict[str, float]], int]:
+            step_loss: Callable[[list[int]], torch.Tensor] | None = None, average: WeightAverage | None = None
+            ) -> tuple[list[dict[str, float]], int]:
     def full_step(rows: list[int]) -> torch.Tensor:
         b = train_data.batch(rows, device)
         il, sl, _ = model(b["input_ids"], b["attention_mask"])
@@ -243,19 +268,23 @@ def _epochs(model: IntentSentimentModel, train_data: Encoded, val_data: Encoded,
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             scheduler.step()
+            if average is not None:
+                average.update()
             value = loss.item()
             total_loss += value
             bar.set_postfix(loss=f"{value:.3f}")
-        row = {"epoch": epoch, "train_loss": total_loss / max(1, len(batches)),
-               "epoch_seconds": time.perf_counter() - started, **validate(model, val_data, device)}
+        with average.applied() if average is not None else nullcontext():
+            row = {"epoch": epoch, "train_loss": total_loss / max(1, len(batches)),
+                   "epoch_seconds": time.perf_counter() - started, **validate(model, val_data, device)}
+            score = row.get("val_intent_accuracy", 0.0) - 1e-4 * row["train_loss"]
+            if score > best_score:
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         history.append(row)
         log.write(row)
         if progress:
             tqdm.write("  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
-        score = row.get("val_intent_accuracy", 0.0) - 1e-4 * row["train_loss"]
         if score > best_score:
             best_score, best_epoch, stale = score, epoch, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             stale += 1
             # Stop early only in the second half: with a small validation split the first

@@ -1,0 +1,100 @@
+"""Optimiser details of the fine-tune, on the tiny BERT: layer-wise learning-rate decay."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from models.errors import ConfigError
+from training.config import TrainConfig
+
+
+def _tiny_network(tiny_base: Path):
+    from models.network import IntentSentimentModel
+    from training.encoder import load_encoder
+
+    encoder, _, hidden = load_encoder(str(tiny_base))
+    return IntentSentimentModel(encoder, hidden, 3, 3, 0.1, 20.0)
+
+
+def test_layer_decay_gives_lower_layers_smaller_rates(tiny_base: Path) -> None:
+    from training.finetune import body_param_groups
+
+    model = _tiny_network(tiny_base)
+    groups = body_param_groups(model, 1e-3, 0.5)
+    # The tiny BERT has 2 layers: embeddings, layer 0, layer 1 (+ pooler) -> three rates, top = lr_body.
+    assert [g["lr"] for g in groups] == pytest.approx([2.5e-4, 5e-4, 1e-3])
+    grouped = [id(p) for g in groups for p in g["params"]]
+    assert sorted(grouped) == sorted(id(p) for p in model.encoder.parameters())  # each parameter exactly once
+    layer0 = {id(p) for n, p in model.encoder.named_parameters() if ".layer.0." in n}
+    assert layer0 == {id(p) for p in groups[1]["params"]}
+
+
+def test_no_decay_is_one_group_and_skips_frozen_parameters(tiny_base: Path) -> None:
+    from training.finetune import body_param_groups
+
+    model = _tiny_network(tiny_base)
+    model.encoder.get_input_embeddings().weight.requires_grad_(False)
+    groups = body_param_groups(model, 1e-3, 1.0)
+    assert len(groups) == 1 and groups[0]["lr"] == 1e-3
+    assert id(model.encoder.get_input_embeddings().weight) not in {id(p) for p in groups[0]["params"]}
+
+
+def test_layer_decay_trains(tiny_config: TrainConfig) -> None:
+    from conftest import tiny_examples
+
+    from training.finetune import train
+
+    result = train(tiny_examples(), tiny_config.replace(epochs=2, layer_lr_decay=0.7), progress=False)
+    assert len(result.history) == 2 and result.history[-1]["train_loss"] > 0
+
+
+@pytest.mark.parametrize("bad", [0.0, 1.5, -0.1])
+def test_layer_decay_out_of_range_is_rejected(bad: float) -> None:
+    with pytest.raises(ConfigError) as info:
+        TrainConfig(layer_lr_decay=bad)
+    assert "layer_lr_decay" in info.value.what and "0.85" in info.value.fix
+
+
+# --- weight averaging
+
+
+def test_weight_average_tracks_the_weights_and_swaps_back() -> None:
+    import torch
+
+    from training.averaging import WeightAverage
+
+    layer = torch.nn.Linear(2, 2)
+    start = layer.weight.detach().clone()
+    average = WeightAverage(layer, decay=0.5)
+    with torch.no_grad():
+        layer.weight.add_(1.0)
+    average.update()  # first update: effective decay min(0.5, 2/11) -> mostly the new weights
+    raw = layer.weight.detach().clone()
+    with average.applied():
+        inside = layer.weight.detach().clone()
+    assert torch.allclose(inside, start + 1.0 - 2 / 11)  # lerp(start, start + 1, 1 - 2/11)
+    assert torch.equal(layer.weight, raw)  # the raw weights come back after the block
+
+
+def test_ema_training_keeps_the_averaged_weights(tiny_config: TrainConfig) -> None:
+    import torch
+    from conftest import tiny_examples
+
+    from training.finetune import train
+
+    config = tiny_config.replace(epochs=3, patience=0)
+    raw = train(tiny_examples(), config, progress=False)
+    averaged = train(tiny_examples(), config.replace(ema_decay=0.9), progress=False)
+    assert len(averaged.history) == 3 and "val_intent_accuracy" in averaged.history[0]
+    # Same seed, same batches: only the averaging differs, so the kept weights must differ.
+    head_raw, head_avg = raw.model.intent_head.weight, averaged.model.intent_head.weight
+    assert not torch.allclose(head_raw, head_avg)
+
+
+@pytest.mark.parametrize("bad", [0.3, 1.0, -0.5])
+def test_ema_decay_out_of_range_is_rejected(bad: float) -> None:
+    with pytest.raises(ConfigError) as info:
+        TrainConfig(ema_decay=bad)
+    assert "ema_decay" in info.value.what and "0.998" in info.value.fix
