@@ -11,11 +11,11 @@ import json
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import slack_env
 from fake_slack import (
     BOT_TOKEN,
     BOT_USER,
@@ -45,26 +45,12 @@ from models.registry import Registry
 AGENTS, AGENT = "C0AGENTS", "U0AGENT"
 
 
-@dataclass
-class Env:
-    fake: FakeSlack
-    ctx: Context
-    server: HttpInThread
-
-    @property
-    def events_url(self) -> str:
-        return self.server.url + "/slack/events"
-
-    def use(self, mode: str) -> None:
-        Registry(self.ctx.settings.models_dir, self.ctx.store).activate(MODE_VERSIONS[mode])
-        self.ctx.refresh_model()
-
-    def rows(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
-        return list(self.ctx.store.db.query(sql, params))
+class Env(slack_env.Env):
+    """The shared running bot (tests/slack_env.py) plus helpers for threads and buttons."""
 
     def send(self, event: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         body = event_body(event)
-        response = post_event(self.events_url, body, **kwargs)
+        response = post_event(self.url, body, **kwargs)
         assert response.status == 200, response
         return body
 
@@ -88,7 +74,7 @@ class Env:
         payload = block_actions_body(user=user, channel=call.params["channel"], message=message,
                                      action_id=action_id, value=value or button["value"],
                                      text=button["text"]["text"])
-        assert post_action(self.events_url, payload).status == 200
+        assert post_action(self.url, payload).status == 200
 
 
 @pytest.fixture(scope="module")
@@ -271,9 +257,9 @@ def test_talk_to_a_human_button(env: Env) -> None:
 def test_a_retried_event_is_answered_once(env: Env) -> None:
     event = dm_event("refund status", channel="D0RETRY")
     body = event_body(event)
-    assert post_event(env.events_url, body).status == 200
+    assert post_event(env.url, body).status == 200
     duplicates = env.server.service.metrics.value("csbot_slack_duplicates_total", kind="event_id")
-    retry = post_event(env.events_url, body, headers={"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason":
+    retry = post_event(env.url, body, headers={"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason":
                                                       "http_timeout"})
     assert retry.status == 200
     env.reply_to(event)
@@ -313,9 +299,9 @@ def test_bot_messages_and_edits_are_ignored(env: Env) -> None:
 def test_forged_signature_and_stale_timestamp_are_rejected(env: Env) -> None:
     event = dm_event("where is my order", channel="D0FORGED")
     body = event_body(event)
-    forged = post_event(env.events_url, body, signature="v0=" + "0" * 64)
-    wrong_secret = post_event(env.events_url, body, secret="not-the-secret")
-    stale = post_event(env.events_url, body, timestamp=int(time.time()) - 10 * 60)
+    forged = post_event(env.url, body, signature="v0=" + "0" * 64)
+    wrong_secret = post_event(env.url, body, secret="not-the-secret")
+    stale = post_event(env.url, body, timestamp=int(time.time()) - 10 * 60)
     assert (forged.status, wrong_secret.status, stale.status) == (401, 401, 401)
     time.sleep(0.1)
     assert not env.fake.of("chat.postMessage", channel="D0FORGED")
