@@ -155,6 +155,14 @@ def test_gate_rejects_a_worse_candidate_with_the_reason(tmp_path: Path, word_bas
     assert run["status"] == "rejected" and run["gate"]["passed"] is False
 
 
+def test_binomial_cdf_matches_hand_computed_values() -> None:
+    from training.gate import binomial_cdf
+
+    assert binomial_cdf(10, 10, 0.8) == pytest.approx(1.0)
+    assert binomial_cdf(0, 3, 0.8) == pytest.approx(0.2**3)
+    assert binomial_cdf(7, 9, 0.8) == pytest.approx(1 - 9 * 0.8**8 * 0.2 - 0.8**9)
+
+
 def test_gate_checks_corrections_and_parity() -> None:
     from training.retrain import apply_gate
 
@@ -162,8 +170,12 @@ def test_gate_checks_corrections_and_parity() -> None:
     fp32 = {"fp32": {"max_abs_diff": 1e-6, "intent_top1_agreement": 1.0}}
     assert apply_gate(good, {"accuracy": 0.9}, {"total": 0}, fp32, None, 0.005, 0.8)["passed"]
     assert apply_gate(good, {"accuracy": 0.903}, {"total": 0}, fp32, None, 0.005, 0.8)["passed"]  # within tolerance
-    few = apply_gate(good, good, {"total": 10, "right": 7, "share": 0.7}, fp32, None, 0.005, 0.8)
-    assert not few["passed"] and "7 of the 10 corrected examples" in few["reasons"][0]
+    few = apply_gate(good, good, {"total": 10, "right": 5, "share": 0.5}, fp32, None, 0.005, 0.8)
+    assert not few["passed"] and "5 of the 10 corrected examples" in few["reasons"][0]
+    assert "probability 0.033" in few["reasons"][0]
+    # 7 of 9 is within chance for a model that learns 80% of its corrections; 14 of 25 is not.
+    assert apply_gate(good, good, {"total": 9, "right": 7, "share": 7 / 9}, fp32, None, 0.005, 0.8)["passed"]
+    assert not apply_gate(good, good, {"total": 25, "right": 14, "share": 0.56}, fp32, None, 0.005, 0.8)["passed"]
     drift = apply_gate(good, good, {"total": 0}, {"fp32": {"max_abs_diff": 0.1, "intent_top1_agreement": 0.9}},
                        None, 0.005, 0.8)
     assert not drift["passed"] and "parity" in drift["reasons"][0]

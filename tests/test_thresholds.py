@@ -29,13 +29,13 @@ def test_clarify_pair_threshold_is_fitted_on_the_unanswered() -> None:
                        # unsure, and the right intent is second: a good clarify question
                        (40, (0.45, 0.35, 0.1, 0.06, 0.04), 1),
                        # unsure, and the right intent is in neither of the top two (pair mass 0.52)
-                       (30, (0.3, 0.22, 0.18, 0.16, 0.14), 4))
+                       (60, (0.3, 0.22, 0.18, 0.16, 0.14), 4))
     t = fit_thresholds(probs, gold)
     assert t["answer_min"] == 0.9
-    # Pairs with 0.8 of the mass hold the right intent 40/40 times; adding the 0.52 ones makes it 40/70.
+    # Pairs with 0.8 of the mass hold the right intent 40/40 times; adding the 0.52 ones makes it 40/100.
     assert t["clarify_pair_min"] == pytest.approx(0.8)
     assert t["clarify_min"] == CLARIFY_SECOND_MIN
-    assert 40 / 70 < CLARIFY_MIN_HIT
+    assert 40 / 100 < CLARIFY_MIN_HIT
 
 
 def test_clarify_pair_threshold_never_exceeds_answer_min() -> None:
