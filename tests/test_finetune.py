@@ -1,4 +1,4 @@
-"""Optimiser details of the fine-tune, on the tiny BERT: layer-wise learning-rate decay."""
+"""Optimiser options of the fine-tune, on the tiny BERT: layer-wise learning-rate decay and weight averaging."""
 
 from __future__ import annotations
 

@@ -1,9 +1,10 @@
 """An exponential moving average of the weights (Polyak averaging), for evaluation and export.
 
 The weights after the last step of an epoch sit wherever the last few batches pushed them;
-their running average is a smoother point that usually generalises a little better. The
-average is what gets validated, kept as the best state and exported; training itself
-continues from the raw weights.
+their running average is a smoother point, which often generalises a little better on noisy
+or small data. The average is what gets validated, kept as the best state and exported;
+training itself continues from the raw weights. Off by default: on Banking77 (4 epochs, decay
+0.998) it scored 93.70% against 93.80% without it (benchmarks/RESULTS.md, run 13).
 """
 
 from __future__ import annotations

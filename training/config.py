@@ -53,6 +53,7 @@ class TrainConfig:
     cosine_margin: float = 0.1
     # < 1: layer-wise learning-rate decay. The top encoder layer trains at lr_body, each layer
     # below at this factor times the one above, the embeddings lowest (1.0 = one rate for all).
+    # Measured on Banking77 (0.8, top 1.5e-4): 93.64% vs 93.80% without, so it stays off.
     layer_lr_decay: float = 1.0
     # > 0: validate, keep and export an exponential moving average of the weights with this
     # decay per step (training/averaging.py); 0 = the raw weights.

@@ -68,7 +68,7 @@ def fit_thresholds(intent_probs: np.ndarray, gold: np.ndarray, sentiment_probs: 
 
 def _clarify_thresholds(intent_probs: np.ndarray, gold: np.ndarray, p1: np.ndarray, p2: np.ndarray,
                         fitted: dict[str, float]) -> dict[str, float]:
-    """When the bot will not answer, offer the top two if together they usually hold the right intent.
+    """When the bot will not answer, offer the top two if such pairs hold the right intent often enough.
 
     Fitted on the validation messages the router would *not* answer: ``clarify_pair_min`` is the
     lowest top-two probability mass above which the right intent is among the two choices for at
