@@ -1,0 +1,89 @@
+"""How many messages can a model answer correctly within a wrong-answer budget?
+
+    python benchmarks/answer_budget.py MODEL_DIR [MODEL_DIR ...]
+    python benchmarks/answer_budget.py benchmarks/out/simulate-*/data/models/v0008 --budget 0.03
+
+For each model, on the Banking77 test set: the share answered right and wrong under the model's own
+fitted thresholds (the router's answer rule: top probability >= ``answer_min`` and a lead of
+``clarify_margin``), and the best share answered right that any threshold on each confidence score
+could reach while at most ``--budget`` of all messages get a wrong answer. That best threshold is
+chosen on the test set itself, so it is an upper bound, not something a bot can fit: it separates
+what a better threshold could gain from what only a more accurate model can.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+from common import DATA, header, require
+
+from models.runtime import Classifier, softmax
+from training.data import Columns, load_examples
+
+
+def snake(name: str) -> str:
+    """Banking77 names as the simulation's knowledge base spells them ('Refund_not_showing_up' -> lower)."""
+    return re.sub(r"[^a-z0-9_]", "", name.lower())
+
+
+def best_within_budget(score: np.ndarray, correct: np.ndarray, budget: float) -> tuple[float, float, float]:
+    """(answered right, answered wrong, threshold) of the best cut on ``score`` with wrong <= budget."""
+    order = np.argsort(-score, kind="stable")
+    ranked, hits = score[order], correct[order]
+    right, wrong = np.cumsum(hits) / len(hits), np.cumsum(~hits) / len(hits)
+    cut = np.append(ranked[:-1] > ranked[1:], True)  # a threshold accepts all tied scores together
+    ok = np.nonzero((wrong <= budget) & cut)[0]
+    if len(ok) == 0:
+        return 0.0, 0.0, float("inf")
+    k = ok[-1]
+    return float(right[k]), float(wrong[k]), float(ranked[k])
+
+
+def scores(logits: np.ndarray) -> dict[str, np.ndarray]:
+    probs = np.sort(softmax(logits), axis=1)[:, ::-1]
+    top = np.sort(logits, axis=1)[:, ::-1]
+    return {"top-1 probability (router)": probs[:, 0], "top-1 minus top-2 probability": probs[:, 0] - probs[:, 1],
+            "top-1 minus top-2 logit": top[:, 0] - top[:, 1], "max logit": top[:, 0]}
+
+
+def report(path: Path, texts: list[str], gold_names: list[str], budget: float) -> None:
+    model = Classifier.load(path, threads=1)
+    index = {snake(name): i for i, name in enumerate(model.intents)}
+    gold = np.array([index.get(snake(name), -1) for name in gold_names])
+    logits = np.concatenate([model.logits(texts[i : i + 128])[0] for i in range(0, len(texts), 128)])
+    probs = softmax(logits)
+    correct = probs.argmax(axis=1) == gold
+    thresholds = json.loads((path / "manifest.json").read_text()).get("thresholds", {})
+    top2 = np.sort(probs, axis=1)[:, ::-1][:, :2]
+    answered = (top2[:, 0] >= thresholds.get("answer_min", 0.5)) & (top2[:, 0] - top2[:, 1] >= thresholds.get(
+        "clarify_margin", 0.0))
+    print(f"\n### {path}\n- test accuracy {correct.mean():.2%}; fitted `answer_min` "
+          f"{thresholds.get('answer_min', float('nan')):.3f}")
+    print(f"- fitted thresholds: answered right **{(answered & correct).mean():.2%}**, "
+          f"answered wrong {(answered & ~correct).mean():.2%}\n")
+    print(f"| score | best answered right with wrong <= {budget:.0%} | answered wrong | at threshold |")
+    print("|---|---|---|---|")
+    for name, score in scores(logits).items():
+        right, wrong, threshold = best_within_budget(score, correct, budget)
+        print(f"| {name} | {right:.2%} | {wrong:.2%} | {threshold:.4f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("models", nargs="+", type=Path, help="model directories (e.g. a simulation's versions)")
+    parser.add_argument("--budget", type=float, default=0.03, help="share of all messages that may be answered wrongly")
+    args = parser.parse_args()
+    test = load_examples(require(DATA / "banking77") / "test.csv", Columns(intent="category"))
+    print("## Answers within a wrong-answer budget (Banking77 test set)")
+    print(header("python benchmarks/answer_budget.py " + " ".join(sys.argv[1:])))
+    for path in args.models:
+        report(path, [e.text for e in test], [e.intent or "" for e in test], args.budget)
+
+
+if __name__ == "__main__":
+    main()

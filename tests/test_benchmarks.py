@@ -1,0 +1,36 @@
+"""The benchmark scripts' own arithmetic (their runs need ../shared/data and are not tests)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+import answer_budget  # noqa: E402
+
+
+def test_best_cut_keeps_wrong_answers_within_the_budget() -> None:
+    score = np.array([0.9, 0.8, 0.7, 0.6])
+    correct = np.array([True, True, False, True])
+    assert answer_budget.best_within_budget(score, correct, 0.0) == (0.5, 0.0, 0.8)
+    assert answer_budget.best_within_budget(score, correct, 0.25) == (0.75, 0.25, 0.6)
+
+
+def test_tied_scores_are_accepted_together() -> None:
+    score = np.array([0.9, 0.8, 0.8])
+    correct = np.array([True, True, False])
+    right, wrong, threshold = answer_budget.best_within_budget(score, correct, 0.0)
+    assert (right, wrong, threshold) == (pytest.approx(1 / 3), 0.0, 0.9)
+
+
+def test_no_cut_when_the_most_confident_answer_is_wrong() -> None:
+    right, wrong, threshold = answer_budget.best_within_budget(np.array([0.9]), np.array([False]), 0.0)
+    assert (right, wrong) == (0.0, 0.0) and threshold == float("inf")
+
+
+def test_snake_matches_the_simulation_knowledge_base_names() -> None:
+    assert answer_budget.snake("Refund_not_showing_up") == "refund_not_showing_up"
+    assert answer_budget.snake("reverted_card_payment?") == "reverted_card_payment"
