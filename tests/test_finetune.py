@@ -98,3 +98,64 @@ def test_ema_decay_out_of_range_is_rejected(bad: float) -> None:
     with pytest.raises(ConfigError) as info:
         TrainConfig(ema_decay=bad)
     assert "ema_decay" in info.value.what and "0.998" in info.value.fix
+
+
+# --- supervised contrastive loss (few examples per intent)
+
+
+def test_intent_grouped_batches_cover_every_row_once_in_runs_of_one_intent() -> None:
+    import random
+
+    from training.batches import IGNORE, intent_grouped_batches
+
+    labels = [0] * 9 + [1] * 6 + [2] * 5 + [IGNORE] * 3
+    batches = intent_grouped_batches(labels, batch_size=8, per_intent=4, rng=random.Random(1))
+    rows = [r for b in batches for r in b]
+    assert sorted(rows) == list(range(len(labels)))
+    assert all(len(b) == 8 for b in batches[:-1])
+    # Runs of up to 4 rows of one intent: most rows share their batch with others of their intent.
+    assert sum(len(b) - len({labels[r] for r in b}) for b in batches) >= 14
+
+
+def test_contrastive_loss_is_low_when_intents_are_clustered() -> None:
+    import torch
+
+    from training.batches import IGNORE, supervised_contrastive_loss
+
+    labels = torch.tensor([0, 0, 1, 1, IGNORE])
+    weight = torch.ones(5)
+    axis = torch.eye(3)
+    clustered = torch.stack([axis[0], axis[0], axis[1], axis[1], axis[2]])
+    mixed = torch.stack([axis[0], axis[1], axis[0], axis[1], axis[2]])
+    low = supervised_contrastive_loss(clustered, labels, weight, 0.1)
+    high = supervised_contrastive_loss(mixed, labels, weight, 0.1)
+    assert float(low) < 0.01 < 5.0 < float(high)
+
+
+def test_contrastive_loss_is_zero_without_positives() -> None:
+    import torch
+
+    from training.batches import supervised_contrastive_loss
+
+    embedding = torch.nn.functional.normalize(torch.randn(3, 4, requires_grad=True), dim=-1)
+    loss = supervised_contrastive_loss(embedding, torch.tensor([0, 1, 2]), torch.ones(3), 0.1)
+    assert float(loss.detach()) == 0.0
+    loss.backward()  # still part of the graph, so a batch without positives does not break the step
+
+
+def test_contrastive_option_trains(tiny_config: TrainConfig) -> None:
+    from conftest import tiny_examples
+
+    from training.finetune import train
+
+    config = tiny_config.replace(epochs=2, contrastive_weight=0.5, contrastive_per_intent=2)
+    result = train(tiny_examples(), config, progress=False)
+    assert len(result.history) == 2 and result.history[-1]["train_loss"] > 0
+
+
+@pytest.mark.parametrize(("field", "bad"), [("contrastive_weight", -1.0), ("contrastive_temperature", 0.0),
+                                            ("contrastive_per_intent", 1)])
+def test_contrastive_options_out_of_range_are_rejected(field: str, bad: float) -> None:
+    with pytest.raises(ConfigError) as info:
+        TrainConfig(**{field: bad})
+    assert field in info.value.what

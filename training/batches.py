@@ -63,6 +63,49 @@ def bucketed_batches(lengths: Sequence[int], batch_size: int, rng: random.Random
     return batches
 
 
+def intent_grouped_batches(labels: Sequence[int], batch_size: int, per_intent: int,
+                           rng: random.Random) -> list[list[int]]:
+    """Batches made of runs of ``per_intent`` rows of one intent, so that each row meets positives.
+
+    Each intent's rows are shuffled and cut into runs; the runs are shuffled and packed into batches
+    of ``batch_size`` rows. Rows without an intent label form runs of their own. Every row appears once.
+    """
+    by_intent: dict[int, list[int]] = {}
+    for row, label in enumerate(labels):
+        by_intent.setdefault(int(label), []).append(row)
+    runs: list[list[int]] = []
+    for rows in by_intent.values():
+        rng.shuffle(rows)
+        runs.extend(rows[i : i + per_intent] for i in range(0, len(rows), per_intent))
+    rng.shuffle(runs)
+    flat = [row for run in runs for row in run]
+    return [flat[i : i + batch_size] for i in range(0, len(flat), batch_size)]
+
+
+def supervised_contrastive_loss(embedding: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor,
+                                temperature: float) -> torch.Tensor:
+    """SupCon (Khosla et al., 2020) over the rows with an intent label and at least one positive.
+
+    ``embedding`` rows are L2-normalised. For each anchor, the mean log-probability of its
+    same-intent rows among all the other rows, weighted by the anchor's example weight.
+    """
+    keep = labels != IGNORE
+    emb, lab, w = embedding[keep], labels[keep], weight[keep]
+    if len(lab) < 2:
+        return embedding.sum() * 0.0
+    logits = emb @ emb.t() / temperature
+    self_mask = torch.eye(len(lab), dtype=torch.bool, device=emb.device)
+    logits = logits.masked_fill(self_mask, float("-inf"))
+    log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+    positive = (lab[:, None] == lab[None, :]) & ~self_mask
+    counts = positive.sum(dim=1)
+    anchors = counts > 0
+    if not bool(anchors.any()):
+        return embedding.sum() * 0.0
+    mean_log_prob = log_prob.masked_fill(~positive, 0.0).sum(dim=1)[anchors] / counts[anchors]
+    return -(mean_log_prob * w[anchors]).sum() / w[anchors].sum()
+
+
 def masked_loss(logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor, smoothing: float,
                 margin: float = 0.0) -> torch.Tensor:
     """Weighted cross-entropy over the rows that have a label (0 if none do).

@@ -58,6 +58,13 @@ class TrainConfig:
     # > 0: validate, keep and export an exponential moving average of the weights with this
     # decay per step (training/averaging.py); 0 = the raw weights.
     ema_decay: float = 0.0
+    # > 0: add this times a supervised contrastive loss (SupCon) on the pooled embeddings, which
+    # pulls messages of one intent together and pushes the others apart, and build each batch
+    # from `contrastive_per_intent` examples of each of several intents so every row has
+    # positives. Meant for few examples per intent, where cross-entropy alone overfits.
+    contrastive_weight: float = 0.0
+    contrastive_temperature: float = 0.1
+    contrastive_per_intent: int = 4
     seed: int = 13
     threads: int = 0
     device: str = "auto"
@@ -94,6 +101,10 @@ class TrainConfig:
             ("layer_lr_decay", 0 < self.layer_lr_decay <= 1, "a float in (0, 1], e.g. 0.85 (1 = off)"),
             ("ema_decay", self.ema_decay == 0 or 0.5 <= self.ema_decay < 1,
              "0 (off) or a float in [0.5, 1), e.g. 0.998"),
+            ("contrastive_weight", 0 <= self.contrastive_weight <= 10, "0 (off) or a float up to 10, e.g. 0.5"),
+            ("contrastive_temperature", 0.01 <= self.contrastive_temperature <= 1, "a float in [0.01, 1], e.g. 0.1"),
+            ("contrastive_per_intent", 2 <= self.contrastive_per_intent <= self.batch_size,
+             "an integer from 2 to batch_size, e.g. 4"),
             ("threads", 0 <= self.threads <= 512, "0 (all cores) or a positive integer"),
             ("device", self.device in ("auto", "cpu", "cuda"), "one of auto, cpu, cuda"),
             ("head_init", self.head_init in ("centroids", "random"), "centroids or random"),

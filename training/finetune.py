@@ -32,7 +32,16 @@ from tqdm.auto import tqdm
 from models.modeldir import SENTIMENTS
 from models.network import IntentSentimentModel
 from training.averaging import WeightAverage
-from training.batches import IGNORE, Encoded, bucketed_batches, linear_schedule, margin_for, masked_loss
+from training.batches import (
+    IGNORE,
+    Encoded,
+    bucketed_batches,
+    intent_grouped_batches,
+    linear_schedule,
+    margin_for,
+    masked_loss,
+    supervised_contrastive_loss,
+)
 from training.config import TrainConfig
 from training.data import Example, check_trainable, split_validation
 from training.encoder import load_encoder
@@ -146,8 +155,15 @@ def _train_full(model: IntentSentimentModel, train_data: Encoded, val_data: Enco
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, linear_schedule(int(total * config.warmup_ratio), total))
     average = WeightAverage(model, config.ema_decay) if config.ema_decay else None
-    return _epochs(model, train_data, val_data, config, device, log, progress,
-                   lambda: bucketed_batches(lengths, config.batch_size, rng), optimizer, scheduler, average=average)
+
+    def make_batches() -> list[list[int]]:
+        if config.contrastive_weight:  # SupCon needs positives in each batch; length bucketing would scatter them
+            return intent_grouped_batches(train_data.intent.tolist(), config.batch_size,
+                                          config.contrastive_per_intent, rng)
+        return bucketed_batches(lengths, config.batch_size, rng)
+
+    return _epochs(model, train_data, val_data, config, device, log, progress, make_batches, optimizer, scheduler,
+                   average=average)
 
 
 def body_param_groups(model: IntentSentimentModel, lr_body: float, decay: float) -> list[dict[str, Any]]:
@@ -249,9 +265,13 @@ def _epochs(model: IntentSentimentModel, train_data: Encoded, val_data: Encoded,
             ) -> tuple[list[dict[str, float]], int]:
     def full_step(rows: list[int]) -> torch.Tensor:
         b = train_data.batch(rows, device)
-        il, sl, _ = model(b["input_ids"], b["attention_mask"])
-        return (masked_loss(il, b["intent"], b["weight"], config.label_smoothing, margin_for(config))
+        il, sl, embedding = model(b["input_ids"], b["attention_mask"])
+        loss = (masked_loss(il, b["intent"], b["weight"], config.label_smoothing, margin_for(config))
                 + config.sentiment_loss_weight * masked_loss(sl, b["sentiment"], b["weight"], config.label_smoothing))
+        if config.contrastive_weight:
+            loss = loss + config.contrastive_weight * supervised_contrastive_loss(
+                embedding, b["intent"], b["weight"], config.contrastive_temperature)
+        return loss
 
     step = step_loss or full_step
     history: list[dict[str, float]] = []
