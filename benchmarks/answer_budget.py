@@ -9,6 +9,10 @@ fitted thresholds (the router's answer rule: top probability >= ``answer_min`` a
 could reach while at most ``--budget`` of all messages get a wrong answer. That best threshold is
 chosen on the test set itself, so it is an upper bound, not something a bot can fit: it separates
 what a better threshold could gain from what only a more accurate model can.
+
+``--resample N`` also measures how reliable the fitting rule is: N times, it fits the thresholds
+(``training.thresholds.fit_thresholds``, as the retrain job does) on a random calibration set of
+``--calibration`` test messages (450: about what the retrain job fits on), and scores the rest.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from common import DATA, header, require
 
 from models.runtime import Classifier, softmax
 from training.data import Columns, load_examples
+from training.thresholds import fit_thresholds
 
 
 def snake(name: str) -> str:
@@ -51,7 +56,26 @@ def scores(logits: np.ndarray) -> dict[str, np.ndarray]:
             "top-1 minus top-2 logit": top[:, 0] - top[:, 1], "max logit": top[:, 0]}
 
 
-def report(path: Path, texts: list[str], gold_names: list[str], budget: float) -> None:
+def resampled(probs: np.ndarray, gold: np.ndarray, times: int, size: int, budget: float) -> None:
+    """Fit on ``size`` random rows, score the others; print the spread of the realised shares."""
+    rng = np.random.default_rng(0)
+    wrong, right = [], []
+    for _ in range(times):
+        order = rng.permutation(len(gold))
+        fit, rest = order[:size], order[size:]
+        answer_min = fit_thresholds(probs[fit], gold[fit])["answer_min"]
+        answered = probs[rest].max(axis=1) >= answer_min
+        correct = probs[rest].argmax(axis=1) == gold[rest]
+        wrong.append((answered & ~correct).mean())
+        right.append((answered & correct).mean())
+    w, r = np.array(wrong), np.array(right)
+    print(f"- thresholds refitted {times} times on {size} random test messages, scored on the other "
+          f"{len(gold) - size}: answered right {r.mean():.2%} on average; answered wrong {w.mean():.2%} on average, "
+          f"90th percentile {np.quantile(w, 0.9):.2%}, above {budget:.0%} in {(w > budget).mean():.0%} of the fits")
+
+
+def report(path: Path, texts: list[str], gold_names: list[str], budget: float, times: int = 0,
+           size: int = 450) -> None:
     model = Classifier.load(path, threads=1)
     index = {snake(name): i for i, name in enumerate(model.intents)}
     gold = np.array([index.get(snake(name), -1) for name in gold_names])
@@ -71,18 +95,24 @@ def report(path: Path, texts: list[str], gold_names: list[str], budget: float) -
     for name, score in scores(logits).items():
         right, wrong, threshold = best_within_budget(score, correct, budget)
         print(f"| {name} | {right:.2%} | {wrong:.2%} | {threshold:.4f} |")
+    if times:
+        print()
+        resampled(probs, gold, times, size, budget)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("models", nargs="+", type=Path, help="model directories (e.g. a simulation's versions)")
     parser.add_argument("--budget", type=float, default=0.03, help="share of all messages that may be answered wrongly")
+    parser.add_argument("--resample", type=int, default=0, help="refit the thresholds N times on random subsets")
+    parser.add_argument("--calibration", type=int, default=450, help="messages per refit (with --resample)")
     args = parser.parse_args()
     test = load_examples(require(DATA / "banking77") / "test.csv", Columns(intent="category"))
     print("## Answers within a wrong-answer budget (Banking77 test set)")
     print(header("python benchmarks/answer_budget.py " + " ".join(sys.argv[1:])))
     for path in args.models:
-        report(path, [e.text for e in test], [e.intent or "" for e in test], args.budget)
+        report(path, [e.text for e in test], [e.intent or "" for e in test], args.budget, args.resample,
+               args.calibration)
 
 
 if __name__ == "__main__":
