@@ -62,6 +62,7 @@ class TrainConfig:
     # pulls messages of one intent together and pushes the others apart, and build each batch
     # from `contrastive_per_intent` examples of each of several intents so every row has
     # positives. Meant for few examples per intent, where cross-entropy alone overfits.
+    # Measured on Banking77 10-shot (weight 0.5): 84.77% vs 85.03% without, so it stays off.
     contrastive_weight: float = 0.0
     contrastive_temperature: float = 0.1
     contrastive_per_intent: int = 4
