@@ -19,21 +19,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 
 import numpy as np
-from common import DATA, header, require
+from common import DATA, header, intent_name, require
 
 from models.runtime import Classifier, softmax
 from training.data import Columns, load_examples
 from training.thresholds import fit_thresholds
-
-
-def snake(name: str) -> str:
-    """Banking77 names as the simulation's knowledge base spells them ('Refund_not_showing_up' -> lower)."""
-    return re.sub(r"[^a-z0-9_]", "", name.lower())
 
 
 def best_within_budget(score: np.ndarray, correct: np.ndarray, budget: float) -> tuple[float, float, float]:
@@ -77,8 +71,8 @@ def resampled(probs: np.ndarray, gold: np.ndarray, times: int, size: int, budget
 def report(path: Path, texts: list[str], gold_names: list[str], budget: float, times: int = 0,
            size: int = 450) -> None:
     model = Classifier.load(path, threads=1)
-    index = {snake(name): i for i, name in enumerate(model.intents)}
-    gold = np.array([index.get(snake(name), -1) for name in gold_names])
+    index = {intent_name(name): i for i, name in enumerate(model.intents)}
+    gold = np.array([index.get(intent_name(name), -1) for name in gold_names])
     logits = np.concatenate([model.logits(texts[i : i + 128])[0] for i in range(0, len(texts), 128)])
     probs = softmax(logits)
     correct = probs.argmax(axis=1) == gold

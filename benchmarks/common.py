@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import sys
 from datetime import date
 from pathlib import Path
@@ -35,3 +36,8 @@ def machine() -> str:
 
 def header(command: str) -> str:
     return f"- command: `{command}`\n- machine: {machine()}\n- date: {date.today().isoformat()}"
+
+
+def intent_name(category: str | None) -> str:
+    """Banking77 names such as 'reverted_card_payment?' made into knowledge-base (snake_case) names."""
+    return re.sub(r"[^a-z0-9_]", "", (category or "").lower())

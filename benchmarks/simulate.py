@@ -22,14 +22,13 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import re
 import sys
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import yaml
-from common import DATA, OUT, header, require
+from common import DATA, OUT, header, intent_name, require
 
 from bot import learning
 from bot.config import load_settings
@@ -38,11 +37,6 @@ from bot.knowledge import is_held_out
 from bot.service import Incoming
 from training.data import Columns, Example, load_examples
 from training.dataset import text_key
-
-
-def intent_name(category: str | None) -> str:
-    """Banking77 names such as 'reverted_card_payment?' made into knowledge-base (snake_case) names."""
-    return re.sub(r"[^a-z0-9_]", "", (category or "").lower())
 
 
 def build_kb(train: list, intents: list[str], per_intent: int, rng: random.Random, path: Path) -> set[str]:

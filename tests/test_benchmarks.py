@@ -32,5 +32,5 @@ def test_no_cut_when_the_most_confident_answer_is_wrong() -> None:
 
 
 def test_snake_matches_the_simulation_knowledge_base_names() -> None:
-    assert answer_budget.snake("Refund_not_showing_up") == "refund_not_showing_up"
-    assert answer_budget.snake("reverted_card_payment?") == "reverted_card_payment"
+    assert answer_budget.intent_name("Refund_not_showing_up") == "refund_not_showing_up"
+    assert answer_budget.intent_name("reverted_card_payment?") == "reverted_card_payment"
