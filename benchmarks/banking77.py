@@ -12,7 +12,7 @@ import json
 import sys
 import time
 
-from common import DATA, OUT, header, require
+from common import DATA, OUT, config_overrides, header, require
 
 from training.config import TrainConfig
 from training.data import Columns, few_shot, load_examples
@@ -35,9 +35,7 @@ def main() -> None:
     overrides: dict[str, object] = {"freeze_encoder": args.freeze}
     if args.epochs:
         overrides["epochs"] = args.epochs
-    for item in args.set:
-        key, value = item.split("=", 1)
-        overrides[key] = json.loads(value) if value[:1].isdigit() or value in ("true", "false") else value
+    overrides.update(config_overrides(args.set))
     if args.per_intent:
         # Few examples: the validation split would take a large share, so use a smaller one.
         overrides.setdefault("val_fraction", 0.1)

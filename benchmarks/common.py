@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import re
@@ -41,3 +42,14 @@ def header(command: str) -> str:
 def intent_name(category: str | None) -> str:
     """Banking77 names such as 'reverted_card_payment?' made into knowledge-base (snake_case) names."""
     return re.sub(r"[^a-z0-9_]", "", (category or "").lower())
+
+
+def config_overrides(items: list[str]) -> dict[str, object]:
+    """``key=value`` pairs from ``--set`` made into TrainConfig fields (numbers and booleans parsed)."""
+    overrides: dict[str, object] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            sys.exit(f"--set {item!r}: write it as key=value, e.g. lr_body=5e-5.")
+        overrides[key] = json.loads(value) if value[:1].isdigit() or value in ("true", "false") else value
+    return overrides

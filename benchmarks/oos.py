@@ -19,7 +19,7 @@ import sys
 import time
 
 import numpy as np
-from common import DATA, OUT, header, require
+from common import DATA, OUT, config_overrides, header, require
 
 from models.runtime import Classifier, softmax
 from training.config import TrainConfig
@@ -67,6 +67,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = all cores)")
     parser.add_argument("--model", default=None, help="reuse a model trained by an earlier run of this script")
+    parser.add_argument("--set", nargs="*", default=[], help="extra TrainConfig fields, e.g. outlier_weight=0.2")
     args = parser.parse_args()
     folder = require(DATA / "banking77")
     train = load_examples(folder / "train.csv", Columns(intent="category"))
@@ -79,7 +80,8 @@ def main() -> None:
         dest = args.model
     else:
         dest = OUT / f"oos-{int(time.time())}"
-        config = TrainConfig(epochs=args.epochs, export_int8=False, threads=args.threads)
+        config = TrainConfig(epochs=args.epochs, export_int8=False, threads=args.threads).replace(
+            **config_overrides(args.set))
         build_model(known_train, config, dest, version="oos")
     classifier = Classifier.load(dest, provider="cpu", variant="fp32")
     index = {n: i for i, n in enumerate(classifier.intents)}

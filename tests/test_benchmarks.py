@@ -34,3 +34,17 @@ def test_no_cut_when_the_most_confident_answer_is_wrong() -> None:
 def test_snake_matches_the_simulation_knowledge_base_names() -> None:
     assert answer_budget.intent_name("Refund_not_showing_up") == "refund_not_showing_up"
     assert answer_budget.intent_name("reverted_card_payment?") == "reverted_card_payment"
+
+
+def test_set_options_are_parsed_into_config_fields() -> None:
+    import common
+
+    from training.config import TrainConfig
+
+    overrides = common.config_overrides(["outlier_weight=0.2", "epochs=4", "freeze_embeddings=false",
+                                         "base_model=prajjwal1/bert-tiny"])
+    assert overrides == {"outlier_weight": 0.2, "epochs": 4, "freeze_embeddings": False,
+                         "base_model": "prajjwal1/bert-tiny"}
+    assert TrainConfig().replace(**overrides).outlier_weight == 0.2
+    with pytest.raises(SystemExit, match="key=value"):
+        common.config_overrides(["epochs"])

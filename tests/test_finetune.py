@@ -153,6 +153,60 @@ def test_contrastive_option_trains(tiny_config: TrainConfig) -> None:
     assert len(result.history) == 2 and result.history[-1]["train_loss"] > 0
 
 
+def test_outlier_loss_is_high_where_the_head_is_sure_between_two_intents() -> None:
+    import math
+
+    import torch
+
+    from models.network import CosineHead
+    from training.batches import IGNORE, virtual_outlier_loss
+
+    axis = torch.eye(3)
+    features = torch.stack([axis[0], axis[1], axis[1]])
+    labels = torch.tensor([0, 1, IGNORE])
+    sure = CosineHead(3, 3, scale=20.0)
+    unsure = CosineHead(3, 3, scale=20.0)
+    with torch.no_grad():
+        sure.weight.copy_(axis)  # points between intents 0 and 1 score high on both, 0 on intent 2
+        unsure.weight.copy_(torch.ones(3, 3))  # every class the same: the uniform distribution everywhere
+    generator = torch.Generator().manual_seed(0)
+    # Cross-entropy against the uniform distribution is at least log(classes), reached when unsure.
+    assert virtual_outlier_loss(features, labels, unsure, generator).item() == pytest.approx(math.log(3), abs=1e-5)
+    assert virtual_outlier_loss(features, labels, sure, generator).item() > math.log(3) + 1.0
+
+
+def test_outlier_loss_is_zero_without_two_intents() -> None:
+    import torch
+
+    from models.network import CosineHead
+    from training.batches import IGNORE, virtual_outlier_loss
+
+    features = torch.randn(3, 4, requires_grad=True)
+    head = CosineHead(4, 2, scale=20.0)
+    loss = virtual_outlier_loss(features, torch.tensor([1, 1, IGNORE]), head)
+    assert float(loss.detach()) == 0.0
+    loss.backward()  # still part of the graph, so such a batch does not break the step
+
+
+@pytest.mark.parametrize("freeze", [False, True])
+def test_outlier_option_trains_full_and_heads_only(tiny_config: TrainConfig, freeze: bool) -> None:
+    from conftest import tiny_examples
+
+    from training.finetune import train
+
+    config = tiny_config.replace(epochs=2, outlier_weight=0.2, freeze_encoder=freeze)
+    result = train(tiny_examples(), config, progress=False)
+    assert result.history and all(row["train_loss"] > 0 for row in result.history)
+
+
+@pytest.mark.parametrize("changes", [{"outlier_weight": -0.1}, {"outlier_weight": 0.2, "cosine_scale": 0.0,
+                                                                 "cosine_margin": 0.0}])
+def test_outlier_option_out_of_range_is_rejected(changes: dict[str, float]) -> None:
+    with pytest.raises(ConfigError) as info:
+        TrainConfig(**changes)
+    assert "outlier_weight" in info.value.what
+
+
 @pytest.mark.parametrize(("field", "bad"), [("contrastive_weight", -1.0), ("contrastive_temperature", 0.0),
                                             ("contrastive_per_intent", 1)])
 def test_contrastive_options_out_of_range_are_rejected(field: str, bad: float) -> None:

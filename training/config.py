@@ -67,6 +67,10 @@ class TrainConfig:
     contrastive_weight: float = 0.0
     contrastive_temperature: float = 0.1
     contrastive_per_intent: int = 4
+    # > 0: add this times an outlier-exposure loss on synthetic points between two intents
+    # (training.batches.virtual_outlier_loss), so the intent head is unsure between its
+    # classes and a message on an untaught topic is handed over rather than answered.
+    outlier_weight: float = 0.0
     seed: int = 13
     threads: int = 0
     device: str = "auto"
@@ -105,6 +109,8 @@ class TrainConfig:
              "0 (off) or a float in [0.5, 1), e.g. 0.998"),
             ("contrastive_weight", 0 <= self.contrastive_weight <= 10, "0 (off) or a float up to 10, e.g. 0.5"),
             ("contrastive_temperature", 0.01 <= self.contrastive_temperature <= 1, "a float in [0.01, 1], e.g. 0.1"),
+            ("outlier_weight", 0 <= self.outlier_weight <= 10 and (self.outlier_weight == 0 or self.cosine_scale > 0),
+             "0 (off) or a float up to 10, e.g. 0.2, used only with the cosine head (cosine_scale > 0)"),
             ("contrastive_per_intent", 2 <= self.contrastive_per_intent <= self.batch_size,
              "an integer from 2 to batch_size, e.g. 4"),
             ("threads", 0 <= self.threads <= 512, "0 (all cores) or a positive integer"),

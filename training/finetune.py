@@ -41,6 +41,7 @@ from training.batches import (
     margin_for,
     masked_loss,
     supervised_contrastive_loss,
+    virtual_outlier_loss,
 )
 from training.config import TrainConfig
 from training.data import Example, check_trainable, split_validation
@@ -205,11 +206,16 @@ def _train_heads_only(model: IntentSentimentModel, train_data: Encoded, val_data
     def head_step(rows: list[int]) -> torch.Tensor:
         idx = torch.tensor(rows)
         x = model.dropout(feats[idx].to(device))
-        return (masked_loss(model.intent_head(x), train_data.intent[idx].to(device),
+        loss = (masked_loss(model.intent_head(x), train_data.intent[idx].to(device),
                             train_data.weight[idx].to(device), config.label_smoothing, margin_for(config))
                 + config.sentiment_loss_weight * masked_loss(
                     model.sentiment_head(x), train_data.sentiment[idx].to(device),
                     train_data.weight[idx].to(device), config.label_smoothing))
+        if config.outlier_weight:
+            loss = loss + config.outlier_weight * virtual_outlier_loss(
+                torch.nn.functional.normalize(feats[idx].to(device), dim=-1), train_data.intent[idx].to(device),
+                model.intent_head)
+        return loss
 
     def batches() -> list[list[int]]:
         order = list(range(len(train_data)))
@@ -271,6 +277,8 @@ def _epochs(model: IntentSentimentModel, train_data: Encoded, val_data: Encoded,
         if config.contrastive_weight:
             loss = loss + config.contrastive_weight * supervised_contrastive_loss(
                 embedding, b["intent"], b["weight"], config.contrastive_temperature)
+        if config.outlier_weight:
+            loss = loss + config.outlier_weight * virtual_outlier_loss(embedding, b["intent"], model.intent_head)
         return loss
 
     step = step_loss or full_step
