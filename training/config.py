@@ -70,6 +70,8 @@ class TrainConfig:
     # > 0: add this times an outlier-exposure loss on synthetic points between two intents
     # (training.batches.virtual_outlier_loss), so the intent head is unsure between its
     # classes and a message on an untaught topic is handed over rather than answered.
+    # Measured on Banking77 with 25% of intents held out (weight 0.1): in-scope accuracy 94.05% vs
+    # 94.96% and no better out-of-scope recall at equal in-scope accuracy, so it stays off.
     outlier_weight: float = 0.0
     seed: int = 13
     threads: int = 0
