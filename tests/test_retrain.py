@@ -258,3 +258,17 @@ def test_a_job_killed_halfway_leaves_the_active_model_and_is_marked_failed(tmp_p
         assert store.db.execute("SELECT count(*) FROM locks").fetchone()[0] == 0
     assert handle.wait()["status"] == "failed"
     assert json.loads(json.dumps(info, default=str))["last_run"]["status"] == "failed"
+
+
+def test_a_full_retrain_distils_from_the_active_model_when_asked(tmp_path: Path, word_base: Path, kw_kb: Path,
+                                                                 good_model: Path) -> None:
+    from training.retrain import RetrainOptions, run_retrain
+
+    settings = make_settings(data_dir(tmp_path, good_model), kw_kb, word_base)
+    report = run_retrain(settings, RetrainOptions(trigger="test", force=True, mode="full",
+                                                  overrides={**FAST, "distill_weight": 1.0}))
+    assert report["mode"] == "full" and report["status"] in ("promoted", "rejected")
+    card = modeldir.read(settings.models_dir / "v0002")
+    # The active model is right on most knowledge-base examples: those rows carry its distribution.
+    assert card.metrics["distilled_rows"] > 0
+    assert json.loads((card.path / modeldir.CONFIG_FILE).read_text())["distill_weight"] == 1.0

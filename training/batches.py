@@ -32,6 +32,8 @@ class Encoded:
             [SENTIMENTS.index(e.sentiment) if e.sentiment else IGNORE for e in examples])
         self.weight = torch.tensor([e.weight for e in examples], dtype=torch.float32)
         self.pad_id = int(tokenizer.pad_token_id or 0)
+        # Optional per-row intent distributions to distil (training.distill); NaN rows have none.
+        self.teacher: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -45,9 +47,12 @@ class Encoded:
             ids[i, : len(seq)] = torch.tensor(seq)
             mask[i, : len(seq)] = 1
         idx = torch.tensor(rows)
-        return {"input_ids": ids.to(device), "attention_mask": mask.to(device),
-                "intent": self.intent[idx].to(device), "sentiment": self.sentiment[idx].to(device),
-                "weight": self.weight[idx].to(device)}
+        batch = {"input_ids": ids.to(device), "attention_mask": mask.to(device),
+                 "intent": self.intent[idx].to(device), "sentiment": self.sentiment[idx].to(device),
+                 "weight": self.weight[idx].to(device)}
+        if self.teacher is not None:
+            batch["teacher"] = self.teacher[idx].to(device)
+        return batch
 
 
 def bucketed_batches(lengths: Sequence[int], batch_size: int, rng: random.Random) -> list[list[int]]:

@@ -73,6 +73,10 @@ class TrainConfig:
     # Measured on Banking77 with 25% of intents held out (weight 0.1): in-scope accuracy 94.05% vs
     # 94.96% and no better out-of-scope recall at equal in-scope accuracy, so it stays off.
     outlier_weight: float = 0.0
+    # > 0: in a full retrain, add this times a distillation loss towards the active version on the
+    # training messages it gets right (focal distillation, training.distill), so a new version
+    # keeps what the old one knew and fewer right answers flip to wrong between versions.
+    distill_weight: float = 0.0
     seed: int = 13
     threads: int = 0
     device: str = "auto"
@@ -113,6 +117,7 @@ class TrainConfig:
             ("contrastive_temperature", 0.01 <= self.contrastive_temperature <= 1, "a float in [0.01, 1], e.g. 0.1"),
             ("outlier_weight", 0 <= self.outlier_weight <= 10 and (self.outlier_weight == 0 or self.cosine_scale > 0),
              "0 (off) or a float up to 10, e.g. 0.2, used only with the cosine head (cosine_scale > 0)"),
+            ("distill_weight", 0 <= self.distill_weight <= 10, "0 (off) or a float up to 10, e.g. 1.0"),
             ("contrastive_per_intent", 2 <= self.contrastive_per_intent <= self.batch_size,
              "an integer from 2 to batch_size, e.g. 4"),
             ("threads", 0 <= self.threads <= 512, "0 (all cores) or a positive integer"),

@@ -14,6 +14,7 @@ Why these choices (measured on Banking77, 2 CPU cores; see benchmarks/RESULTS.md
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import random
@@ -29,6 +30,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from models.errors import CsbotError
 from models.modeldir import SENTIMENTS
 from models.network import IntentSentimentModel
 from training.averaging import WeightAverage
@@ -45,6 +47,7 @@ from training.batches import (
 )
 from training.config import TrainConfig
 from training.data import Example, check_trainable, split_validation
+from training.distill import distillation_loss
 from training.encoder import load_encoder
 from training.metric_log import MetricLog
 
@@ -107,8 +110,13 @@ def validate(model: IntentSentimentModel, data: Encoded, device: torch.device) -
 
 
 def train(examples: Sequence[Example], config: TrainConfig, log_dir: Path | None = None,
-          progress: bool = True, val_examples: Sequence[Example] | None = None) -> TrainResult:
-    """Fine-tune on ``examples``; hold out a validation split unless ``val_examples`` is given."""
+          progress: bool = True, val_examples: Sequence[Example] | None = None,
+          teacher: Path | None = None) -> TrainResult:
+    """Fine-tune on ``examples``; hold out a validation split unless ``val_examples`` is given.
+
+    ``teacher``: a model directory (the active version) to distil from where it is right, when
+    ``config.distill_weight`` > 0 and the encoder trains (``training.distill``).
+    """
     started = time.perf_counter()
     check_trainable(examples, min_per_intent=1 if val_examples is not None else 2)
     seed_everything(config.seed)
@@ -124,6 +132,8 @@ def train(examples: Sequence[Example], config: TrainConfig, log_dir: Path | None
                                  config.cosine_scale).to(device)
     train_data = Encoded(train_ex, tokenizer, intents, config.max_length)
     val_data = Encoded(val_ex, tokenizer, intents, config.max_length)
+    if teacher is not None and config.distill_weight and not config.freeze_encoder:
+        train_data.teacher = _teacher_or_none(teacher, train_ex, intents)
     log = MetricLog(log_dir)
     if config.head_init == "centroids" and not config.freeze_encoder:  # fast mode does it on its cached features
         set_centroid_heads(model, _pooled_features(model, train_data, device), train_data)
@@ -133,7 +143,22 @@ def train(examples: Sequence[Example], config: TrainConfig, log_dir: Path | None
     model.eval()
     return TrainResult(model.cpu(), tokenizer, intents, config, history, train_ex, val_ex, best_epoch,
                        time.perf_counter() - started,
-                       {"sentiment_trained": bool((train_data.sentiment != IGNORE).any()), "device": str(device)})
+                       {"sentiment_trained": bool((train_data.sentiment != IGNORE).any()), "device": str(device),
+                        "distilled_rows": _distilled_rows(train_data)})
+
+
+def _teacher_or_none(teacher: Path, examples: Sequence[Example], intents: list[str]) -> torch.Tensor | None:
+    from training.distill import teacher_targets
+
+    try:
+        return teacher_targets(teacher, examples, intents)
+    except CsbotError as exc:  # a teacher that cannot be read must not stop the retrain
+        logging.getLogger(__name__).warning("training without distillation: %s", exc)
+        return None
+
+
+def _distilled_rows(data: Encoded) -> int:
+    return 0 if data.teacher is None else int((~torch.isnan(data.teacher).any(dim=1)).sum())
 
 
 def _train_full(model: IntentSentimentModel, train_data: Encoded, val_data: Encoded, config: TrainConfig,
@@ -279,6 +304,8 @@ def _epochs(model: IntentSentimentModel, train_data: Encoded, val_data: Encoded,
                 embedding, b["intent"], b["weight"], config.contrastive_temperature)
         if config.outlier_weight:
             loss = loss + config.outlier_weight * virtual_outlier_loss(embedding, b["intent"], model.intent_head)
+        if "teacher" in b:
+            loss = loss + config.distill_weight * distillation_loss(il, b["teacher"], b["weight"])
         return loss
 
     step = step_loss or full_step

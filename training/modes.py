@@ -75,8 +75,11 @@ def choose_mode(requested: str, data: RetrainDataset, active: modeldir.ModelCard
 
 
 def build_version(data: RetrainDataset, config: TrainConfig, dest: Path, version: str, run_dir: Path,
-                  progress: bool = False) -> modeldir.ModelCard:
-    """Fine-tune, save the encoder (for later fast runs), export with parity, and rename into place."""
+                  progress: bool = False, teacher: Path | None = None) -> modeldir.ModelCard:
+    """Fine-tune, save the encoder (for later fast runs), export with parity, and rename into place.
+
+    ``teacher``: the active version's folder, distilled from when ``config.distill_weight`` > 0.
+    """
     from training.finetune import train
     from training.pipeline import _write
 
@@ -84,7 +87,7 @@ def build_version(data: RetrainDataset, config: TrainConfig, dest: Path, version
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        result = train(data.train, config, log_dir=run_dir, progress=progress)
+        result = train(data.train, config, log_dir=run_dir, progress=progress, teacher=teacher)
         encoder = staging / ENCODER_DIR
         result.model.encoder.save_pretrained(encoder)
         result.tokenizer.save_pretrained(encoder)

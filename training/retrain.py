@@ -213,7 +213,8 @@ def _run(settings: Settings, store: Store, opts: RetrainOptions, run_id: int, ru
     train_started = time.perf_counter()
     parity_error = None
     try:
-        card = build_version(data, config, registry.root / version, version, run_dir, opts.progress)
+        teacher = active_card.path if active_card and mode == "full" and config.distill_weight else None
+        card = build_version(data, config, registry.root / version, version, run_dir, opts.progress, teacher)
     except ExportError as exc:
         card, parity_error = None, str(exc).splitlines()[0]
     train_seconds = time.perf_counter() - train_started
