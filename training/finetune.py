@@ -45,6 +45,7 @@ from training.batches import (
     supervised_contrastive_loss,
     virtual_outlier_loss,
 )
+from training.centroids import pooled_features, set_centroid_heads
 from training.config import TrainConfig
 from training.data import Example, check_trainable, split_validation
 from training.distill import distillation_loss
@@ -136,7 +137,7 @@ def train(examples: Sequence[Example], config: TrainConfig, log_dir: Path | None
         train_data.teacher = _teacher_or_none(teacher, train_ex, intents)
     log = MetricLog(log_dir)
     if config.head_init == "centroids" and not config.freeze_encoder:  # fast mode does it on its cached features
-        set_centroid_heads(model, _pooled_features(model, train_data, device), train_data)
+        set_centroid_heads(model, pooled_features(model, train_data, device), train_data)
     runner = _train_heads_only if config.freeze_encoder else _train_full
     history, best_epoch = runner(model, train_data, val_data, config, device, log, progress)
     log.close()
@@ -218,7 +219,7 @@ def _train_heads_only(model: IntentSentimentModel, train_data: Encoded, val_data
     for p in model.encoder_parameters():
         p.requires_grad_(False)
     # One pass through the frozen encoder; then the heads train on cached features.
-    feats = _pooled_features(model, train_data, device)
+    feats = pooled_features(model, train_data, device)
     if config.head_init == "centroids":
         set_centroid_heads(model, feats, train_data)
     rng = random.Random(config.seed)
@@ -249,44 +250,6 @@ def _train_heads_only(model: IntentSentimentModel, train_data: Encoded, val_data
 
     return _epochs(model, train_data, val_data, config.replace(epochs=epochs), device, log, progress,
                    batches, optimizer, scheduler, step_loss=head_step)
-
-
-@torch.no_grad()
-def set_centroid_heads(model: IntentSentimentModel, feats: torch.Tensor, data: Encoded) -> None:
-    """Start each head at its classes' mean embedding (a nearest-centroid classifier).
-
-    A random head sends noisy gradients into the pretrained body for the first few
-    hundred steps; starting from the centroids costs one forward pass and matters
-    most when there are few examples per intent.
-    """
-    # logit_k = w_k . x with |x| ~ mean norm, so w_k = 10 * unit(centroid_k) / mean norm
-    # gives logits of about 10 * cos(x, centroid_k): confident but not saturated.
-    scale = 10.0 / float(feats.norm(dim=1).mean().clamp(min=1e-6))
-    for head, labels in ((model.intent_head, data.intent), (model.sentiment_head, data.sentiment)):
-        for k in range(head.out_features):
-            rows = labels == k
-            if bool(rows.any()):
-                centroid = feats[rows].mean(0)
-                head.weight[k] = (centroid / centroid.norm().clamp(min=1e-6) * scale).to(head.weight.device)
-        if head.bias is not None:
-            head.bias.zero_()
-
-
-@torch.no_grad()
-def _pooled_features(model: IntentSentimentModel, data: Encoded, device: torch.device) -> torch.Tensor:
-    from models.network import mean_pool
-
-    model.eval()
-    feats = torch.zeros(len(data), model.intent_head.in_features)
-    # Sorted by length so each batch pads to its own longest row, not to the longest of a random
-    # 128: on 67k SST-2 phrases that is the difference between minutes and seconds.
-    order = sorted(range(len(data)), key=lambda i: len(data.ids[i]))
-    for start in range(0, len(order), 128):
-        rows = order[start : start + 128]
-        b = data.batch(rows, device)
-        states = model.encoder(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).last_hidden_state
-        feats[torch.tensor(rows)] = mean_pool(states, b["attention_mask"]).cpu()
-    return feats
 
 
 def _epochs(model: IntentSentimentModel, train_data: Encoded, val_data: Encoded, config: TrainConfig,
