@@ -13,7 +13,9 @@ This module runs the job (lock, heartbeat, log capture, phases, registration); t
   ``fast`` trains only the heads on the active version's frozen encoder. ``auto`` picks ``fast``
   when the active version has a saved encoder and the same intents, and the new training examples
   are at most ``FAST_MAX_NEW`` (25) and at most ``FAST_MAX_SHARE`` (5%) of the dataset; else
-  ``full``. The rule and the cost of each are in that module's docstring.
+  ``full``. The rule and the cost of each are in that module's docstring. With
+  ``distill_weight`` > 0 a full run also distils from the active version where it is right
+  (``training.distill``), so fewer right answers flip to wrong from one version to the next.
 - ``training.gate``: promote only if (1) eval accuracy >= the active model's minus
   ``CSBOT_GATE_TOLERANCE`` on the same fixed evaluation set, (2) the candidate gets right at least
   ``CSBOT_GATE_CORRECTIONS_SHARE`` of the corrected examples it trained on, and (3) its ONNX export
