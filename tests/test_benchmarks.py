@@ -48,3 +48,11 @@ def test_set_options_are_parsed_into_config_fields() -> None:
     assert TrainConfig().replace(**overrides).outlier_weight == 0.2
     with pytest.raises(SystemExit, match="key=value"):
         common.config_overrides(["epochs"])
+
+
+def test_flips_count_regressions_and_fixes_separately() -> None:
+    import flips
+
+    before = np.array([True, True, False, False, True])
+    after = np.array([True, False, True, True, True])
+    assert flips.flips(before, after) == (1, 2)
