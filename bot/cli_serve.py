@@ -1,7 +1,8 @@
 """``csbot up``, ``csbot chat`` and ``csbot serve``: the commands that run the bot.
 
 ``up`` is what ``make run`` calls: it trains the first model if there is none, then serves in
-Slack when tokens are configured and in the terminal otherwise. ``chat`` talks to the bot in
+Slack (with the nightly retrain schedule, as ``serve``) when tokens are configured and in the
+terminal otherwise. ``chat`` talks to the bot in
 the terminal with the same router, store and feedback as Slack; ``serve`` runs the Slack app
 (Socket Mode or HTTP) together with the nightly retrain schedule.
 """
@@ -13,6 +14,7 @@ import sys
 import click
 
 from bot.cli_common import friendly, settings
+from bot.config import Settings
 
 
 @click.command()
@@ -31,9 +33,7 @@ def up() -> None:
     with Store(cfg.db_path) as store:
         ensure_model(cfg, store)
     if cfg.slack_configured:
-        from bot.slack.server import serve as serve_slack
-
-        serve_slack(cfg, http=not cfg.slack_app_token)
+        serve_with_schedule(cfg, http=not cfg.slack_app_token)
         return
     from bot import messages
     from bot.chat import run_chat
@@ -69,11 +69,16 @@ def serve(http: bool) -> None:
       csbot serve            # Socket Mode (development, no public URL)
       csbot serve --http     # POST /slack/events, GET /healthz, GET /metrics
     """
+    serve_with_schedule(settings(), http=http)
+
+
+def serve_with_schedule(cfg: Settings, http: bool) -> None:
+    """The Slack app plus the nightly retrain (CSBOT_RETRAIN_CRON), for ``serve`` and ``up`` alike.
+
+    The lock in SQLite keeps two replicas from training at once."""
     from bot.scheduler import RetrainScheduler
     from bot.slack.server import serve as serve_slack
 
-    cfg = settings()
-    # The nightly retrain (CSBOT_RETRAIN_CRON); the lock in SQLite keeps replicas from training twice.
     schedule = RetrainScheduler(cfg).start()
     try:
         serve_slack(cfg, http=http, next_run=schedule.next_run_time)
