@@ -50,13 +50,7 @@ def status(settings: Settings, *, provider: str | None = None, next_run: datetim
         row = next(iter(store.db.query("SELECT * FROM model_versions WHERE version = ?", [active])), None)
         previous = registry.previous() if active else None
     if provider is None:
-        try:
-            import onnxruntime as ort
-
-            provider = "CUDAExecutionProvider" if "CUDAExecutionProvider" in ort.get_available_providers() \
-                and settings.onnx_provider != "cpu" else "CPUExecutionProvider"
-        except ImportError:  # pragma: no cover
-            provider = "unknown"
+        provider = _provider_in_use(settings, registry.path(active) if card else None)
     metrics = {}
     if card:
         metrics = {k: card.metrics.get(k, {}).get("accuracy") for k in ("validation", "test")
@@ -72,6 +66,22 @@ def status(settings: Settings, *, provider: str | None = None, next_run: datetim
         if last_done else None, "next_run": nxt.isoformat() if nxt else None,
         "schedule": f"{settings.retrain_cron} ({settings.timezone or 'local time'})",
     }
+
+
+def _provider_in_use(settings: Settings, model_path: Path | None) -> str:
+    """The provider a session on this machine really gets for the active model.
+
+    ``get_available_providers()`` lists CUDA whenever onnxruntime-gpu is installed, even where
+    CUDA or cuDNN is missing and sessions fall back to CPU, so only a loaded session can tell."""
+    if model_path is None:
+        return "none (no active model)"
+    from models.runtime import Classifier
+
+    try:
+        return Classifier.load(model_path, provider=settings.onnx_provider, variant=settings.onnx_variant,
+                               threads=1).provider
+    except CsbotError as exc:
+        return f"none (the active model does not load: {exc.what})"
 
 
 def report_text(run: dict[str, Any]) -> str:

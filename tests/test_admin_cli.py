@@ -15,6 +15,7 @@ from bot.cli import main
 from bot.config import load_settings
 from bot.store import NEW_TOPIC, Store
 from models.registry import Registry
+from models.runtime import Classifier
 
 
 @pytest.fixture
@@ -60,6 +61,15 @@ def test_status_models_stats_match_slack(data: Path) -> None:
     assert csbot("status").output.startswith("*Active model*: v0001")
     assert '"active": "v0001"' in csbot("status", "--json").output
     assert '"version": "v0004"' in csbot("models", "list", "--json").output
+
+
+def test_status_reports_the_provider_a_session_really_gets(data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # With onnxruntime-gpu installed, get_available_providers() lists CUDA even on this GPU-less
+    # machine; status must load the active model and read the session's provider instead.
+    monkeypatch.setenv("CSBOT_ONNX_PROVIDER", "auto")
+    in_use = Classifier.load(data / "models" / "v0001", provider="auto").provider  # CPU here, CUDA on a GPU box
+    assert learning.status(load_settings(env_file=None))["provider"] == in_use
+    assert f"({in_use})" in csbot("status").output
 
 
 def test_promote_rollback_and_their_errors_match_slack(data: Path) -> None:
