@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from sqlite_utils import Database
 
 from bot.migrations import MIGRATIONS, Migration
+from models.errors import StoreError
 
 Row = dict[str, Any]
 Params = Sequence[Any] | dict[str, Any]
@@ -69,14 +70,24 @@ class StoreBase:
         ``migrations`` can be cut short to build a database at an older schema version.
         """
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.busy_timeout_ms = busy_timeout_ms
         self._migrations = list(migrations)
         self._local = threading.local()
         self._opened: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._closed = False
-        self.migrate()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"Cannot create the data folder {self.path.parent} ({exc.strerror or exc}).",
+                             "set CSBOT_DATA_DIR to a folder csbot may write to, e.g. var/.") from exc
+        try:
+            self.migrate()
+        except sqlite3.DatabaseError as exc:
+            self.close()
+            raise StoreError(f"{self.path} cannot be opened as a csbot database ({exc}).",
+                             "move the file away (csbot creates a new one), or restore a copy made with "
+                             "`csbot db backup`; to use another folder set CSBOT_DATA_DIR.") from exc
 
     @property
     def db(self) -> Database:

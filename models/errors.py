@@ -10,7 +10,8 @@ Slack, the CLI and the logs (``str(error)``)::
     ├── ModelError           a model cannot be used
     │   ├── ModelDirError    a model directory is incomplete or corrupt
     │   └── ExportError      an ONNX export failed its parity check
-    └── RegistryError        a model version does not exist or cannot be promoted
+    ├── RegistryError        a model version does not exist or cannot be promoted
+    └── StoreError           the SQLite database cannot be created or opened
 
 This module sits in ``models`` because it is the package every other one imports.
 """
@@ -66,3 +67,7 @@ class ExportError(ModelError):
 
 class RegistryError(CsbotError):
     """A model version is unknown, or the requested promotion/rollback is impossible."""
+
+
+class StoreError(CsbotError):
+    """The SQLite database (or its folder, CSBOT_DATA_DIR) cannot be created or opened."""

@@ -16,6 +16,7 @@ import sqlite_utils
 
 from bot.migrations import MIGRATIONS
 from bot.store import NEW_TOPIC, Store, iso, parse_age
+from models.errors import StoreError
 
 LONG_AGO = iso(datetime.now(timezone.utc) - timedelta(days=400))
 
@@ -399,3 +400,17 @@ def test_backup_while_a_writer_is_running(store: Store, conversation: int, tmp_p
 
     with pytest.raises(FileExistsError, match="refusing to overwrite"):
         store.backup(dest)
+
+
+def test_unusable_data_folder_or_database_file_is_a_clear_error(tmp_path: Path) -> None:
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("x")
+    with pytest.raises(StoreError, match="Cannot create the data folder") as caught:
+        Store(not_a_folder / "sub" / "csbot.db")
+    assert "CSBOT_DATA_DIR" in caught.value.fix
+    garbage = tmp_path / "csbot.db"
+    garbage.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match="cannot be opened as a csbot database") as caught:
+        Store(garbage)
+    assert "csbot db backup" in caught.value.fix
+    assert garbage.read_bytes().startswith(b"this is not")  # never overwritten: nothing is lost
