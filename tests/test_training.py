@@ -223,6 +223,9 @@ def test_cli_train_bad_option_names_it(tmp_path: Path, monkeypatch: pytest.Monke
     assert "Error: Training option epochs='three' is invalid" in result.output
     result = runner.invoke(main, ["train", "--data", str(data), "--out", "X", "--set", "epoch=3"])
     assert result.exit_code == 1 and "Unknown training option(s): epoch" in result.output
+    # --set may name any option the flags also set (it used to crash with a TypeError).
+    result = runner.invoke(main, ["train", "--data", str(data), "--out", "X", "--set", f"base_model={tmp_path}/nope"])
+    assert result.exit_code == 1 and f"Cannot load the base model '{tmp_path}/nope'" in result.output
     result = runner.invoke(main, ["train", "--data", str(data), "--out", "X", "--intent-column", "nope"])
     assert result.exit_code == 1 and "Column 'nope' (the intent column)" in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)

@@ -42,10 +42,13 @@ def train_command(settings: Any, data: tuple[Path, ...], column_names: tuple[str
         examples, test = knowledge_base_examples(kb, "train"), knowledge_base_examples(kb, "test")
         click.echo(f"Training on the knowledge base {kb.path} ({len(kb.intents)} intents, "
                    f"{len(examples)} training and {len(test)} held-out examples).")
-    options: dict[str, object] = {"base_model": base_model or settings.base_model or DEFAULT_BASE_MODEL}
+    # The settings' base model, then `--set key=value`, then the dedicated flags, later winning.
+    options: dict[str, object] = {"base_model": settings.base_model or DEFAULT_BASE_MODEL, **overrides}
+    if base_model:
+        options["base_model"] = base_model
     if epochs:
         options["epochs"] = epochs
-    config = TrainConfig().replace(**options, **overrides)
+    config = TrainConfig().replace(**options)
     store, registry = _store_and_registry(settings)
     dest = out or registry.root / registry.next_version()
     from training.pipeline import build_model
