@@ -138,7 +138,10 @@ def serve(settings: Settings, http: bool, next_run: Callable[[], datetime | None
 
     settings.require_slack(socket_mode=not http)
     extensions = default_extensions(next_run)
-    logging.getLogger("bot").setLevel(settings.log_level)
+    # CSBOT_LOG_LEVEL for csbot's own loggers (module loggers under bot/models, and csbot.*: the
+    # learning loop and the scheduler), so e.g. "retrain skipped: nothing new" shows at INFO.
+    for name in ("bot", "models", "csbot"):
+        logging.getLogger(name).setLevel(settings.log_level)
     ctx = Context.open(settings)
     stop_watching = ctx.watch_model()
     try:
