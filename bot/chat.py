@@ -7,6 +7,7 @@ through a pipe and check the rows it wrote).
 from __future__ import annotations
 
 import getpass
+import logging
 from typing import TextIO
 
 from bot import messages
@@ -14,6 +15,9 @@ from bot.context import Context
 from bot.router import CLARIFY
 from bot.service import Incoming, Outcome
 from models.errors import CsbotError
+
+log = logging.getLogger(__name__)
+SENTIMENTS = ("negative", "neutral", "positive")
 
 
 def _show(out: TextIO, outcome_text: str, context: str = "") -> None:
@@ -36,9 +40,11 @@ def run_chat(ctx: Context, stdin: TextIO, stdout: TextIO, user: str | None = Non
     last: Outcome | None = None
     last_reply_id: int | None = None
     handled = 0
+    unloadable: set[str] = set()  # active versions that failed to load: warned about once
     for raw in stdin:
         line = raw.rstrip("\r\n")  # \r too: input piped from Windows files
         stdout.write(f"you> {line}\n")
+        _pick_up_new_model(ctx, stdout, unloadable)
         try:
             if line.strip() in ("/quit", "/exit"):
                 break
@@ -79,10 +85,37 @@ def _command(ctx: Context, out: TextIO, line: str, last: Outcome | None, reply_i
         if last is None:
             _show(out, messages.NOTHING_TO_RATE)
             return
-        intent = arg.strip()
-        ctx.bot.correct(last.message_id, user, intent)
-        _show(out, messages.CORRECTED.format(message_id=last.message_id, intent=intent))
+        _correct(ctx, out, last.message_id, arg.split(), user)
     elif name == "/intents":
         _show(out, ", ".join(sorted(ctx.kb.intents)))
     else:
-        _show(out, "Commands: /up, /down, /correct INTENT, /intents, /quit")
+        _show(out, messages.CHAT_COMMANDS)
+
+
+def _correct(ctx: Context, out: TextIO, message_id: int, words: list[str], user: str) -> None:
+    """``/correct INTENT``, ``/correct SENTIMENT`` or ``/correct INTENT SENTIMENT``."""
+    sentiment = words.pop() if words and words[-1] in SENTIMENTS and words[-1] not in ctx.kb.intents else None
+    if len(words) > 1 or not (words or sentiment):
+        _show(out, messages.CHAT_CORRECT_USAGE)
+        return
+    intent = words[0] if words else None
+    ctx.bot.correct(message_id, user, intent, sentiment=sentiment)
+    if intent:
+        _show(out, messages.CORRECTED.format(message_id=message_id, intent=intent))
+    if sentiment:
+        _show(out, messages.CORRECTED_SENTIMENT.format(message_id=message_id, sentiment=sentiment))
+
+
+def _pick_up_new_model(ctx: Context, out: TextIO, unloadable: set[str]) -> None:
+    """Between two messages, switch to the version a retrain or an admin made active (as Slack does)."""
+    old, active = ctx.live.current.version, ctx.registry.active()
+    if active in unloadable:
+        return
+    try:
+        swapped = ctx.refresh_model()
+    except CsbotError as error:  # a bad new version must not stop the chat on the current one
+        unloadable.add(active or "")
+        log.warning("still serving %s: the new active model %s does not load: %s", old, active, error)
+        return
+    if swapped:
+        out.write(messages.CHAT_MODEL_SWAPPED.format(old=old, new=ctx.live.current.version) + "\n")

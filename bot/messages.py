@@ -25,6 +25,7 @@ RATED_UP = "Glad that helped!"
 RATED_DOWN = "Sorry about that. I've noted it so a person can review this answer."
 NOTHING_TO_RATE = "There's no answer to rate yet. Ask me something first."
 CORRECTED = "Noted: message {message_id} is really '{intent}'. It will be used in the next retrain."
+CORRECTED_SENTIMENT = "Noted: message {message_id} is {sentiment}. It will be used in the next retrain."
 UNKNOWN_INTENT = "'{intent}' is not an intent in the knowledge base. Known intents: {known}"
 
 REASONS = {
@@ -40,9 +41,13 @@ REASONS = {
 }
 
 # Terminal chat
+CHAT_COMMANDS = ("Commands: /up, /down (rate the last answer), /correct INTENT [SENTIMENT] (fix the last "
+                 "answer, as an agent; e.g. /correct refund_status negative), /intents, /quit")
 CHAT_BANNER = ("{company} support bot ({bot_name}) in the terminal · model {version} on {device}\n"
-               "Type a message. Commands: /up, /down (rate the last answer), "
-               "/correct INTENT (fix the last answer, as an agent), /intents, /quit")
+               "Type a message. " + CHAT_COMMANDS)
+CHAT_MODEL_SWAPPED = "(model {old} -> {new}: a retrain or an admin promoted a new version)"
+CHAT_CORRECT_USAGE = ("Write /correct INTENT, /correct SENTIMENT or /correct INTENT SENTIMENT, e.g. "
+                      "/correct refund_status negative. /intents lists the intents.")
 CHAT_NO_SLACK = ("No Slack tokens in .env (SLACK_BOT_TOKEN), so csbot is serving the same bot here in "
                  "the terminal. See the README, 'Connect to Slack', to run it in Slack.")
 CHAT_CHOOSE = "Type 1 or 2 to choose, or anything else to ask again."
@@ -78,6 +83,10 @@ AGENT_ONLY = ("Only support agents can do this. Ask an admin to add you to CSBOT
 NOBODY_CONFIGURED = "nobody yet (set CSBOT_ADMIN_USERS)"
 RETRAIN_STARTED = "Retraining started: {reason}. I'll post progress and the result here."
 RETRAIN_SKIPPED = "Retraining skipped: {reason}."
+# The reasons (also stored with the skipped run in SQLite and logged).
+SKIP_STILL_RUNNING = "a retrain is still going ({owner} on {host}, since {since})"
+SKIP_NOTHING_NEW = "nothing new since the last run (no new corrections, labels, ratings or knowledge-base edits)"
+SKIP_RACE = "another replica started a retrain at the same moment"
 PROMOTE_USAGE = "Usage: `/csbot promote VERSION` (see `/csbot models` for the versions)."
 PROMOTED = "Version {active} is now active (was {previous}). Running bots switch to it within seconds."
 ROLLED_BACK = "Rolled back: version {active} is active again (was {previous})."

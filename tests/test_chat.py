@@ -7,6 +7,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,7 +83,7 @@ def test_terminal_chat_session_is_recorded(chat_setup: ChatSetup) -> None:
     assert messages.RATED_UP in out and messages.RATED_DOWN in out
     assert messages.EMPTY_PROMPT in out
     assert "bot> refund, reset_password, track_order" in out
-    assert "Commands: /up, /down, /correct INTENT" in out
+    assert f"bot> {messages.CHAT_COMMANDS}" in out  # the answer to /bogus
     assert messages.CHAT_BYE.format(db=chat_setup.data_dir / "csbot.db") in out
     assert "never read" not in out
 
@@ -147,6 +148,42 @@ def test_chat_commands_without_an_answer_and_bad_corrections(chat_setup: ChatSet
     assert rows(chat_setup.data_dir / "csbot.db", "SELECT * FROM corrections") == []
     feedback = rows(chat_setup.data_dir / "csbot.db", "SELECT * FROM feedback")
     assert [(f["rating"], f["user"]) for f in feedback] == [(1, "agent-1")]  # only the answer was rated
+
+
+def test_chat_corrects_sentiment_and_picks_up_a_promoted_model(chat_setup: ChatSetup, tiny_model: Path) -> None:
+    from bot.chat import run_chat
+    from models import modeldir
+    from models.registry import Registry
+
+    ctx = open_context(chat_setup)
+    modeldir.copy_model_dir(tiny_model, chat_setup.data_dir / "models" / "v0002")
+    modeldir.update_manifest(chat_setup.data_dir / "models" / "v0002", version="v0002")
+    modeldir.copy_model_dir(tiny_model, chat_setup.data_dir / "models" / "v0003")
+    registry = Registry(chat_setup.data_dir / "models", ctx.store)
+
+    def lines() -> Iterator[str]:
+        yield from (chat_setup.clear[0] + "\n", "/correct refund negative\n", "/correct positive\n",
+                    "/correct refund angry extra\n")
+        registry.activate("v0002")  # what a retrain in another process does
+        yield chat_setup.clear[1] + "\n"
+        registry.activate("v0003")
+        card = modeldir.read(chat_setup.data_dir / "models" / "v0003")
+        card.onnx_path("fp32").write_bytes(b"corrupt")  # damaged after promotion: it cannot load
+        yield from (chat_setup.clear[0] + "\n", chat_setup.clear[1] + "\n", "/quit\n")
+
+    out = io.StringIO()
+    assert run_chat(ctx, lines(), out, user="agent-2") == 4  # type: ignore[arg-type]
+    text = out.getvalue()
+    assert text.count(messages.CHAT_MODEL_SWAPPED.format(old="v0001", new="v0002")) == 1
+    assert "v0003" not in text  # it does not load: the chat stays on v0002 and says so once, in the log
+    assert text.count(messages.CHAT_CORRECT_USAGE) == 1
+    msgs = rows(chat_setup.data_dir / "csbot.db", "SELECT * FROM messages ORDER BY id")
+    assert [m["model_version"] for m in msgs] == ["v0001", "v0002", "v0002", "v0002"]
+    assert "bot> Noted: message 1 is really 'refund'" in text and "bot> Noted: message 1 is negative." in text
+    # A second /correct replaces the agent's verdict on that message (as resubmitting the Slack modal does).
+    corrections = rows(chat_setup.data_dir / "csbot.db", "SELECT * FROM corrections ORDER BY id")
+    assert [(c["message_id"], c["correct_intent"], c["correct_sentiment"], c["agent"]) for c in corrections] == [
+        (msgs[0]["id"], None, "positive", "agent-2")]
 
 
 def test_bot_handles_a_40k_message_and_batches(chat_setup: ChatSetup) -> None:
