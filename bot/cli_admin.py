@@ -54,7 +54,7 @@ def review(ctx: click.Context) -> None:
     \b
     Examples:
       csbot review
-      csbot review label 42 refund --note "asked about a refund"
+      csbot review label 42 refund_status --note "asked about a refund"
     """
     if ctx.invoked_subcommand is None:
         friendly(run_admin)("review")
@@ -71,7 +71,7 @@ def review_label(message_id: int, intent: str, sentiment: str | None, note: str 
 
     \b
     Example:
-      csbot review label 42 track_order --sentiment negative
+      csbot review label 42 order_status --sentiment negative
     """
     from bot import admin
     from bot.knowledge import load_knowledge_base

@@ -104,7 +104,7 @@ class Settings(BaseSettings):
         for name, (value, prefix) in needed.items():
             if not value:
                 raise ConfigError(f"{name} is not set.", f"add {name}=... to .env (see .env.example and the "
-                                                         "README's 'Create the Slack app').")
+                                                         "README's 'Connect to Slack').")
             if prefix and not value.startswith(prefix):
                 raise ConfigError(f"{name} should start with '{prefix}'.",
                                   f"copy the right token into .env: {name} is the "

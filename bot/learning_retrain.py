@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot import messages
 from bot.config import Settings
 from bot.learning_locks import Clock, acquire_lock, lock_holder, release_lock, system_clock
 from bot.learning_runs import create_run, get_run, nothing_new, reap_stale_runs, skip_run, update_run
@@ -87,14 +88,15 @@ def start_retrain(settings: Settings, trigger: str, *, force: bool = False, mode
         reap_stale_runs(store, clock)
         holder = lock_holder(store, clock)
         if holder:
-            reason = f"a retrain is still going ({holder['owner']} on {holder['host']}, since {holder['acquired_at']})"
+            reason = messages.SKIP_STILL_RUNNING.format(owner=holder["owner"], host=holder["host"],
+                                                        since=holder["acquired_at"])
             return RetrainHandle("skipped", reason, skip_run(store, trigger, reason, clock), settings)
         if not force and nothing_new(store, settings.kb_path):
-            reason = "nothing new since the last run (no new corrections, labels, ratings or knowledge-base edits)"
+            reason = messages.SKIP_NOTHING_NEW
             return RetrainHandle("skipped", reason, skip_run(store, trigger, reason, clock), settings)
         run_id = create_run(store, trigger, clock=clock, phase="starting")
         if not acquire_lock(store, f"run:{run_id}", clock=clock):
-            reason = "another replica started a retrain at the same moment"
+            reason = messages.SKIP_RACE
             update_run(store, run_id, status="skipped", ended_at=iso(clock()), log_excerpt=reason)
             return RetrainHandle("skipped", reason, run_id, settings)
         run_dir = settings.data_dir / "runs" / f"run-{run_id:05d}"

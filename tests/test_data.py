@@ -11,7 +11,6 @@ from training.data import (
     Columns,
     Example,
     check_trainable,
-    deduplicate,
     few_shot,
     knowledge_base_examples,
     load_examples,
@@ -141,7 +140,6 @@ def test_split_dedup_few_shot_and_manifest() -> None:
     assert len(train) + len(val) == len(examples)
     assert sorted(e.intent for e in val if e.intent) == ["refund"] * 2 + ["track_order"] * 2
     assert split_validation(examples, 0.2, seed=1) == (train, val)  # seeded
-    assert len(deduplicate([Example("Hello  There", "a"), Example("hello there", "b")])) == 1
     assert sorted(e.intent for e in few_shot(examples, 3, seed=0)) == ["refund"] * 3 + ["track_order"] * 3
     info = manifest(examples)
     assert info["examples"] == 22 and info["per_intent"] == {"refund": 10, "track_order": 10}

@@ -212,18 +212,6 @@ def check_trainable(examples: Sequence[Example], min_per_intent: int = 2) -> Non
         )
 
 
-def deduplicate(examples: Iterable[Example]) -> list[Example]:
-    """Drop repeated texts (case- and space-insensitive); the first occurrence wins."""
-    seen: set[str] = set()
-    out = []
-    for ex in examples:
-        key = " ".join(ex.text.lower().split())
-        if key not in seen:
-            seen.add(key)
-            out.append(ex)
-    return out
-
-
 def split_validation(examples: Sequence[Example], fraction: float, seed: int
                      ) -> tuple[list[Example], list[Example]]:
     """Stratified split by intent (sentiment-only examples split at random); every intent keeps

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -202,7 +202,3 @@ def _dedupe(examples: Sequence[Example], banned: set[str]) -> tuple[list[Example
             seen.add(key)
             out.append(ex)
     return out, dropped
-
-
-def count_by_source(examples: Iterable[Example]) -> dict[str, int]:
-    return dict(Counter(e.source for e in examples))

@@ -121,7 +121,3 @@ def validate(submission: Submission, kb: KnowledgeBase) -> dict[str, str]:
         known = ", ".join(sorted(kb.intents))
         return {INTENT_BLOCK: cut(messages.UNKNOWN_INTENT.format(intent=intent, known=known), 150)}
     return {}
-
-
-def intent_text(intent: str | None) -> str:
-    return messages.NEW_TOPIC_TEXT if intent == NEW_TOPIC else (intent or messages.AGENTS_UNKNOWN)
