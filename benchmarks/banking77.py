@@ -3,6 +3,7 @@
     python benchmarks/banking77.py                    # full training set
     python benchmarks/banking77.py --per-intent 10    # 10-shot
     python benchmarks/banking77.py --freeze           # fast mode: encoder frozen, heads only
+    python benchmarks/banking77.py --per-intent 10 --label-names   # + each intent's name as one example
 """
 
 from __future__ import annotations
@@ -15,8 +16,13 @@ import time
 from common import DATA, OUT, config_overrides, header, require
 
 from training.config import TrainConfig
-from training.data import Columns, few_shot, load_examples
+from training.data import Columns, Example, few_shot, load_examples
 from training.pipeline import build_model
+
+
+def label_words(category: str) -> str:
+    """'card_payment_wrong_exchange_rate' -> 'card payment wrong exchange rate'."""
+    return category.replace("_", " ").replace("?", "").lower()
 
 
 def main() -> None:
@@ -24,6 +30,9 @@ def main() -> None:
     parser.add_argument("--per-intent", type=int, default=0, help="few-shot: examples per intent (0 = all)")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--freeze", action="store_true", help="fast mode: train the heads only")
+    parser.add_argument("--label-names", action="store_true",
+                        help="add each intent's name in words ('card arrival') as one more training example, "
+                             "as a knowledge base's intent title would be")
     parser.add_argument("--set", nargs="*", default=[], help="extra TrainConfig fields, e.g. lr_body=5e-5")
     args = parser.parse_args()
 
@@ -32,6 +41,9 @@ def main() -> None:
     test = load_examples(folder / "test.csv", Columns(intent="category"))
     if args.per_intent:
         train = few_shot(train, args.per_intent, seed=13)
+    if args.label_names:
+        train += [Example(label_words(name), intent=name, source="label_name")
+                  for name in sorted({e.intent for e in train if e.intent})]
     overrides: dict[str, object] = {"freeze_encoder": args.freeze}
     if args.epochs:
         overrides["epochs"] = args.epochs
