@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bot import messages
 from bot.config import Settings
 from bot.learning_locks import Clock, lock_holder, system_clock
 from bot.learning_runs import _decode_run, reap_stale_runs
@@ -85,31 +86,31 @@ def _provider_in_use(settings: Settings, model_path: Path | None) -> str:
 
 
 def report_text(run: dict[str, Any]) -> str:
-    """A short human summary of a finished run (Slack mrkdwn and the CLI)."""
+    """A short human summary of a finished run (Slack mrkdwn and the CLI); the text is in bot.messages."""
     metrics, gate = run.get("metrics") or {}, run.get("gate") or {}
-    head = f"Retrain run {run.get('id')} ({run.get('trigger')}, {run.get('mode') or '-'} mode): *{run.get('status')}*"
+    head = messages.REPORT_HEAD.format(id=run.get("id"), trigger=run.get("trigger"), mode=run.get("mode") or "-",
+                                       status=run.get("status"))
     if run.get("version"):
-        head += f", version {run['version']}"
+        head += messages.REPORT_VERSION.format(version=run["version"])
     lines = [head]
     cand, act = metrics.get("candidate") or {}, metrics.get("active") or {}
     if cand.get("accuracy") is not None:
-        line = f"eval accuracy {cand['accuracy']:.1%}"
+        line = messages.REPORT_EVAL.format(accuracy=cand["accuracy"])
         if act.get("accuracy") is not None:
-            line += f" vs active {act['accuracy']:.1%} ({cand['accuracy'] - act['accuracy']:+.1%})"
-        lines.append(line + f" on {cand.get('samples', 0)} fixed evaluation examples")
+            line += messages.REPORT_VS_ACTIVE.format(active=act["accuracy"], delta=cand["accuracy"] - act["accuracy"])
+        lines.append(line + messages.REPORT_EVAL_SET.format(samples=cand.get("samples", 0)))
     if metrics.get("corrections", {}).get("total"):
-        c = metrics["corrections"]
-        lines.append(f"corrections learned: {c['right']}/{c['total']} ({c['share']:.0%})")
-    for key, label in (("intents_improved", "improved"), ("intents_worse", "worse")):
+        lines.append(messages.REPORT_CORRECTIONS.format(**metrics["corrections"]))
+    for key, label in (("intents_improved", messages.REPORT_IMPROVED), ("intents_worse", messages.REPORT_WORSE)):
         names = metrics.get(key) or []
         if names:
             lines.append(f"{label}: " + ", ".join(f"{n['intent']} ({n['delta_f1']:+.2f})" for n in names[:8]))
     if gate.get("reasons"):
-        lines.append("gate: " + "; ".join(gate["reasons"]))
+        lines.append(messages.REPORT_GATE.format(reasons="; ".join(gate["reasons"])))
     elif gate.get("reason"):
         lines.append(gate["reason"])
     if run.get("status") == "failed" and run.get("log_excerpt"):
-        lines.append("log: " + run["log_excerpt"].strip().splitlines()[-1][:300])
+        lines.append(messages.REPORT_LOG.format(line=run["log_excerpt"].strip().splitlines()[-1][:300]))
     return "\n".join(lines)
 
 
@@ -127,7 +128,8 @@ def post_report(settings: Settings, run: dict[str, Any], client: Any = None) -> 
         chart = Path(run.get("run_dir") or ".") / "report.png"
         if chart.is_file():
             client.files_upload_v2(channel=settings.admins_channel, file=str(chart), filename="retrain.png",
-                                   title=f"Retrain run {run.get('id')}", initial_comment=text)
+                                   title=messages.REPORT_CHART_TITLE.format(id=run.get("id")),
+                                   initial_comment=text)
         else:
             client.chat_postMessage(channel=settings.admins_channel, text=text)
         return True

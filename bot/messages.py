@@ -83,7 +83,19 @@ AGENT_ONLY = ("Only support agents can do this. Ask an admin to add you to CSBOT
 NOBODY_CONFIGURED = "nobody yet (set CSBOT_ADMIN_USERS)"
 RETRAIN_STARTED = "Retraining started: {reason}. I'll post progress and the result here."
 RETRAIN_SKIPPED = "Retraining skipped: {reason}."
-# The reasons (also stored with the skipped run in SQLite and logged).
+# The report of a finished retrain (Slack, the CLI and the admins' channel).
+REPORT_HEAD = "Retrain run {id} ({trigger}, {mode} mode): *{status}*"
+REPORT_VERSION = ", version {version}"
+REPORT_EVAL = "eval accuracy {accuracy:.1%}"
+REPORT_VS_ACTIVE = " vs active {active:.1%} ({delta:+.1%})"
+REPORT_EVAL_SET = " on {samples} fixed evaluation examples"
+REPORT_CORRECTIONS = "corrections learned: {right}/{total} ({share:.0%})"
+REPORT_IMPROVED = "improved"
+REPORT_WORSE = "worse"
+REPORT_GATE = "gate: {reasons}"
+REPORT_LOG = "log: {line}"
+REPORT_CHART_TITLE = "Retrain run {id}"
+# Why a retrain was skipped (also stored with the skipped run in SQLite and logged).
 SKIP_STILL_RUNNING = "a retrain is still going ({owner} on {host}, since {since})"
 SKIP_NOTHING_NEW = "nothing new since the last run (no new corrections, labels, ratings or knowledge-base edits)"
 SKIP_RACE = "another replica started a retrain at the same moment"
