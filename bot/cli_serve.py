@@ -1,10 +1,10 @@
 """``csbot up``, ``csbot chat`` and ``csbot serve``: the commands that run the bot.
 
 ``up`` is what ``make run`` calls: it trains the first model if there is none, then serves in
-Slack (with the nightly retrain schedule, as ``serve``) when tokens are configured and in the
-terminal otherwise. ``chat`` talks to the bot in
-the terminal with the same router, store and feedback as Slack; ``serve`` runs the Slack app
-(Socket Mode or HTTP) together with the nightly retrain schedule.
+Slack when tokens are configured (with the nightly retrain schedule, exactly as ``serve``) and in
+the terminal otherwise. ``chat`` talks to the bot in the terminal with the same router, store and
+feedback as Slack; ``serve`` runs the Slack app (Socket Mode or HTTP) together with the nightly
+retrain schedule.
 """
 
 from __future__ import annotations
