@@ -13,7 +13,7 @@ from typing import TextIO
 from bot import messages
 from bot.context import Context
 from bot.router import CLARIFY
-from bot.service import Incoming, Outcome
+from bot.service import Incoming, Outcome, valid_text
 from models.errors import CsbotError
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ def run_chat(ctx: Context, stdin: TextIO, stdout: TextIO, user: str | None = Non
     handled = 0
     unloadable: set[str] = set()  # active versions that failed to load: warned about once
     for raw in stdin:
-        line = raw.rstrip("\r\n")  # \r too: input piped from Windows files
+        line = valid_text(raw.rstrip("\r\n"))  # \r too: input piped from Windows files
         stdout.write(f"you> {line}\n")
         _pick_up_new_model(ctx, stdout, unloadable)
         try:

@@ -32,6 +32,20 @@ class Incoming:
     source: str = "terminal"
     conversation_id: int | None = None
 
+    def __post_init__(self) -> None:
+        # A lone surrogate (undecodable terminal bytes, a broken client) cannot be tokenised or
+        # stored in SQLite; one such message must not fail its whole batch.
+        object.__setattr__(self, "text", valid_text(self.text))
+
+
+def valid_text(text: str) -> str:
+    """``text`` with anything that is not valid Unicode replaced by U+FFFD."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:  # only lone surrogates fail to encode
+        return "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
+
 
 @dataclass(frozen=True)
 class Reply:

@@ -186,6 +186,16 @@ def test_chat_corrects_sentiment_and_picks_up_a_promoted_model(chat_setup: ChatS
         (msgs[0]["id"], None, "positive", "agent-2")]
 
 
+def test_a_message_with_a_lone_surrogate_does_not_fail_its_batch(chat_setup: ChatSetup) -> None:
+    # Undecodable terminal bytes reach Python as lone surrogates, which neither the tokenizer nor
+    # SQLite accepts; the message is kept with U+FFFD in their place and the batch goes on.
+    ctx = open_context(chat_setup)
+    texts = ["caf\udce9 where is my order", chat_setup.clear[0]]
+    outcomes = ctx.bot.handle_many([Incoming(text=t, user="U9", channel="C1", thread_ts="3.0") for t in texts])
+    assert all(o.reply.text for o in outcomes)
+    assert ctx.store.get_message(outcomes[0].message_id)["text"] == "caf\ufffd where is my order"
+
+
 def test_bot_handles_a_40k_message_and_batches(chat_setup: ChatSetup) -> None:
     ctx = open_context(chat_setup)
     outcome = ctx.bot.handle(Incoming(text="x" + "😀 hello <@U1> " * 3500, user="U9", channel="C1",
