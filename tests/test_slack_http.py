@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -252,6 +253,11 @@ def test_talk_to_a_human_button(env: Env) -> None:
                                if "D0HUMAN" in json.dumps(c.params)])[0]
     assert messages.REASONS["asked_for_human"] in json.dumps(post.params)
     assert env.reply_to(event, 2)[1].params["text"] == env.ctx.kb.company.handoff_text
+    # The message itself was answered (its decision stays 'answer'), but the thread is a person's now.
+    metrics = env.server.service.metrics
+    env.send(dm_event("and my other order?", channel="D0HUMAN", thread_ts=event["ts"]))
+    wait_until(lambda: metrics.value("csbot_slack_ignored_total", reason="handed_off") >= 1, what="ignored")
+    assert len(env.fake.of("chat.postMessage", channel="D0HUMAN")) == 2
 
 
 def test_a_retried_event_is_answered_once(env: Env) -> None:
@@ -303,6 +309,13 @@ def test_forged_signature_and_stale_timestamp_are_rejected(env: Env) -> None:
     wrong_secret = post_event(env.url, body, secret="not-the-secret")
     stale = post_event(env.url, body, timestamp=int(time.time()) - 10 * 60)
     assert (forged.status, wrong_secret.status, stale.status) == (401, 401, 401)
+    # A body that is not UTF-8 is refused before bolt's signature check could crash on decoding it.
+    raw = urllib.request.Request(env.url, data=b"\xff\xfe{}", method="POST", headers={
+        "Content-Type": "application/json", "X-Slack-Request-Timestamp": str(int(time.time())),
+        "X-Slack-Signature": "v0=" + "0" * 64})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(raw, timeout=10)
+    assert refused.value.code == 400
     time.sleep(0.1)
     assert not env.fake.of("chat.postMessage", channel="D0FORGED")
     assert not env.rows("SELECT * FROM messages WHERE ts = ?", [event["ts"]])

@@ -24,9 +24,12 @@ def claim_many(store: Store, keys: Sequence[str]) -> list[bool]:
 
 def handed_off(store: Store, channel: str, thread_ts: str) -> bool:
     """Whether the bot already handed this thread to a person (it then stays out of it)."""
+    # A handoff is either the router's decision, or a reply of kind 'handoff' logged when the customer
+    # pressed "Talk to a human" or "Neither" on an answer or a clarify question.
     row = store.db.execute(
         "SELECT 1 FROM messages m JOIN conversations c ON c.id = m.conversation_id WHERE c.channel = ? "
-        "AND c.thread_ts = ? AND m.decision IN ('handoff', 'escalate') LIMIT 1", [channel, thread_ts]).fetchone()
+        "AND c.thread_ts = ? AND (m.decision IN ('handoff', 'escalate') OR EXISTS (SELECT 1 FROM replies r "
+        "WHERE r.message_id = m.id AND r.kind = 'handoff')) LIMIT 1", [channel, thread_ts]).fetchone()
     return row is not None
 
 

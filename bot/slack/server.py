@@ -78,12 +78,15 @@ class SlackAsgi:
         method, path = scope["method"], scope["path"]
         if path == EVENTS_PATH and method == "POST" and self._handler is not None:
             started = time.perf_counter()
-            bolt = await self._handler.dispatch(AsgiHttpRequest(scope, receive))  # type: ignore[arg-type]
-            response = AsgiHttpResponse(status=bolt.status, headers=bolt.headers, body=bolt.body)
+            try:
+                bolt = await self._handler.dispatch(AsgiHttpRequest(scope, receive))  # type: ignore[arg-type]
+                response = AsgiHttpResponse(status=bolt.status, headers=bolt.headers, body=bolt.body)
+            except UnicodeDecodeError:  # bolt decodes the body before it checks the signature: not from Slack
+                response = AsgiHttpResponse(400, {"content-type": ["text/plain"]}, "Bad Request: the body is not UTF-8")
             await self._send(send, response)
             metrics = self.service.metrics
             metrics.observe("csbot_ack_seconds", time.perf_counter() - started)
-            metrics.inc("csbot_slack_requests_total", status=str(bolt.status))
+            metrics.inc("csbot_slack_requests_total", status=str(response.status))
         elif path == "/healthz" and method == "GET":
             await self._send(send, self._health())
         elif path == "/metrics" and method == "GET":
