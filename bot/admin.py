@@ -43,6 +43,9 @@ def refusal(settings: Settings, command: str) -> AdminReply:
     return AdminReply(messages.ADMIN_ONLY.format(command=command, admins=who), ok=False)
 
 
+MAX_STATS_DAYS = 3650  # as `csbot stats --days`
+
+
 def run(settings: Settings, text: str, *, user: str | None = None, provider: str | None = None,
         next_run: datetime | None = None, usergroup_members: frozenset[str] = frozenset(),
         trigger: str = "slack") -> AdminReply:
@@ -74,6 +77,8 @@ def run(settings: Settings, text: str, *, user: str | None = None, provider: str
             return AdminReply(messages.ROLLED_BACK.format(**learning.rollback(settings)))
         if command == "stats":
             days = int(args[0].rstrip("d")) if args and args[0].rstrip("d").isdigit() else 7
+            if not 1 <= days <= MAX_STATS_DAYS:
+                return AdminReply(messages.STATS_DAYS.format(most=MAX_STATS_DAYS), ok=False)
             with Store(settings.db_path) as store:
                 return AdminReply(stats.render(stats.compute(store, days)))
         if command == "review":

@@ -28,7 +28,7 @@ from models.errors import RegistryError
 ACTIVE_KEY = "active_model"
 PREVIOUS_KEY = "previous_model"
 STATUSES = ("candidate", "active", "rejected", "retired")
-_VERSION = re.compile(r"^v(\d{4,})$")
+_VERSION = re.compile(r"^v(\d{4,9})$")  # v0001 ... (bounded: a name must fit the file system)
 
 
 class Pointer(Protocol):
@@ -58,7 +58,8 @@ class Registry:
 
     def path(self, version: str) -> Path:
         path = self.root / version
-        if not path.is_dir():
+        # Checked by name first: "../x" or a 300-character word must not reach the file system.
+        if not _VERSION.match(version) or not path.is_dir():
             known = ", ".join(self.versions()) or "none yet"
             raise RegistryError(f"Model version {version} does not exist (versions: {known}).",
                                 "run `csbot models list` to see the versions.")

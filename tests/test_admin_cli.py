@@ -63,6 +63,14 @@ def test_status_models_stats_match_slack(data: Path) -> None:
     assert '"version": "v0004"' in csbot("models", "list", "--json").output
 
 
+def test_out_of_range_stats_and_odd_version_names_are_clear_errors(data: Path) -> None:
+    reply = slack("stats 999999")
+    assert not reply.ok and reply.text == messages.STATS_DAYS.format(most=admin.MAX_STATS_DAYS)
+    for name in ("v" + "9" * 300, "../v0001"):  # used to reach the file system (OSError: name too long)
+        reply = slack(f"promote {name}")
+        assert not reply.ok and reply.text.startswith(f"Error: Model version {name} does not exist")
+
+
 def test_status_reports_the_provider_a_session_really_gets(data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # With onnxruntime-gpu installed, get_available_providers() lists CUDA even on this GPU-less
     # machine; status must load the active model and read the session's provider instead.
