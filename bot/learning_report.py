@@ -122,8 +122,10 @@ def post_report(settings: Settings, run: dict[str, Any], client: Any = None) -> 
     try:
         if client is None:
             from slack_sdk import WebClient
+            from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
             client = WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)
+            client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=3))
         text = report_text(run)
         chart = Path(run.get("run_dir") or ".") / "report.png"
         if chart.is_file():

@@ -99,6 +99,8 @@ class _Heartbeat:
 
     def __exit__(self, *exc: object) -> None:
         self.stop_event.set()
+        # Wait for a beat in flight: finishing after the job released the lock, it would take it again.
+        self.thread.join(timeout=30)
 
 
 class _JobLog(logging.Handler):
