@@ -272,3 +272,24 @@ def test_a_full_retrain_distils_from_the_active_model_when_asked(tmp_path: Path,
     # The active model is right on most knowledge-base examples: those rows carry its distribution.
     assert card.metrics["distilled_rows"] > 0
     assert json.loads((card.path / modeldir.CONFIG_FILE).read_text())["distill_weight"] == 1.0
+
+
+def test_a_failure_after_the_promotion_keeps_the_run_promoted(tmp_path: Path, word_base: Path, kw_kb: Path,
+                                                              weak_model: Path) -> None:
+    from training.retrain import RetrainOptions, run_retrain
+
+    settings = make_settings(data_dir(tmp_path, weak_model), kw_kb, word_base)
+    with Store(settings.db_path) as store:
+        for text in trained_side("refund", 2):
+            correct(store, text, "refund", predicted="reset_password", sentiment="neutral")
+        run_id = learning.create_run(store, "test", phase="starting")
+    # A folder where the report chart goes: saving the chart, after the promotion, fails.
+    (settings.data_dir / "runs" / f"run-{run_id:05d}" / "report.png").mkdir(parents=True)
+    report = run_retrain(settings, RetrainOptions(trigger="test", run_id=run_id, overrides=FAST))
+
+    assert report["status"] == "promoted" and "report.png" in report["error"]
+    with Store(settings.db_path) as store:
+        assert Registry(settings.models_dir, store).active() == "v0002"  # the new model is live
+        run = learning.get_run(store, run_id)
+    assert run["status"] == "promoted" and run["version"] == "v0002" and run["ended_at"]
+    assert "report.png" in run["log_excerpt"]

@@ -159,10 +159,13 @@ def run_retrain(settings: Settings, options: RetrainOptions | None = None,
         learning.update_run(store, run_id, status="skipped", ended_at=iso(clock()), phase="done",
                             gate_json={"reason": str(skip)}, log_excerpt=job_log.excerpt())
     except BaseException as exc:
-        log.error("retrain failed: %s", exc)
+        # After the promotion only housekeeping (pruning, the chart) can fail: the new model is live.
+        promoted = (learning.get_run(store, run_id) or {}).get("status") == "promoted"
+        log.error("retrain %s: %s", "promoted, then its housekeeping failed" if promoted else "failed", exc)
         tail = "".join(traceback.format_exception(exc)[-3:])
-        report.update(status="failed", error=str(exc))
-        learning.update_run(store, run_id, status="failed", ended_at=iso(clock()),
+        status = "promoted" if promoted else "failed"
+        report.update(status=status, error=str(exc))
+        learning.update_run(store, run_id, status=status, ended_at=iso(clock()),
                             log_excerpt=(job_log.excerpt() + "\n" + tail)[-8000:])
         if not isinstance(exc, Exception):
             raise
@@ -249,6 +252,9 @@ def _run(settings: Settings, store: Store, opts: RetrainOptions, run_id: int, ru
         learning._set_active(store, registry, card.version,
                              f"run {run_id}: gate passed" + (f" (was {active})" if active else ""))
         status = "promoted"
+        # Recorded at once: should the housekeeping below fail or the job be killed, the run still
+        # says that it promoted (the reaper only marks 'running' runs failed).
+        learning.update_run(store, run_id, status=status, version=card.version, gate_json=gate)
     else:
         status = "rejected"
         if card:  # without a model folder (export refused) there is nothing to register
