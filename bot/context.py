@@ -18,7 +18,7 @@ from bot.config import Settings
 from bot.knowledge import KnowledgeBase, load_knowledge_base
 from bot.service import Bot
 from bot.store import Store
-from models.errors import ModelError
+from models.errors import CsbotError, ModelError
 from models.registry import Registry
 from models.runtime import Classifier, LiveClassifier
 
@@ -71,8 +71,20 @@ class Context:
         version = self.registry.active()
         if version is None or version == self.live.current.version:
             return False
-        self.live.swap(load_classifier(self.settings, self.registry.path(version)))
+        classifier = load_classifier(self.settings, self.registry.path(version))
+        self._reload_knowledge_base()  # first: the new version may know an intent the old file lacks
+        self.live.swap(classifier)
         return True
+
+    def _reload_knowledge_base(self) -> None:
+        """A new version is usually trained on an edited knowledge base (new intents, new answers)."""
+        try:
+            kb = load_knowledge_base(self.settings.kb_path)
+        except CsbotError as error:  # a half-edited file must not stop the swap or serving
+            log.warning("kept the knowledge base loaded before: %s", error)
+            return
+        self.kb = kb
+        self.bot.kb = kb
 
     def watch_model(self, interval: float = 5.0) -> threading.Event:
         """Poll the registry pointer in a daemon thread; set the returned event to stop."""

@@ -186,6 +186,28 @@ def test_chat_corrects_sentiment_and_picks_up_a_promoted_model(chat_setup: ChatS
         (msgs[0]["id"], None, "positive", "agent-2")]
 
 
+def test_a_promoted_model_brings_the_edited_knowledge_base_with_it(chat_setup: ChatSetup, tiny_model: Path,
+                                                                     tmp_path: Path) -> None:
+    from models import modeldir
+    from models.registry import Registry
+
+    kb_path = tmp_path / "kb.yaml"
+    kb_path.write_text(Path(chat_setup.env["CSBOT_KB_PATH"]).read_text(encoding="utf-8"), encoding="utf-8")
+    settings = load_settings(env_file=None, data_dir=chat_setup.data_dir, kb_path=kb_path, onnx_provider="cpu")
+    ctx = Context.open(settings)
+    old_answer = ctx.kb.intent("refund").answer
+    kb_path.write_text(kb_path.read_text(encoding="utf-8").replace(old_answer.strip(), "Refunds take 3 days."),
+                       encoding="utf-8")
+    modeldir.copy_model_dir(tiny_model, chat_setup.data_dir / "models" / "v0002")
+    modeldir.update_manifest(chat_setup.data_dir / "models" / "v0002", version="v0002")
+    Registry(chat_setup.data_dir / "models", ctx.store).activate("v0002")  # a retrain on the edited file
+    assert ctx.refresh_model()
+    assert ctx.kb.intent("refund").answer.strip() == "Refunds take 3 days." and ctx.bot.kb is ctx.kb
+    kb_path.write_text("intents: [", encoding="utf-8")  # half-edited: the loaded one stays
+    Registry(chat_setup.data_dir / "models", ctx.store).activate("v0001")
+    assert ctx.refresh_model() and ctx.kb.intent("refund").answer.strip() == "Refunds take 3 days."
+
+
 def test_a_message_with_a_lone_surrogate_does_not_fail_its_batch(chat_setup: ChatSetup) -> None:
     # Undecodable terminal bytes reach Python as lone surrogates, which neither the tokenizer nor
     # SQLite accepts; the message is kept with U+FFFD in their place and the batch goes on.
