@@ -1,13 +1,14 @@
 """Who may act, and how to answer one person privately.
 
 Agents are the CSBOT_AGENT_USERS allow-list (admins included) or members of the
-CSBOT_AGENT_USERGROUP user group, read live with ``usergroups.users.list`` so a change
-in Slack needs no restart. Admins are the CSBOT_ADMIN_USERS allow-list (bot.admin).
+CSBOT_AGENT_USERGROUP user group, read with ``usergroups.users.list`` (kept for 30 s) so a
+change in Slack needs no restart. Admins are the CSBOT_ADMIN_USERS allow-list (bot.admin).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from slack_sdk.webhook.async_client import AsyncWebhookClient
@@ -17,12 +18,23 @@ from bot.slack.runtime import Runtime
 log = logging.getLogger(__name__)
 
 
+# Long enough that a burst of agent actions makes one API call (modal submissions must be acked
+# within 3 s, after this check), short enough that a change in Slack shows within a minute.
+USERGROUP_TTL_SECONDS = 30.0
+
+
 async def usergroup_members(rt: Runtime) -> frozenset[str]:
     group = rt.ctx.settings.agent_usergroup
     if not group:
         return frozenset()
+    cached = rt.usergroup_cache
+    if cached and time.monotonic() - cached[0] < USERGROUP_TTL_SECONDS:
+        return cached[1]
     found = await rt.call("usergroups.users.list", usergroup=group)
-    return frozenset(str(u) for u in (found or {}).get("users") or ())
+    members = frozenset(str(u) for u in (found or {}).get("users") or ())
+    if found is not None:  # a failed call is not remembered: the next action asks again
+        rt.usergroup_cache = (time.monotonic(), members)
+    return members
 
 
 async def is_agent(rt: Runtime, user: str) -> bool:

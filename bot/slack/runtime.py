@@ -37,6 +37,8 @@ class Runtime:
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     # When the retrain schedule fires next (the process's RetrainScheduler), for /csbot status and App Home.
     next_run: Callable[[], datetime | None] | None = None
+    # CSBOT_AGENT_USERGROUP's members and when they were read (bot.slack.people caches them briefly).
+    usergroup_cache: tuple[float, frozenset[str]] | None = None
 
     def spawn(self, work: Coroutine[Any, Any, Any]) -> None:
         """Run ``work`` after the ack (extensions' listeners); failures are logged, never lost."""
