@@ -95,15 +95,28 @@ class MessagePipeline:
             return "handed_off"
         return None
 
-    def _classify(self, jobs: Sequence[MessageJob]) -> tuple[list[MessageJob], list[Outcome] | None]:
+    def _classify(self, jobs: Sequence[MessageJob]) -> tuple[list[MessageJob], list[Outcome], list[MessageJob]]:
+        """(the claimed jobs that were handled, their outcomes, the claimed jobs that failed)."""
         fresh = self._claim(jobs)
         if not fresh:
-            return fresh, []
+            return [], [], []
         try:
-            return fresh, self.rt.ctx.bot.handle_many([job.incoming for job in fresh])
+            return fresh, self.rt.ctx.bot.handle_many([job.incoming for job in fresh]), []
         except Exception:
             log.exception("classifying a batch of %d messages failed", len(fresh))
-            return fresh, None
+        if len(fresh) == 1:
+            return [], [], fresh
+        # One bad message must not cost the others their answer: try each on its own. (Tokenising and
+        # inference, where such failures arise, run in handle_many before any row is written.)
+        handled, outcomes, failed = [], [], []
+        for job in fresh:
+            try:
+                outcomes.append(self.rt.ctx.bot.handle(job.incoming))
+                handled.append(job)
+            except Exception:
+                log.exception("classifying message %s failed", job.incoming.ts)
+                failed.append(job)
+        return handled, outcomes, failed
 
     def _save_ts(self, posted: Sequence[tuple[int, str, str]]) -> None:
         store = self.rt.ctx.store
@@ -115,12 +128,11 @@ class MessagePipeline:
 
     async def _process(self, jobs: list[MessageJob]) -> None:
         started = time.perf_counter()
-        fresh, outcomes = await self.rt.in_thread(self._classify, jobs)
+        fresh, outcomes, failed = await self.rt.in_thread(self._classify, jobs)
         metrics = self.rt.metrics
         metrics.observe("csbot_batch_size", len(jobs))
-        if outcomes is None:
-            await asyncio.gather(*(self._apologise(job) for job in fresh))
-            return
+        if failed:
+            await asyncio.gather(*(self._apologise(job) for job in failed))
         if not fresh:
             return
         metrics.observe("csbot_classify_seconds", time.perf_counter() - started)
