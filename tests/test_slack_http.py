@@ -205,6 +205,13 @@ def test_clarify_click_answers_the_chosen_intent(env: Env) -> None:
     assert messages.CLARIFY_CHOSEN.format(choice=actions[1]["text"]["text"]) in json.dumps(update.params)
     replies = env.rows("SELECT kind, intent FROM replies WHERE message_id = ? ORDER BY id", [message_id])
     assert [r["kind"] for r in replies] == ["clarify", "answer"] and replies[1]["intent"] == intent
+    # A second click (a double click, or the other button before the update arrived) changes nothing.
+    env.click("UCUSTOMER1", call, "clarify_0")
+    env.click("UCUSTOMER1", call, "clarify_1")
+    time.sleep(0.3)
+    assert len(env.rows("SELECT * FROM replies WHERE message_id = ?", [message_id])) == 2
+    assert len(env.rows("SELECT * FROM labels WHERE message_id = ?", [message_id])) == 1
+    assert len(env.fake.of("chat.postMessage", channel="D0CLARIFY")) == 2
 
 
 def test_handoff_posts_to_the_agents_channel(env: Env) -> None:

@@ -119,7 +119,11 @@ class Actions:
             return
 
         def work() -> tuple[int, Reply] | None:
-            if self.rt.ctx.store.get_message(message_id) is None:
+            store = self.rt.ctx.store
+            if store.get_message(message_id) is None or intent not in self.rt.ctx.kb.intents:
+                return None  # gone, or the knowledge base lost that intent since the question was asked
+            # One answer per question: a double click must not post (and label) it twice.
+            if not claim_many(store, [f"clarify:{message_id}"])[0]:
                 return None
             try:
                 return self.rt.ctx.bot.choose(message_id, intent, user, channel)
