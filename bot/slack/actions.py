@@ -22,6 +22,7 @@ from bot.store import Row
 from models.errors import CsbotError
 
 log = logging.getLogger(__name__)
+HAND_OVER = "hand_over"
 
 Body = dict[str, Any]
 
@@ -118,13 +119,13 @@ class Actions:
         except (ValueError, KeyError, TypeError):
             return
 
-        def work() -> tuple[int, Reply] | None:
+        def work() -> tuple[int, Reply] | str | None:
             store = self.rt.ctx.store
-            if store.get_message(message_id) is None or intent not in self.rt.ctx.kb.intents:
-                return None  # gone, or the knowledge base lost that intent since the question was asked
             # One answer per question: a double click must not post (and label) it twice.
-            if not claim_many(store, [f"clarify:{message_id}"])[0]:
+            if store.get_message(message_id) is None or not claim_many(store, [f"clarify:{message_id}"])[0]:
                 return None
+            if intent not in self.rt.ctx.kb.intents:
+                return HAND_OVER  # the knowledge base lost that intent since the question was asked
             try:
                 return self.rt.ctx.bot.choose(message_id, intent, user, channel)
             except CsbotError as exc:  # the knowledge base lost that intent since the question was asked
@@ -132,7 +133,10 @@ class Actions:
                 return None
 
         chosen = await self.rt.in_thread(work)
-        if chosen is None:
+        if chosen == HAND_OVER:
+            await self._hand_over(body, message_id)
+            return
+        if not isinstance(chosen, tuple):
             return
         reply_id, reply = chosen
         choice = ((action.get("text") or {}).get("text")) or intent
