@@ -24,6 +24,7 @@ from learning_helpers import (
 )
 
 from bot import learning
+from bot.config import Settings
 from bot.store import Store
 from models import modeldir
 from models.registry import Registry
@@ -92,14 +93,20 @@ def trained_side(intent: str, count: int, offset: int = 100) -> list[str]:
     return [t for t in texts if not held_out(t, 5)][:count]
 
 
-def test_gate_promotes_a_better_candidate_then_skips_then_goes_fast(tmp_path: Path, word_base: Path, kw_kb: Path,
-                                                                    weak_model: Path) -> None:
-    from training.retrain import RetrainOptions, run_retrain
-
+def with_two_refund_corrections(tmp_path: Path, word_base: Path, kw_kb: Path, weak_model: Path) -> Settings:
+    """The weak model active, and two corrections that a retrain can learn (so its candidate is better)."""
     settings = make_settings(data_dir(tmp_path, weak_model), kw_kb, word_base)
     with Store(settings.db_path) as store:
         for text in trained_side("refund", 2):
             correct(store, text, "refund", predicted="reset_password", sentiment="neutral")
+    return settings
+
+
+def test_gate_promotes_a_better_candidate_then_skips_then_goes_fast(tmp_path: Path, word_base: Path, kw_kb: Path,
+                                                                    weak_model: Path) -> None:
+    from training.retrain import RetrainOptions, run_retrain
+
+    settings = with_two_refund_corrections(tmp_path, word_base, kw_kb, weak_model)
     report = run_retrain(settings, RetrainOptions(trigger="test", overrides=FAST))
 
     assert report["status"] == "promoted", report["gate"]
@@ -278,10 +285,8 @@ def test_a_failure_after_the_promotion_keeps_the_run_promoted(tmp_path: Path, wo
                                                               weak_model: Path) -> None:
     from training.retrain import RetrainOptions, run_retrain
 
-    settings = make_settings(data_dir(tmp_path, weak_model), kw_kb, word_base)
+    settings = with_two_refund_corrections(tmp_path, word_base, kw_kb, weak_model)
     with Store(settings.db_path) as store:
-        for text in trained_side("refund", 2):
-            correct(store, text, "refund", predicted="reset_password", sentiment="neutral")
         run_id = learning.create_run(store, "test", phase="starting")
     # A folder where the report chart goes: saving the chart, after the promotion, fails.
     (settings.data_dir / "runs" / f"run-{run_id:05d}" / "report.png").mkdir(parents=True)

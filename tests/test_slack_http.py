@@ -61,6 +61,13 @@ class Env(slack_env.Env):
         thread = event.get("thread_ts") or event["ts"]
         return self.fake.wait_for("chat.postMessage", count, channel=event["channel"], thread_ts=thread)
 
+    def agents_post(self, channel: str) -> Call:
+        """The handoff post in the agents' channel about a conversation in ``channel``.
+
+        Other tests of this module post there too, so the post is found by its channel, not its order."""
+        return wait_until(lambda: [c for c in self.fake.of("chat.postMessage", channel=AGENTS)
+                                   if channel in json.dumps(c.params)], what=f"the handoff post for {channel}")[0]
+
     def posted_message(self, call: Call) -> dict[str, Any]:
         """The message as Slack would hold it (with its ts), once the bot stored the ts."""
         reply = wait_until(lambda: self.rows("SELECT * FROM replies WHERE ts IS NOT NULL AND channel = ? "
@@ -227,8 +234,7 @@ def test_clarify_click_on_an_intent_the_knowledge_base_lost_hands_over(env: Env)
     try:
         env.click("UCUSTOMER1", call, "clarify_1")
         assert env.reply_to(event, 2)[1].params["text"] == kb.company.handoff_text
-        wait_until(lambda: [c for c in env.fake.of("chat.postMessage", channel=AGENTS)
-                            if "D0CLARIFYGONE" in json.dumps(c.params)], what="the handoff post")
+        env.agents_post("D0CLARIFYGONE")
     finally:  # the app is shared by this module's tests
         env.ctx.kb = env.ctx.bot.kb = kb
 
@@ -239,8 +245,7 @@ def test_handoff_posts_to_the_agents_channel(env: Env) -> None:
     env.send(event)
     customer = env.reply_to(event)[0]
     assert customer.params["text"] == env.ctx.kb.company.handoff_text
-    post = wait_until(lambda: [c for c in env.fake.of("chat.postMessage", channel=AGENTS)
-                               if "D0HANDOFF" in json.dumps(c.params)])[0]  # other tests post there too
+    post = env.agents_post("D0HANDOFF")
     text = json.dumps(post.params["blocks"])
     assert "something odd happened with my thing" in text
     assert f"{TEAM_URL}archives/D0HANDOFF/p{event['ts'].replace('.', '')}" in text
@@ -263,8 +268,7 @@ def test_escalation_is_marked_priority(env: Env) -> None:
     env.send(event)
     customer = env.reply_to(event)[0]
     assert customer.params["text"] == env.ctx.kb.company.escalation_text
-    post = wait_until(lambda: [c for c in env.fake.of("chat.postMessage", channel=AGENTS)
-                               if "this is terrible" in json.dumps(c.params)])[0]
+    post = env.agents_post("D0ESCALATE")
     assert post.params["blocks"][0]["block_id"] == "csbot_priority"
     assert messages.AGENTS_ESCALATE_TITLE in json.dumps(post.params["blocks"])
     row = env.rows("SELECT decision FROM messages WHERE ts = ?", [event["ts"]])[0]
@@ -276,8 +280,7 @@ def test_talk_to_a_human_button(env: Env) -> None:
     env.send(event)
     call = env.reply_to(event)[0]
     env.click("UCUSTOMER1", call, blocks.HUMAN)
-    post = wait_until(lambda: [c for c in env.fake.of("chat.postMessage", channel=AGENTS)
-                               if "D0HUMAN" in json.dumps(c.params)])[0]
+    post = env.agents_post("D0HUMAN")
     assert messages.REASONS["asked_for_human"] in json.dumps(post.params)
     assert env.reply_to(event, 2)[1].params["text"] == env.ctx.kb.company.handoff_text
     # The message itself was answered (its decision stays 'answer'), but the thread is a person's now.

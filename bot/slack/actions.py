@@ -128,7 +128,7 @@ class Actions:
                 return HAND_OVER  # the knowledge base lost that intent since the question was asked
             try:
                 return self.rt.ctx.bot.choose(message_id, intent, user, channel)
-            except CsbotError as exc:  # the knowledge base lost that intent since the question was asked
+            except CsbotError as exc:  # a knowledge-base reload between the check above and this call
                 log.warning("clarify choice failed: %s", exc)
                 return None
 
