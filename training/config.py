@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from models.errors import ConfigError
+from training.selection import RULES
 
 DEFAULT_BASE_MODEL = "all-MiniLM-L6-v2 (bundled)"
 _KIND_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "text"}
@@ -36,6 +37,11 @@ class TrainConfig:
     max_length: int = 64
     val_fraction: float = 0.1
     patience: int = 2
+    # Which epoch to keep: "latest_tied" keeps the latest one within one standard error of the best
+    # validation accuracy (early stopping counts only epochs below that); "best" keeps the highest
+    # reading, which on a small validation split is often an early epoch on a lucky draw
+    # (training/selection.py).
+    keep_epoch: str = "latest_tied"
     # Small datasets need more passes: epochs grow until at least this many optimiser steps
     # (the knowledge base has ~35 batches per epoch, Banking77 ~300). Capped at 40 epochs.
     min_steps: int = 600
@@ -125,6 +131,7 @@ class TrainConfig:
             ("threads", 0 <= self.threads <= 512, "0 (all cores) or a positive integer"),
             ("device", self.device in ("auto", "cpu", "cuda"), "one of auto, cpu, cuda"),
             ("head_init", self.head_init in ("centroids", "random"), "centroids or random"),
+            ("keep_epoch", self.keep_epoch in RULES, " or ".join(RULES)),
             ("base_model", bool(str(self.base_model).strip()), "a Hugging Face id or a local path"),
         ]
         for name, ok, expected in checks:

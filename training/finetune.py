@@ -51,6 +51,7 @@ from training.data import Example, check_trainable, split_validation
 from training.distill import distillation_loss
 from training.encoder import load_encoder
 from training.metric_log import MetricLog
+from training.selection import EpochSelector
 
 
 @dataclass
@@ -273,7 +274,9 @@ def _epochs(model: IntentSentimentModel, train_data: Encoded, val_data: Encoded,
 
     step = step_loss or full_step
     history: list[dict[str, float]] = []
-    best_score, best_epoch, best_state, stale = -1.0, 0, None, 0
+    selector = EpochSelector(config.keep_epoch, int((val_data.intent != IGNORE).sum()), config.patience,
+                             config.epochs)
+    best_state: dict[str, torch.Tensor] | None = None
     for epoch in range(1, config.epochs + 1):
         model.train()
         started, total_loss, batches = time.perf_counter(), 0.0, make_batches()
@@ -294,21 +297,16 @@ def _epochs(model: IntentSentimentModel, train_data: Encoded, val_data: Encoded,
         with average.applied() if average is not None else nullcontext():
             row = {"epoch": epoch, "train_loss": total_loss / max(1, len(batches)),
                    "epoch_seconds": time.perf_counter() - started, **validate(model, val_data, device)}
+            # The tiny train-loss term breaks ties between equal accuracies.
             score = row.get("val_intent_accuracy", 0.0) - 1e-4 * row["train_loss"]
-            if score > best_score:
+            if selector.observe(epoch, score):
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         history.append(row)
         log.write(row)
         if progress:
             tqdm.write("  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
-        if score > best_score:
-            best_score, best_epoch, stale = score, epoch, 0
-        else:
-            stale += 1
-            # Stop early only in the second half: with a small validation split the first
-            # epochs are noisy, and the learning rate is still high there.
-            if config.patience and stale >= config.patience and epoch >= (config.epochs + 1) // 2:
-                break
+        if selector.should_stop(epoch):
+            break
     if best_state is not None:
         model.load_state_dict(best_state)
-    return history, best_epoch
+    return history, selector.kept_epoch
