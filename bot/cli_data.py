@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from bot import messages
 from bot.cli_common import friendly, settings
 from models.errors import CsbotError
 
@@ -35,8 +36,8 @@ def kb_check(path: Path | None) -> None:
     base = load_knowledge_base(path or settings().kb_path)
     examples = sum(len(i.examples) for i in base.intents.values())
     sentiments = sum(len(v) for v in base.sentiment_examples.values())
-    click.echo(f"{base.path}: OK. {base.company.name}: {len(base.intents)} intents, {examples} examples, "
-               f"{sentiments} sentiment examples.")
+    click.echo(messages.KB_OK.format(path=base.path, company=base.company.name, intents=len(base.intents),
+                                     examples=examples, sentiments=sentiments))
 
 
 @click.group()
@@ -46,13 +47,17 @@ def db() -> None:
 
 @db.command("purge")
 @click.option("--older-than", required=True, help="Age such as 90d, 12w or 48h.")
+@click.option("--include-unreviewed", is_flag=True,
+              help="Also blank messages still waiting in the review queue (they leave the queue).")
 @friendly
-def db_purge(older_than: str) -> None:
-    """Blank the text of old messages; labelled corrections are kept.
+def db_purge(older_than: str, include_unreviewed: bool) -> None:
+    """Blank the text of old messages; labelled corrections, and messages waiting in the review
+    queue, are kept.
 
     \b
     Example:
       csbot db purge --older-than 90d
+      csbot db purge --older-than 90d --include-unreviewed
     """
     from bot.store import Store, parse_age
 
@@ -61,9 +66,11 @@ def db_purge(older_than: str) -> None:
     except ValueError as exc:
         raise CsbotError(f"--older-than {older_than!r}: {exc}", "write e.g. --older-than 90d.") from exc
     with Store(settings().db_path) as store:
-        counts = store.purge(age)
-    click.echo(f"Purged the text of {counts['messages']} messages and {counts['replies']} replies older than "
-               f"{older_than}; kept {counts['kept']} labelled messages.")
+        counts = store.purge(age, include_unreviewed=include_unreviewed)
+    click.echo(messages.PURGED.format(older_than=older_than, **counts))
+    if counts["awaiting_review"]:
+        click.echo((messages.PURGED_UNREVIEWED if include_unreviewed else messages.PURGE_KEPT_UNREVIEWED)
+                   .format(count=counts["awaiting_review"]))
 
 
 @db.command("backup")
@@ -82,5 +89,5 @@ def db_backup(path: Path) -> None:
         try:
             dest = store.backup(path)
         except FileExistsError as exc:
-            raise CsbotError(f"{path} already exists.", "choose a new file name; backups never overwrite.") from exc
-    click.echo(f"Backed up to {dest}.")
+            raise CsbotError(messages.BACKUP_EXISTS.format(path=path), messages.BACKUP_EXISTS_FIX) from exc
+    click.echo(messages.BACKED_UP.format(path=dest))

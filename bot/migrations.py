@@ -220,8 +220,30 @@ def add_retrain_lock(db: Database) -> None:
         db.execute(f"ALTER TABLE training_runs ADD COLUMN [{column}] TEXT")
 
 
+def add_correction_history(db: Database) -> None:
+    """Every correction an agent submits, in order. ``corrections`` holds the current verdict per
+    message (what training uses); this table keeps each submission, so a resubmission never loses
+    what an earlier one said. Existing corrections become each message's first entry."""
+    db.create_table(
+        "correction_history",
+        {"id": int, "correction_id": int, "message_id": int, "agent": str, "correct_intent": str,
+         "correct_sentiment": str, "note": str, "created_at": str},
+        pk="id",
+        not_null=["correction_id", "message_id", "agent", "created_at"],
+        foreign_keys=[("correction_id", "corrections", "id")],
+    )
+    db["correction_history"].create_index(["message_id"])
+    db.execute(
+        """INSERT INTO correction_history (correction_id, message_id, agent, correct_intent,
+               correct_sentiment, note, created_at)
+           SELECT id, message_id, agent, correct_intent, correct_sentiment, note, updated_at
+           FROM corrections ORDER BY id"""
+    )
+
+
 MIGRATIONS: list[Migration] = [
     ("create_conversation_tables", create_conversation_tables),
     ("create_learning_tables", create_learning_tables),
     ("add_retrain_lock", add_retrain_lock),
+    ("add_correction_history", add_correction_history),
 ]

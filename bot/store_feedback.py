@@ -51,10 +51,12 @@ class FeedbackMixin(StoreBase):
         correct_sentiment: str | None = None,
         note: str | None = None,
     ) -> int:
-        """An agent's verdict on a message; submitting again replaces it and reopens it.
+        """An agent's verdict on a message. Submitting again updates it and reopens it.
 
-        The prediction is copied from the message so the correction stays meaningful after
-        the model that made it is retired.
+        A field left out (None) keeps what an earlier submission said, so a sentiment-only
+        correction does not wipe another agent's intent or note. Every submission is also kept in
+        ``correction_history``. The prediction is copied from the message so the correction stays
+        meaningful after the model that made it is retired.
         """
         now = utcnow()
         with self.transaction() as db:
@@ -65,14 +67,20 @@ class FeedbackMixin(StoreBase):
                    SELECT id, ?, intent, ?, sentiment, ?, ?, model_version, 'open', ?, ?
                    FROM messages WHERE id = ?
                    ON CONFLICT (message_id) DO UPDATE SET agent = excluded.agent,
-                       correct_intent = excluded.correct_intent, note = excluded.note,
-                       correct_sentiment = excluded.correct_sentiment, status = 'open',
+                       correct_intent = coalesce(excluded.correct_intent, correct_intent),
+                       correct_sentiment = coalesce(excluded.correct_sentiment, correct_sentiment),
+                       note = coalesce(excluded.note, note), status = 'open',
                        updated_at = excluded.updated_at""",
                 [agent, correct_intent, correct_sentiment, note, now, now, message_id],
             )
             if cursor.rowcount == 0:
                 raise ValueError(f"no message with id {message_id}")
-            return int(_scalar(db, "SELECT id FROM corrections WHERE message_id = ?", [message_id]))
+            correction_id = int(_scalar(db, "SELECT id FROM corrections WHERE message_id = ?", [message_id]))
+            _insert(db, "correction_history", {
+                "correction_id": correction_id, "message_id": message_id, "agent": agent,
+                "correct_intent": correct_intent, "correct_sentiment": correct_sentiment, "note": note,
+                "created_at": now})
+            return correction_id
 
     def record_label(self, message_id: int, *, intent: str, source: str, user: str | None) -> int:
         """The intent a customer picked for their own message (a clarify click)."""

@@ -2,8 +2,10 @@
 
 ``RetentionMixin`` backs ``csbot db purge`` and ``csbot db backup``: ``purge`` blanks the text of
 messages and replies older than a given age while keeping labelled messages (they are training
-data), and ``backup`` copies the database with SQLite's online backup so it is safe while the
-bot keeps writing. ``parse_age`` turns the CLI's ``90d``/``12h``/``2w`` into a ``timedelta``.
+data) and, unless told otherwise, messages still waiting in the review queue (an agent has yet to
+label them, and a blank one would drop out of the queue), and ``backup`` copies the database
+with SQLite's online backup so it is safe while the bot keeps writing. ``parse_age`` turns the
+CLI's ``90d``/``12h``/``2w`` into a ``timedelta``.
 """
 
 from __future__ import annotations
@@ -15,9 +17,15 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from bot.store_core import StoreBase, _scalar, iso
+from models.errors import StoreError
 
 _AGE = re.compile(r"^\s*(\d+)\s*([dhw])\s*$", re.IGNORECASE)
 _AGE_UNITS = {"d": "days", "h": "hours", "w": "weeks"}
+_MAX_AGE = timedelta(days=100 * 366)
+# The review queue's condition (FeedbackMixin.review_queue): a 👎 or a handoff nobody has corrected.
+_AWAITING_REVIEW = """(id NOT IN (SELECT message_id FROM corrections) AND (decision IN ('handoff', 'escalate')
+    OR id IN (SELECT r.message_id FROM replies r JOIN feedback f ON f.reply_id = r.id WHERE f.rating = -1)
+    OR id IN (SELECT message_id FROM replies WHERE kind = 'handoff')))"""
 
 
 def parse_age(text: str) -> timedelta:
@@ -29,40 +37,56 @@ def parse_age(text: str) -> timedelta:
     if amount == 0:
         # A zero age would make purge() blank everything, which is never what was meant.
         raise ValueError(f"invalid age {text!r}: must be greater than zero, e.g. 90d")
-    return timedelta(**{_AGE_UNITS[unit]: amount})
+    if amount > _MAX_AGE.days * 24:  # no unit makes this fewer than 100 years of hours
+        raise ValueError(f"invalid age {text!r}: at most 100 years, e.g. 90d")
+    age = timedelta(**{_AGE_UNITS[unit]: amount})
+    if age > _MAX_AGE:
+        raise ValueError(f"invalid age {text!r}: at most 100 years, e.g. 90d")
+    return age
 
 
 class RetentionMixin(StoreBase):
-    def purge(self, older_than: timedelta) -> dict[str, int]:
+    def purge(self, older_than: timedelta, *, include_unreviewed: bool = False) -> dict[str, int]:
         """Blank message and reply text older than ``older_than``; returns how many rows of each.
 
         Messages with a correction or a label keep their text (``kept``): they are training data.
+        Messages waiting in the review queue keep theirs too (``awaiting_review``), unless
+        ``include_unreviewed``: purged, they would leave the queue unlabelled.
         """
         cutoff = [iso(datetime.now(timezone.utc) - older_than)]
         old = "created_at < ? AND text_purged = 0"
         labelled = "(id IN (SELECT message_id FROM corrections) OR id IN (SELECT message_id FROM labels))"
+        keep = labelled if include_unreviewed else f"({labelled} OR {_AWAITING_REVIEW})"
         with self.transaction() as db:
             messages = db.execute(
                 "UPDATE messages SET text = '', normalized_text = '', text_purged = 1"
-                f" WHERE {old} AND NOT {labelled}",
+                f" WHERE {old} AND NOT {keep}",
                 cutoff,
             ).rowcount
             kept = _scalar(db, f"SELECT count(*) FROM messages WHERE {old} AND {labelled}", cutoff)
+            waiting = _scalar(db, f"SELECT count(*) FROM messages WHERE {old} AND {_AWAITING_REVIEW}", cutoff)
             sql = "UPDATE replies SET text = '' WHERE created_at < ? AND text != ''"
             replies = db.execute(sql, cutoff).rowcount
-        return {"messages": messages, "replies": replies, "kept": int(kept)}
+        return {"messages": messages, "replies": replies, "kept": int(kept), "awaiting_review": int(waiting)}
 
     def backup(self, dest: str | Path) -> Path:
         """A consistent copy of the live database via SQLite's online backup; safe while others write."""
         dest = Path(dest)
         if dest.exists():
             raise FileExistsError(f"backup destination {dest} already exists; refusing to overwrite it")
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"Cannot create the folder for the backup {dest}: {exc.strerror or exc}.",
+                             "choose a path in a folder you can write to, e.g. backups/csbot.db.") from exc
         try:
             with closing(sqlite3.connect(dest)) as target:
                 # pages=-1 copies the whole database in one step, i.e. from a single snapshot.
                 self.db.conn.backup(target, pages=-1)
-        except BaseException:
+        except BaseException as exc:
             dest.unlink(missing_ok=True)  # a half-written copy would block the retry
+            if isinstance(exc, (OSError, sqlite3.OperationalError)):
+                raise StoreError(f"Cannot write the backup {dest}: {exc}.",
+                                 "choose a path in a folder you can write to, with free space.") from exc
             raise
         return dest

@@ -100,6 +100,20 @@ def test_old_database_is_upgraded(tmp_path: Path) -> None:
         assert upgraded.kv_get("active_model") == "v1"
 
 
+def test_existing_corrections_start_the_history(tmp_path: Path) -> None:
+    path = tmp_path / "csbot.db"
+    with Store(path, migrations=MIGRATIONS[:3]) as old:
+        conversation_id = old.get_or_create_conversation("C1", "1.0", "U1", "slack")
+        message_id = message(old, conversation_id, "card never came")
+        old.db.execute("INSERT INTO corrections (message_id, agent, correct_intent, status, created_at, updated_at) "
+                       "VALUES (?, 'A1', 'card_arrival', 'open', '2026-01-01T00:00:00+00:00', "
+                       "'2026-01-01T00:00:00+00:00')", [message_id])
+        old.db.conn.commit()
+    with Store(path) as upgraded:
+        [entry] = list(upgraded.db["correction_history"].rows)
+        assert (entry["message_id"], entry["agent"], entry["correct_intent"]) == (message_id, "A1", "card_arrival")
+
+
 def test_connection_pragmas_are_on_in_every_thread(tmp_path: Path) -> None:
     with Store(tmp_path / "csbot.db", busy_timeout_ms=1234) as store:
         seen: list[tuple[Any, ...]] = []
@@ -254,6 +268,16 @@ def test_correction_is_upserted_with_the_prediction_copied(store: Store, convers
     assert row["model_version"] == "v7"
     assert (row["agent"], row["correct_intent"], row["correct_sentiment"]) == ("A2", NEW_TOPIC, "neutral")
     assert row["status"] == "open", "a resubmitted correction is new training data"
+    # A field left out keeps what the earlier submission said; every submission stays in the history.
+    store.record_correction(message_id, agent="A3", correct_intent=None, correct_sentiment="negative")
+    [row] = list(store.db["corrections"].rows)
+    assert (row["agent"], row["correct_intent"], row["correct_sentiment"], row["note"]) == (
+        "A3", NEW_TOPIC, "negative", "asks about fees")
+    history = list(store.db.query("SELECT agent, correct_intent, correct_sentiment, note FROM correction_history "
+                                  "WHERE message_id = ? ORDER BY id", [message_id]))
+    assert [tuple(h.values()) for h in history] == [
+        ("A1", "card_lost", None, None), ("A2", NEW_TOPIC, "neutral", "asks about fees"),
+        ("A3", None, "negative", None)]
     with pytest.raises(ValueError, match="no message with id 999"):
         store.record_correction(999, agent="A1", correct_intent="card_lost")
 
@@ -342,19 +366,40 @@ def test_purge_keeps_labelled_text_and_respects_the_cutoff(store: Store, convers
         store.db["messages"].update(message_id, {"created_at": LONG_AGO})
     store.db["replies"].update(old_reply, {"created_at": LONG_AGO})
 
-    assert store.purge(timedelta(days=90)) == {"messages": 1, "replies": 1, "kept": 2}
+    assert store.purge(timedelta(days=90)) == {"messages": 1, "replies": 1, "kept": 2, "awaiting_review": 0}
     texts = {row["id"]: row for row in store.db["messages"].rows}
     assert (texts[plain]["text"], texts[plain]["normalized_text"], texts[plain]["text_purged"]) == ("", "", 1)
     assert [texts[i]["text"] for i in (corrected, labelled, recent)] == ["corrected", "labelled", "recent"]
     assert store.get_reply(old_reply)["text"] == ""  # type: ignore[index]
     assert store.get_reply(new_reply)["text"] == "new answer"  # type: ignore[index]
-    assert store.purge(timedelta(days=90)) == {"messages": 0, "replies": 0, "kept": 2}
+    assert store.purge(timedelta(days=90)) == {"messages": 0, "replies": 0, "kept": 2, "awaiting_review": 0}
+
+
+def test_purge_keeps_messages_waiting_for_review_unless_told(store: Store, conversation: int) -> None:
+    downvoted, handed_over, plain = (message(store, conversation, text) for text in ("bad answer", "human", "ok"))
+    store.record_feedback(store.log_reply(downvoted, text="an answer", kind="answer"), "U1", -1, "button")
+    store.log_reply(handed_over, text="passing you on", kind="handoff")
+    for message_id in (downvoted, handed_over, plain):
+        store.db["messages"].update(message_id, {"created_at": LONG_AGO})
+    assert [row["id"] for row in store.review_queue()] == [downvoted, handed_over]
+
+    assert store.purge(timedelta(days=90)) == {"messages": 1, "replies": 0, "kept": 0, "awaiting_review": 2}
+    assert [row["id"] for row in store.review_queue()] == [downvoted, handed_over]
+    assert store.purge(timedelta(days=90), include_unreviewed=True)["messages"] == 2
+    assert store.review_queue() == []
 
 
 def test_parse_age() -> None:
     assert parse_age("90d") == timedelta(days=90)
     assert parse_age("12h") == timedelta(hours=12)
     assert parse_age(" 2W ") == timedelta(weeks=2)
+
+
+def test_parse_age_rejects_more_than_a_century() -> None:
+    with pytest.raises(ValueError, match="at most 100 years"):
+        parse_age("1000000d")
+    with pytest.raises(ValueError, match="at most 100 years"):
+        parse_age("99999999999999999999h")
 
 
 @pytest.mark.parametrize("text", ["", "90", "d", "90m", "-1d", "1.5d", "90 days"])
@@ -400,6 +445,11 @@ def test_backup_while_a_writer_is_running(store: Store, conversation: int, tmp_p
 
     with pytest.raises(FileExistsError, match="refusing to overwrite"):
         store.backup(dest)
+    blocked = tmp_path / "a-file"
+    blocked.write_text("x")
+    with pytest.raises(StoreError, match="Cannot create the folder for the backup") as caught:
+        store.backup(blocked / "copy.db")
+    assert "folder you can write to" in caught.value.fix
 
 
 def test_unusable_data_folder_or_database_file_is_a_clear_error(tmp_path: Path) -> None:
