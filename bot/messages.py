@@ -132,6 +132,9 @@ HANDOFF_CONFIRMED = "<@{user}> confirmed the guess: {intent}"
 HANDOFF_LABELLED = "<@{user}> labelled this: {intent}"
 HANDOFF_NO_GUESS = "The model made no guess for this message, so there is nothing to confirm. Use “Correct intent…”."
 
+# The HTTP endpoint, to a request that is not from Slack
+BAD_REQUEST_BODY = "Bad Request: the body is not a Slack payload (not UTF-8, JSON or form data)."
+
 # `/csbot` in Slack
 RETRAIN_PHASE = "…{phase}"
 RETRAIN_DONE_FALLBACK = "Retraining finished: {status}."
@@ -147,3 +150,14 @@ HOME_CUSTOMER = ("Hi! I'm {bot_name}, {company}'s support assistant. Send me a d
                  "If I'm not sure, I'll ask which of two things you mean; if I can't help, a person from the "
                  "team takes over in the same thread. Tap 👍 or 👎 under my answers so I get better.")
 HOME_TOPICS = "*I can help with*: {topics}"
+
+# `csbot kb` and `csbot db`
+KB_OK = "{path}: OK. {company}: {intents} intents, {examples} examples, {sentiments} sentiment examples."
+PURGED = ("Purged the text of {messages} messages and {replies} replies older than {older_than}; "
+          "kept {kept} labelled messages.")
+PURGE_KEPT_UNREVIEWED = ("Kept {count} old message(s) still waiting in the review queue: label them "
+                         "(csbot review), or purge them too with --include-unreviewed.")
+PURGED_UNREVIEWED = "{count} of the purged messages were waiting in the review queue and have left it."
+BACKUP_EXISTS = "{path} already exists."
+BACKUP_EXISTS_FIX = "choose a new file name; backups never overwrite."
+BACKED_UP = "Backed up to {path}."

@@ -40,7 +40,8 @@ MANIFEST_FILE = "manifest.json"
 REQUIRED_FILES = (ONNX_FILE, TOKENIZER_FILE, LABELS_FILE, CONFIG_FILE, METRICS_FILE)
 SENTIMENTS = ("negative", "neutral", "positive")
 
-_FIX = "retrain with `csbot train`, or point CSBOT_MODEL_DIR at a complete model directory."
+_FIX = ("retrain with `csbot train`, or go back to a working version with `csbot rollback` or `csbot promote "
+        "VERSION` (versions live in CSBOT_DATA_DIR/models).")
 
 
 @dataclass(frozen=True)
@@ -149,8 +150,11 @@ def read(path: str | Path, *, verify_hashes: bool = True) -> ModelCard:
             TOKENIZER_FILE in missing
         ) else ""
         raise ModelDirError(f"Model directory {path} is missing {what}{hint}.", _FIX)
+    files = manifest.get("files", {})
+    if not isinstance(files, dict):
+        raise ModelDirError(f"{path / MANIFEST_FILE}: 'files' should map file names to checksums.", _FIX)
     if verify_hashes:
-        for name, expected in manifest.get("files", {}).items():
+        for name, expected in files.items():
             file = path / name
             if not file.is_file():
                 raise ModelDirError(f"Model directory {path} is missing {name}.", _FIX)
@@ -163,6 +167,15 @@ def read(path: str | Path, *, verify_hashes: bool = True) -> ModelCard:
     intents = labels.get("intents")
     if not isinstance(intents, list) or not intents:
         raise ModelDirError(f"{path / LABELS_FILE} has no 'intents' list.", _FIX)
+    try:
+        return _card(path, manifest, labels, intents)
+    except (TypeError, ValueError, AttributeError) as exc:
+        # manifest.json is not covered by its own checksums, so a hand edit reaches here unchecked.
+        raise ModelDirError(f"{path / MANIFEST_FILE} or {LABELS_FILE} has a value of the wrong type ({exc}).",
+                            _FIX) from exc
+
+
+def _card(path: Path, manifest: dict[str, Any], labels: dict[str, Any], intents: list[Any]) -> ModelCard:
     return ModelCard(
         path=path,
         version=str(manifest.get("version", path.name)),

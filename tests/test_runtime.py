@@ -147,6 +147,17 @@ def test_corrupt_onnx_fails_its_checksum(model_copy: Path) -> None:
     assert "retrain with `csbot train`" in info.value.fix
 
 
+@pytest.mark.parametrize("field, value", [("thresholds", {"answer_min": "high"}), ("max_length", "long"),
+                                          ("files", ["model.onnx"]), ("variants", 3)])
+def test_hand_edited_manifest_value_is_a_model_error(model_copy: Path, field: str, value: object) -> None:
+    manifest = json.loads((model_copy / "manifest.json").read_text())
+    (model_copy / "manifest.json").write_text(json.dumps({**manifest, field: value}))
+    with pytest.raises(ModelDirError) as info:
+        Classifier.load(model_copy)
+    assert "manifest.json" in info.value.what
+    assert "csbot rollback" in info.value.fix
+
+
 def test_corrupt_onnx_with_matching_hash_is_a_model_error(model_copy: Path) -> None:
     (model_copy / "model.onnx").write_bytes(b"this is not a protobuf" * 10)
     card = modeldir.read(model_copy, verify_hashes=False)
