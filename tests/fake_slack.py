@@ -35,6 +35,7 @@ class Call:
     params: dict[str, Any]
     token: str | None
     at: float = field(default_factory=time.perf_counter)
+    response: dict[str, Any] | None = None  # what the fake answered (set before any delay)
 
 
 class FakeSlack:
@@ -46,6 +47,7 @@ class FakeSlack:
         self.socket_url = "ws://127.0.0.1:9/"
         self.usergroups: dict[str, list[str]] = {}  # usergroups.users.list answers: group id -> member ids
         self._failures: dict[str, list[int]] = {}  # method -> Retry-After seconds of each 429 to send
+        self._delays: dict[str, list[float]] = {}  # method -> seconds to hold each next answer back
         self._cond = threading.Condition()
         self._ts = itertools.count(1)
         self._ids = itertools.count(1)
@@ -91,6 +93,17 @@ class FakeSlack:
         """Answer the next ``times`` calls of ``method`` with HTTP 429, as Slack's rate limiter does."""
         with self._cond:
             self._failures.setdefault(method, []).extend([retry_after] * times)
+
+    def delay_next(self, method: str, seconds: float, times: int = 1) -> None:
+        """Hold back the answer to the next ``times`` calls of ``method``, as a slow Slack would: the
+        message exists (its ts is in ``Call.response``) before the bot hears back."""
+        with self._cond:
+            self._delays.setdefault(method, []).extend([seconds] * times)
+
+    def _take_delay(self, method: str) -> float:
+        with self._cond:
+            pending = self._delays.get(method)
+            return pending.pop(0) if pending else 0.0
 
     def _take_failure(self, method: str) -> int | None:
         with self._cond:
@@ -252,12 +265,15 @@ class FakeSlack:
                         params[key] = json.loads(params[key])
                 auth = self.headers.get("Authorization", "")
                 token = auth[len("Bearer "):] if auth.startswith("Bearer ") else params.get("token")
-                fake.record(Call(method, params, token))
+                call = Call(method, params, token)
+                fake.record(call)
                 retry_after = fake._take_failure(method)
                 if retry_after is not None:
                     self._reply(429, b'{"ok": false, "error": "ratelimited"}', extra={"Retry-After": str(retry_after)})
                     return
-                self._reply(200, json.dumps(fake.answer(method, params, token)).encode())
+                call.response = fake.answer(method, params, token)
+                time.sleep(fake._take_delay(method))
+                self._reply(200, json.dumps(call.response).encode())
 
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 self._handle(self.rfile.read(int(self.headers.get("Content-Length") or 0)))

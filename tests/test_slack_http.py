@@ -196,6 +196,21 @@ def test_reactions_on_an_answer_are_votes(env: Env) -> None:
                what="the vote to be withdrawn")
 
 
+def test_a_reaction_before_the_answer_ts_is_stored_still_counts(env: Env) -> None:
+    # Slack shows the answer as soon as it has it; the bot stores the ts only when Slack's reply arrives.
+    event = dm_event("track my parcel", channel="D0EARLY")
+    env.fake.delay_next("chat.postMessage", 1.5)
+    env.send(event)
+    call = env.fake.wait_for("chat.postMessage", channel="D0EARLY")[0]
+    ts = wait_until(lambda: call.response, what="the fake's answer")["ts"]
+    assert not env.rows("SELECT * FROM replies WHERE ts = ?", [ts]), "the bot has not heard back yet"
+    env.send({"type": "reaction_added", "user": "UCUSTOMER1", "reaction": "thumbsup", "item_user": BOT_USER,
+              "item": {"type": "message", "channel": "D0EARLY", "ts": ts}, "event_ts": f"{time.time():.6f}"})
+    reply_id = int(call.params["blocks"][-1]["elements"][0]["value"])
+    row = wait_until(lambda: env.rows("SELECT * FROM feedback WHERE reply_id = ?", [reply_id]), what="the vote")[0]
+    assert (row["rating"], row["source"]) == (1, "reaction")
+
+
 def test_clarify_click_answers_the_chosen_intent(env: Env) -> None:
     env.use("clarify")
     event = dm_event("money for my order", channel="D0CLARIFY")
@@ -339,13 +354,16 @@ def test_forged_signature_and_stale_timestamp_are_rejected(env: Env) -> None:
     wrong_secret = post_event(env.url, body, secret="not-the-secret")
     stale = post_event(env.url, body, timestamp=int(time.time()) - 10 * 60)
     assert (forged.status, wrong_secret.status, stale.status) == (401, 401, 401)
-    # A body that is not UTF-8 is refused before bolt's signature check could crash on decoding it.
-    raw = urllib.request.Request(env.url, data=b"\xff\xfe{}", method="POST", headers={
-        "Content-Type": "application/json", "X-Slack-Request-Timestamp": str(int(time.time())),
-        "X-Slack-Signature": "v0=" + "0" * 64})
-    with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(raw, timeout=10)
-    assert refused.value.code == 400
+    # Bolt decodes and parses the body before it checks the signature: a body that is not UTF-8, not
+    # JSON or not a form payload is refused with a 400, not a 500 and a traceback.
+    for content_type, data in [("application/json", b"\xff\xfe{}"), ("application/json", b"{not json"),
+                               ("application/x-www-form-urlencoded", b"payload=%7Bbad")]:
+        raw = urllib.request.Request(env.url, data=data, method="POST", headers={
+            "Content-Type": content_type, "X-Slack-Request-Timestamp": str(int(time.time())),
+            "X-Slack-Signature": "v0=" + "0" * 64})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(raw, timeout=10)
+        assert refused.value.code == 400, data
     time.sleep(0.1)
     assert not env.fake.of("chat.postMessage", channel="D0FORGED")
     assert not env.rows("SELECT * FROM messages WHERE ts = ?", [event["ts"]])

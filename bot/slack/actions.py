@@ -7,7 +7,9 @@ they are still checked against the store, because a stale message can outlive it
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sqlite3
 from typing import Any
 
 from bot import messages
@@ -23,6 +25,8 @@ from models.errors import CsbotError
 
 log = logging.getLogger(__name__)
 HAND_OVER = "hand_over"
+FAILED = "failed"
+REACTION_RETRY_SECONDS = (0.5, 1.0, 2.0, 4.0)
 
 Body = dict[str, Any]
 
@@ -121,18 +125,23 @@ class Actions:
 
         def work() -> tuple[int, Reply] | str | None:
             store = self.rt.ctx.store
-            # One answer per question: a double click must not post (and label) it twice.
-            if store.get_message(message_id) is None or not claim_many(store, [f"clarify:{message_id}"])[0]:
-                return None
-            if intent not in self.rt.ctx.kb.intents:
-                return HAND_OVER  # the knowledge base lost that intent since the question was asked
-            try:
+            # One answer per question: a double click must not post (and label) it twice. The claim
+            # and the label are one transaction, so a failed choice leaves the question answerable.
+            with store.transaction():
+                if store.get_message(message_id) is None or not claim_many(store, [f"clarify:{message_id}"])[0]:
+                    return None
+                if intent not in self.rt.ctx.kb.intents:
+                    return HAND_OVER  # the knowledge base lost that intent since the question was asked
                 return self.rt.ctx.bot.choose(message_id, intent, user, channel)
-            except CsbotError as exc:  # a knowledge-base reload between the check above and this call
-                log.warning("clarify choice failed: %s", exc)
-                return None
 
-        chosen = await self.rt.in_thread(work)
+        try:
+            chosen = await self.rt.in_thread(work)
+        except (CsbotError, sqlite3.Error) as exc:  # e.g. a knowledge-base reload, or a locked database
+            log.warning("clarify choice for message %s failed, the customer can click again: %s", message_id, exc)
+            chosen = FAILED
+        if chosen == FAILED:
+            await self.rt.call("chat.postMessage", channel=channel, thread_ts=thread_ts, text=messages.SLACK_ERROR)
+            return
         if chosen == HAND_OVER:
             await self._hand_over(body, message_id)
             return
@@ -151,10 +160,12 @@ class Actions:
 
     def _react(self, job: ReactionJob) -> str:
         store = self.rt.ctx.store
+        reply = store.find_reply(job.channel, job.ts)
+        if reply is None:
+            return "not_found"  # not claimed: the reply's ts may not be stored yet, so try again
         if not claim_many(store, [job.event_id])[0]:
             return "duplicate"
-        reply = store.find_reply(job.channel, job.ts)
-        if reply is None or reply["kind"] != ANSWER:
+        if reply["kind"] != ANSWER:
             return "not_an_answer"
         if job.added:
             self.rt.ctx.bot.rate(int(reply["id"]), job.user, job.rating, "reaction")
@@ -169,6 +180,13 @@ class Actions:
 
     async def reaction(self, job: ReactionJob) -> None:
         result = await self.rt.in_thread(self._react, job)
+        # A customer can react in the moment between the answer appearing in Slack and its ts being
+        # stored (longer when a post in the same batch is rate-limited). Look again before giving up.
+        for delay in REACTION_RETRY_SECONDS if job.on_bot_message else ():
+            if result != "not_found":
+                break
+            await asyncio.sleep(delay)
+            result = await self.rt.in_thread(self._react, job)
         if result == "duplicate":
             self.rt.metrics.inc("csbot_slack_duplicates_total", kind="event_id")
         elif result == "stored":

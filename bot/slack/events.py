@@ -80,6 +80,8 @@ class ReactionJob:
     ts: str
     rating: int
     added: bool
+    # Whether the reacted-to message is the bot's own (Slack's item_user; True when Slack omits it).
+    on_bot_message: bool = True
 
 
 def reaction_job(body: Mapping[str, Any], *, bot_user_id: str | None, added: bool) -> ReactionJob | None:
@@ -92,4 +94,6 @@ def reaction_job(body: Mapping[str, Any], *, bot_user_id: str | None, added: boo
     if not item.get("channel") or not item.get("ts"):
         return None
     event_id = str(body.get("event_id") or f"{item['channel']}:{item['ts']}:{user}:{event.get('event_ts')}")
-    return ReactionJob(event_id, user, item["channel"], item["ts"], rating, added)
+    item_user = event.get("item_user")
+    on_bot_message = not item_user or not bot_user_id or item_user == bot_user_id
+    return ReactionJob(event_id, user, item["channel"], item["ts"], rating, added, on_bot_message)

@@ -21,7 +21,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
+from typing import Any
 
 from bot import messages
 from bot.service import Outcome
@@ -146,19 +147,23 @@ class MessagePipeline:
             log.error("delivering replies failed", exc_info=task.exception())
 
     async def _deliver(self, fresh: list[MessageJob], outcomes: list[Outcome]) -> None:
-        posted = await asyncio.gather(*(self._reply(job, outcome)
-                                        for job, outcome in zip(fresh, outcomes, strict=True)))
-        done = [p for p in posted if p is not None]
-        if done:
-            await self.rt.in_thread(self._save_ts, done)
+        await asyncio.gather(*(self._reply(job, outcome) for job, outcome in zip(fresh, outcomes, strict=True)))
 
-    async def _reply(self, job: MessageJob, outcome: Outcome) -> tuple[int, str, str] | None:
+    async def _reply(self, job: MessageJob, outcome: Outcome) -> None:
         metrics, reply, incoming = self.rt.metrics, outcome.reply, job.incoming
         metrics.inc("csbot_messages_total")
         metrics.inc("csbot_decisions_total", decision=outcome.route.decision)
         rendered = blocks.reply_blocks(reply, outcome.reply_id, outcome.message_id)
-        calls = [self.rt.call("chat.postMessage", channel=incoming.channel, thread_ts=incoming.thread_ts,
-                              text=blocks.fallback(reply.text), blocks=rendered, unfurl_links=False)]
+
+        async def post_and_save() -> None:
+            response = await self.rt.call("chat.postMessage", channel=incoming.channel, thread_ts=incoming.thread_ts,
+                                          text=blocks.fallback(reply.text), blocks=rendered, unfurl_links=False)
+            if isinstance(response, dict) and response.get("ts"):
+                # Stored at once, not after the batch's other posts: a 👍 reaction finds its answer by ts.
+                saved = outcome.reply_id, str(response.get("channel") or incoming.channel), str(response["ts"])
+                await self.rt.in_thread(self._save_ts, [saved])
+
+        calls: list[Awaitable[Any]] = [post_and_save()]
         if blocks.is_handoff(reply.kind):
             prediction = outcome.prediction
             calls.append(post_handoff(self.rt, Handoff(
@@ -167,12 +172,8 @@ class MessagePipeline:
                 sentiment=prediction.sentiment if prediction else None,
                 sentiment_score=prediction.sentiment_probs.get("negative") if prediction else None,
                 reason=outcome.route.reason, priority=outcome.route.priority, message_id=outcome.message_id)))
-        results = await asyncio.gather(*calls)
-        response = results[0]
+        await asyncio.gather(*calls)
         metrics.observe("csbot_reply_seconds", time.perf_counter() - job.received)
-        if not isinstance(response, dict) or not response.get("ts"):
-            return None
-        return outcome.reply_id, str(response.get("channel") or incoming.channel), str(response["ts"])
 
     async def _apologise(self, job: MessageJob) -> None:
         await self.rt.call("chat.postMessage", channel=job.incoming.channel, thread_ts=job.incoming.thread_ts,

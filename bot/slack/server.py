@@ -23,6 +23,7 @@ from slack_bolt.adapter.asgi.http_request import AsgiHttpRequest
 from slack_bolt.adapter.asgi.http_response import AsgiHttpResponse
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
+from bot import messages
 from bot.config import Settings
 from bot.context import Context
 from bot.slack.app import Extension, SlackService
@@ -81,8 +82,11 @@ class SlackAsgi:
             try:
                 bolt = await self._handler.dispatch(AsgiHttpRequest(scope, receive))  # type: ignore[arg-type]
                 response = AsgiHttpResponse(status=bolt.status, headers=bolt.headers, body=bolt.body)
-            except UnicodeDecodeError:  # bolt decodes the body before it checks the signature: not from Slack
-                response = AsgiHttpResponse(400, {"content-type": ["text/plain"]}, "Bad Request: the body is not UTF-8")
+            except ValueError as error:
+                # Bolt decodes and parses the body before it checks the signature, so a body that is
+                # not UTF-8, JSON or form data raises here. It cannot be from Slack: refuse it.
+                log.warning("refused a request whose body is not a Slack payload: %s", error)
+                response = AsgiHttpResponse(400, {"content-type": ["text/plain"]}, messages.BAD_REQUEST_BODY)
             await self._send(send, response)
             metrics = self.service.metrics
             metrics.observe("csbot_ack_seconds", time.perf_counter() - started)
