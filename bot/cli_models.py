@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import click
 
+from bot import messages
 from bot.cli_common import friendly, run_admin, settings
 
 
@@ -44,8 +46,10 @@ def retrain(force: bool, mode: str, wait: bool, overrides: tuple[str, ...]) -> N
         return
     run = handle.wait()
     click.echo(learning.report_text(run))
-    if run.get("run_dir"):
-        click.echo(f"Report: {run['run_dir']}/report.json, chart: {run['run_dir']}/report.png")
+    found = [path for path in (Path(run.get("run_dir") or "") / name for name in ("report.json", "report.png"))
+             if run.get("run_dir") and path.is_file()]
+    if found:
+        click.echo(messages.RETRAIN_FILES.format(files=", ".join(map(str, found))))
     if run.get("status") == "failed":
         sys.exit(1)
 

@@ -109,6 +109,11 @@ class Settings(BaseSettings):
                 raise ConfigError(f"{name} should start with '{prefix}'.",
                                   f"copy the right token into .env: {name} is the "
                                   f"{'bot' if prefix == 'xoxb-' else 'app-level'} token.")
+        if not self.agents_channel:
+            # Without it a handoff tells the customer a person will reply, and no person hears of it.
+            raise ConfigError("CSBOT_AGENTS_CHANNEL is not set, so handoffs would reach no agent.",
+                              "add CSBOT_AGENTS_CHANNEL=C0123456789 (the ID of your agents' channel, "
+                              "with the bot invited) to .env.")
 
 
 def load_settings(env_file: str | Path | None = ".env", **overrides: object) -> Settings:

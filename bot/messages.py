@@ -95,6 +95,8 @@ REPORT_WORSE = "worse"
 REPORT_GATE = "gate: {reasons}"
 REPORT_LOG = "log: {line}"
 REPORT_CHART_TITLE = "Retrain run {id}"
+RETRAIN_FILES = "Files: {files}"
+
 # Why a retrain was skipped (also stored with the skipped run in SQLite and logged).
 SKIP_STILL_RUNNING = "a retrain is still going ({owner} on {host}, since {since})"
 SKIP_NOTHING_NEW = "nothing new since the last run (no new corrections, labels, ratings or knowledge-base edits)"

@@ -73,7 +73,10 @@ def test_require_slack_names_the_missing_secret() -> None:
         load_settings(env_file=None, SLACK_BOT_TOKEN="xoxb-1").require_slack(socket_mode=False)
     with pytest.raises(ConfigError, match="SLACK_BOT_TOKEN should start with 'xoxb-'"):
         load_settings(env_file=None, SLACK_BOT_TOKEN="xapp-1").require_slack(socket_mode=False)
-    ok = load_settings(env_file=None, SLACK_BOT_TOKEN="xoxb-1", SLACK_APP_TOKEN="xapp-1")
+    with pytest.raises(ConfigError, match="CSBOT_AGENTS_CHANNEL is not set") as info:
+        load_settings(env_file=None, SLACK_BOT_TOKEN="xoxb-1", SLACK_APP_TOKEN="xapp-1").require_slack(socket_mode=True)
+    assert "CSBOT_AGENTS_CHANNEL=C0123456789" in info.value.fix
+    ok = load_settings(env_file=None, SLACK_BOT_TOKEN="xoxb-1", SLACK_APP_TOKEN="xapp-1", CSBOT_AGENTS_CHANNEL="C0AG")
     ok.require_slack(socket_mode=True)
     assert isinstance(ok, Settings)
 

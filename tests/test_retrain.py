@@ -298,3 +298,16 @@ def test_a_failure_after_the_promotion_keeps_the_run_promoted(tmp_path: Path, wo
         run = learning.get_run(store, run_id)
     assert run["status"] == "promoted" and run["version"] == "v0002" and run["ended_at"]
     assert "report.png" in run["log_excerpt"]
+
+
+def test_a_bad_training_option_fails_the_run_with_its_own_error(tmp_path: Path, word_base: Path, kw_kb: Path,
+                                                                good_model: Path) -> None:
+    settings = make_settings(data_dir(tmp_path, good_model), kw_kb, word_base)
+    for extra, error in ((["--set", "epochs"], "--set 'epochs' is not KEY=VALUE"),
+                         (["--set", "epochs=lots"], "Training option epochs='lots' is invalid")):
+        handle = learning.start_retrain(settings, "test", force=True, extra_args=extra)
+        run = handle.wait()
+        assert run["status"] == "failed", run
+        assert error in run["gate"]["reason"] and "Fix:" in run["gate"]["reason"]
+        text = learning.report_text(run)
+        assert error in text and "killed" not in text

@@ -120,6 +120,23 @@ class _JobLog(logging.Handler):
         return "\n".join(self.lines[-LOG_EXCERPT_LINES:])
 
 
+def describe_error(exc: BaseException) -> str:
+    """A failed run's reason as admins read it: a CsbotError's text, else the exception's type and text."""
+    if isinstance(exc, CsbotError):
+        return f"Error: {exc}"
+    return f"Error: {type(exc).__name__}: {exc}" if str(exc) else f"Error: {type(exc).__name__}"
+
+
+def fail_prepared_run(settings: Settings, run_id: int, exc: BaseException) -> None:
+    """Record an error raised before the job started (e.g. a bad ``--set``) on the run the bot
+    prepared, so the report says what was wrong instead of the reaper's "killed or crashed"."""
+    with Store(settings.db_path) as store:
+        run = learning.get_run(store, run_id)
+        if run is not None and run.get("status") == "running":
+            learning.update_run(store, run_id, status="failed", ended_at=iso(learning.system_clock()),
+                                phase="done", gate_json={"reason": describe_error(exc)}, log_excerpt=str(exc))
+
+
 def run_retrain(settings: Settings, options: RetrainOptions | None = None,
                 clock: learning.Clock = learning.system_clock) -> dict[str, Any]:
     """Run the whole job once and return its report (also stored in ``training_runs``)."""
@@ -165,8 +182,10 @@ def run_retrain(settings: Settings, options: RetrainOptions | None = None,
         tail = "".join(traceback.format_exception(exc)[-3:])
         status = "promoted" if promoted else "failed"
         report.update(status=status, error=str(exc))
+        # The error itself (what, then Fix:) is what admins need; the log's last line is often only the Fix.
+        why = {} if promoted else {"gate_json": {"reason": describe_error(exc)}}
         learning.update_run(store, run_id, status=status, ended_at=iso(clock()),
-                            log_excerpt=(job_log.excerpt() + "\n" + tail)[-8000:])
+                            log_excerpt=(job_log.excerpt() + "\n" + tail)[-8000:], **why)
         if not isinstance(exc, Exception):
             raise
     finally:

@@ -41,10 +41,19 @@ def retrain(trigger: str, mode: str, force: bool, run_id: int | None, overrides:
     try:
         from bot.learning import report_text
         from training.cli import _parse_set, _settings
-        from training.retrain import RetrainOptions, run_retrain
+        from training.config import TrainConfig
+        from training.retrain import RetrainOptions, fail_prepared_run, run_retrain
 
-        report = run_retrain(_settings(), RetrainOptions(trigger=trigger, run_id=run_id, mode=mode, force=force,
-                                                         overrides=_parse_set(overrides), progress=progress))
+        settings = _settings()
+        try:
+            options = RetrainOptions(trigger=trigger, run_id=run_id, mode=mode, force=force,
+                                     overrides=_parse_set(overrides), progress=progress)
+            TrainConfig().replace(**options.overrides)  # an unknown or invalid option fails here, by name
+        except CsbotError as error:
+            if run_id is not None:
+                fail_prepared_run(settings, run_id, error)
+            raise
+        report = run_retrain(settings, options)
     except CsbotError as error:
         click.echo(f"Error: {error}", err=True)
         sys.exit(1)
