@@ -44,6 +44,7 @@ def refusal(settings: Settings, command: str) -> AdminReply:
 
 
 MAX_STATS_DAYS = 3650  # as `csbot stats --days`
+RETRAIN_MODES = ("auto", "full", "fast")
 
 
 def run(settings: Settings, text: str, *, user: str | None = None, provider: str | None = None,
@@ -65,7 +66,10 @@ def run(settings: Settings, text: str, *, user: str | None = None, provider: str
         if command == "models":
             return AdminReply(render_models(learning.models_list(settings)))
         if command == "retrain":
-            handle = learning.start_retrain(settings, trigger, force="--force" in args)
+            options = retrain_options(args)
+            if options is None:
+                return AdminReply(messages.RETRAIN_USAGE, ok=False)
+            handle = learning.start_retrain(settings, trigger, force=options[0], mode=options[1])
             return AdminReply(retrain_text(handle), retrain=handle)
         if command == "promote":
             if len(args) != 1:
@@ -76,7 +80,9 @@ def run(settings: Settings, text: str, *, user: str | None = None, provider: str
         if command == "rollback":
             return AdminReply(messages.ROLLED_BACK.format(**learning.rollback(settings)))
         if command == "stats":
-            days = int(args[0].rstrip("d")) if args and args[0].rstrip("d").isdigit() else 7
+            if args and (len(args) > 1 or not args[0].rstrip("d").isdigit()):
+                return AdminReply(messages.STATS_DAYS.format(most=MAX_STATS_DAYS), ok=False)
+            days = int(args[0].rstrip("d")) if args else 7
             if not 1 <= days <= MAX_STATS_DAYS:
                 return AdminReply(messages.STATS_DAYS.format(most=MAX_STATS_DAYS), ok=False)
             with Store(settings.db_path) as store:
@@ -89,6 +95,22 @@ def run(settings: Settings, text: str, *, user: str | None = None, provider: str
         return AdminReply(f"Error: {error}", ok=False)
     prefix = "" if command == "help" else messages.UNKNOWN_COMMAND.format(command=command) + "\n"
     return AdminReply(prefix + messages.ADMIN_HELP, ok=command == "help")
+
+
+def retrain_options(args: list[str]) -> tuple[bool, str] | None:
+    """``[--force] [--mode auto|full|fast]`` as (force, mode); None when anything else is there."""
+    force, mode, rest = False, "auto", list(args)
+    while rest:
+        word = rest.pop(0)
+        if word == "--force":
+            force = True
+        elif word == "--mode" and rest and rest[0] in RETRAIN_MODES:
+            mode = rest.pop(0)
+        elif word.startswith("--mode=") and word.split("=", 1)[1] in RETRAIN_MODES:
+            mode = word.split("=", 1)[1]
+        else:
+            return None
+    return force, mode
 
 
 def render_status(settings: Settings, *, provider: str | None = None, next_run: datetime | None = None) -> str:

@@ -33,7 +33,14 @@ __all__ = [
 @click.group()
 @click.version_option(package_name="csbot")
 def main() -> None:
-    """csbot: a customer-service bot for Slack that learns from its own agents."""
+    """csbot: a customer-service bot for Slack that learns from its own agents.
+
+    \b
+    Examples:
+      csbot up                      # first-run training, then Slack (tokens in .env) or the terminal
+      csbot predict "where is my parcel?"
+      csbot retrain && csbot status
+    """
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 

@@ -18,7 +18,12 @@ from models.errors import CsbotError
 
 @click.group()
 def kb() -> None:
-    """Knowledge-base tools."""
+    """Knowledge-base tools.
+
+    \b
+    Example:
+      csbot kb check my-company.yaml
+    """
 
 
 @kb.command("check")
@@ -42,7 +47,13 @@ def kb_check(path: Path | None) -> None:
 
 @click.group()
 def db() -> None:
-    """Database maintenance: retention and backups."""
+    """Database maintenance: retention and backups.
+
+    \b
+    Examples:
+      csbot db purge --older-than 90d
+      csbot db backup backups/csbot.db
+    """
 
 
 @db.command("purge")

@@ -56,7 +56,12 @@ def retrain(force: bool, mode: str, wait: bool, overrides: tuple[str, ...]) -> N
 
 @click.group("models")
 def models_group() -> None:
-    """Model versions: list them; see also `csbot promote` and `csbot rollback`."""
+    """Model versions: list them; see also `csbot promote` and `csbot rollback`.
+
+    \b
+    Example:
+      csbot models list --json
+    """
 
 
 @models_group.command("list")

@@ -9,6 +9,7 @@ the bot would make for a message.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -28,7 +29,7 @@ def train(ctx: click.Context) -> None:
     Example:
       csbot train --epochs 4
     """
-    sys.exit(subprocess.call([sys.executable, "-m", "training", "train", *ctx.args]))
+    sys.exit(subprocess.call([sys.executable, "-m", "training", "train", *ctx.args], env=_child_env()))
 
 
 @click.command("eval", context_settings=PASS_THROUGH)
@@ -40,7 +41,11 @@ def evaluate(ctx: click.Context) -> None:
     Example:
       csbot eval v0001 --data ../shared/data/banking77/test.csv --intent-column category
     """
-    sys.exit(subprocess.call([sys.executable, "-m", "training", "eval", *ctx.args]))
+    sys.exit(subprocess.call([sys.executable, "-m", "training", "eval", *ctx.args], env=_child_env()))
+
+
+def _child_env() -> dict[str, str]:
+    return {**os.environ, "CSBOT_PROG_NAME": "csbot"}
 
 
 @click.command()

@@ -64,8 +64,15 @@ def test_status_models_stats_match_slack(data: Path) -> None:
 
 
 def test_out_of_range_stats_and_odd_version_names_are_clear_errors(data: Path) -> None:
-    reply = slack("stats 999999")
-    assert not reply.ok and reply.text == messages.STATS_DAYS.format(most=admin.MAX_STATS_DAYS)
+    for text in ("stats 999999", "stats abc", "stats 7 days"):  # "abc" used to show 7 days without a word
+        reply = slack(text)
+        assert not reply.ok and reply.text == messages.STATS_DAYS.format(most=admin.MAX_STATS_DAYS)
+    assert "Fix:" in messages.STATS_DAYS and "Fix:" in messages.PROMOTE_USAGE and "Fix:" in messages.RETRAIN_USAGE
+    for text in ("retrain --mode slow", "retrain now", "retrain --mode"):  # used to retrain, ignoring the words
+        reply = slack(text)
+        assert not reply.ok and reply.text == messages.RETRAIN_USAGE and reply.retrain is None
+    assert admin.retrain_options(["--force", "--mode", "full"]) == (True, "full")
+    assert admin.retrain_options(["--mode=fast"]) == (False, "fast")
     for name in ("v" + "9" * 300, "../v0001"):  # used to reach the file system (OSError: name too long)
         reply = slack(f"promote {name}")
         assert not reply.ok and reply.text.startswith(f"Error: Model version {name} does not exist")

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 from conftest import make_data_dir
@@ -103,3 +106,25 @@ def test_help_and_version(csbot: CliRunner) -> None:
     for command in ("chat", "db", "eval", "kb", "predict", "serve", "train", "up"):
         assert command in result.output
     assert invoke(csbot, "--version").exit_code == 0
+
+
+def test_every_command_and_group_has_help_with_an_example(csbot: CliRunner) -> None:
+    def walk(command: click.Command, path: tuple[str, ...]) -> list[tuple[str, ...]]:
+        found = [path]
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                found += walk(sub, (*path, name))
+        return found
+
+    paths = walk(main, ())
+    assert len(paths) > 15
+    for path in paths:
+        if path in (("train",), ("eval",)):  # passed through to `python -m training` in a child process
+            output = subprocess.run([sys.executable, "-c", "from bot.cli import main; main()", *path, "--help"],
+                                    capture_output=True, text=True, timeout=120, check=True).stdout
+            assert output.startswith(f"Usage: csbot {path[0]} "), output
+        else:
+            result = invoke(csbot, *path, "--help")
+            assert result.exit_code == 0, (path, result.output)
+            output = result.output
+        assert "Example" in output, (path, output)
