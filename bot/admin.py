@@ -75,7 +75,7 @@ def run(settings: Settings, text: str, *, user: str | None = None, provider: str
             if len(args) != 1:
                 return AdminReply(messages.PROMOTE_USAGE, ok=False)
             result = learning.promote(settings, args[0], reason=f"promoted by {user or 'the CLI'}")
-            previous = result["previous"] or "none"
+            previous = result["previous"] or messages.NO_VERSION
             return AdminReply(messages.PROMOTED.format(active=result["active"], previous=previous))
         if command == "rollback":
             return AdminReply(messages.ROLLED_BACK.format(**learning.rollback(settings)))
@@ -92,7 +92,7 @@ def run(settings: Settings, text: str, *, user: str | None = None, provider: str
                 items = store.review_queue(limit=20)
             return AdminReply(render_review(items), review_items=items)
     except CsbotError as error:
-        return AdminReply(f"Error: {error}", ok=False)
+        return AdminReply(messages.ADMIN_ERROR.format(error=error), ok=False)
     prefix = "" if command == "help" else messages.UNKNOWN_COMMAND.format(command=command) + "\n"
     return AdminReply(prefix + messages.ADMIN_HELP, ok=command == "help")
 
@@ -118,33 +118,44 @@ def render_status(settings: Settings, *, provider: str | None = None, next_run: 
     with Store(settings.db_path) as store:
         week = stats.compute(store, 7)
     metrics = info.get("metrics") or {}
-    accuracy = ", ".join(f"{k} {v:.1%}" for k, v in metrics.items() if isinstance(v, float)) or "no metrics"
+    accuracy = metrics_text(metrics) or messages.STATUS_NO_METRICS
     last = info.get("last_run")
-    last_text = (f"run {last['id']} {last['status']} ({last.get('trigger')}, {last.get('started_at', '')[:16]})"
-                 if last else "never")
+    last_text = (messages.STATUS_LAST_RUN.format(id=last["id"], status=last["status"], trigger=last.get("trigger"),
+                                                 started_at=last.get("started_at", "")[:16])
+                 if last else messages.STATUS_NEVER)
     device = "CUDA" if (info.get("provider") or "").startswith("CUDA") else "CPU"
+    running = messages.STATUS_RUNNING.format(owner=info["running"]) if info.get("running") else ""
     lines = [
-        f"*Active model*: {info.get('active') or 'none'} ({accuracy})",
-        f"*Inference*: {device} ({info.get('provider')})",
-        f"*Last retrain*: {last_text}" + (f" · running now: {info['running']}" if info.get("running") else ""),
-        f"*Next retrain*: {(info.get('next_run') or 'not scheduled')[:16].replace('T', ' ')} · "
-        f"schedule {info.get('schedule')}",
-        f"*Feedback, 7 days*: {week.up} 👍 / {week.down} 👎 · {week.corrections} corrections · "
-        f"{week.messages} messages",
+        messages.STATUS_ACTIVE.format(version=info.get("active") or messages.NO_VERSION, metrics=accuracy),
+        messages.STATUS_INFERENCE.format(device=device, provider=info.get("provider")),
+        messages.STATUS_LAST_RETRAIN.format(run=last_text) + running,
+        messages.STATUS_NEXT_RETRAIN.format(
+            when=(info.get("next_run") or messages.STATUS_NOT_SCHEDULED)[:16].replace("T", " "),
+            schedule=info.get("schedule")),
+        messages.STATUS_FEEDBACK.format(up=week.up, down=week.down, corrections=week.corrections,
+                                        messages=week.messages),
     ]
     return "\n".join(lines)
+
+
+def metrics_text(metrics: dict[str, Any]) -> str:
+    """The float metrics as "validation 91.0%, test 90.2%" (other values are left out)."""
+    return ", ".join(messages.STATUS_METRIC.format(name=k, value=v) for k, v in metrics.items() if isinstance(v, float))
 
 
 def render_models(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return messages.NO_MODELS
-    lines = ["*Model versions* (newest first)"]
+    lines = [messages.MODELS_HEADER]
     for row in rows:
-        metrics = row.get("metrics") or {}
-        acc = ", ".join(f"{k} {v:.1%}" for k, v in metrics.items() if isinstance(v, float))
-        mark = " ← active" if row["status"] == "active" else (" (previous)" if row.get("previous") else "")
-        reason = f" — {row['reason']}" if row.get("reason") and row["status"] == "rejected" else ""
-        lines.append(f"• `{row['version']}` {row['status']}{mark}" + (f" · {acc}" if acc else "") + reason)
+        acc = metrics_text(row.get("metrics") or {})
+        mark = (messages.MODELS_ACTIVE if row["status"] == "active"
+                else (messages.MODELS_PREVIOUS if row.get("previous") else ""))
+        reason = (messages.MODELS_REJECTED.format(reason=row["reason"])
+                  if row.get("reason") and row["status"] == "rejected" else "")
+        lines.append(messages.MODELS_ROW.format(version=row["version"], status=row["status"], mark=mark,
+                                                metrics=messages.MODELS_METRICS.format(metrics=acc) if acc else "",
+                                                reason=reason))
     return "\n".join(lines)
 
 
@@ -156,10 +167,12 @@ def render_review(items: list[dict[str, Any]]) -> str:
 
 def review_line(item: dict[str, Any]) -> str:
     """One queue item, the same in the CLI, `/csbot review` and App Home."""
-    why = "👎" if item.get("downvotes") else item.get("decision", "")
-    guess = f"{item.get('intent')} {item.get('confidence') or 0:.0%}" if item.get("intent") else "no guess"
+    why = messages.REVIEW_DOWNVOTED if item.get("downvotes") else item.get("decision", "")
+    guess = (messages.REVIEW_GUESS.format(intent=item.get("intent"), confidence=item.get("confidence") or 0)
+             if item.get("intent") else messages.REVIEW_NO_GUESS)
     text = (item.get("text") or "").replace("\n", " ")
-    return f"• #{item['message_id']} [{why}] “{text[:120]}” — guess: {guess} ({item['created_at'][:16]})"
+    return messages.REVIEW_LINE.format(message_id=item["message_id"], why=why, text=text[:120], guess=guess,
+                                       created_at=item["created_at"][:16])
 
 
 def retrain_text(handle: learning.RetrainHandle) -> str:
@@ -175,15 +188,16 @@ def label(settings: Settings, message_id: int, intent: str | None, *, agent: str
     from bot.store import NEW_TOPIC
 
     if sentiment is not None and sentiment not in SENTIMENTS:
-        raise CsbotError(f"'{sentiment}' is not a sentiment.", f"use one of {', '.join(SENTIMENTS)}.")
+        raise CsbotError(messages.BAD_SENTIMENT.format(sentiment=sentiment),
+                         messages.BAD_SENTIMENT_FIX.format(sentiments=", ".join(SENTIMENTS)))
     if intent and intent != NEW_TOPIC and known_intents and intent not in known_intents:
         raise CsbotError(messages.UNKNOWN_INTENT.format(intent=intent, known=", ".join(sorted(known_intents))),
-                         "pick one of the known intents, or 'none of these / new topic'.")
+                         messages.UNKNOWN_INTENT_FIX)
     with Store(settings.db_path) as store:
         if store.get_message(message_id) is None:
-            raise CsbotError(f"There is no message {message_id}.", "run `csbot review` to see the queue.")
+            raise CsbotError(messages.NO_SUCH_MESSAGE.format(message_id=message_id), messages.NO_SUCH_MESSAGE_FIX)
         store.record_correction(message_id, agent=agent or "cli", correct_intent=intent,
                                 correct_sentiment=sentiment, note=note)
     if intent == NEW_TOPIC:
         return messages.CORRECTED_NEW_TOPIC.format(message_id=message_id)
-    return messages.CORRECTED.format(message_id=message_id, intent=intent or "(sentiment only)")
+    return messages.CORRECTED.format(message_id=message_id, intent=intent or messages.SENTIMENT_ONLY)

@@ -41,7 +41,7 @@ def retrain(force: bool, mode: str, wait: bool, overrides: tuple[str, ...]) -> N
     click.echo(admin.retrain_text(handle))
     if not handle.started:
         return
-    click.echo(f"Log: {handle.log_path} (pid {handle.process.pid if handle.process else '?'})")
+    click.echo(messages.RETRAIN_LOG.format(path=handle.log_path, pid=handle.process.pid if handle.process else "?"))
     if not wait:
         return
     run = handle.wait()

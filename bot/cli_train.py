@@ -16,6 +16,7 @@ from pathlib import Path
 
 import click
 
+from bot import messages
 from bot.cli_common import PASS_THROUGH, friendly, settings
 from models.errors import CsbotError
 
@@ -76,7 +77,7 @@ def predict(text: tuple[str, ...], model: str | None, top_k: int, as_json: bool)
             registry = Registry(cfg.models_dir, store)
             version = model or registry.active()
             if version is None:
-                raise CsbotError("There is no active model yet.", "train one with `csbot train`.")
+                raise CsbotError(messages.NO_ACTIVE_MODEL_YET, messages.NO_ACTIVE_MODEL_YET_FIX)
             path = registry.path(version)
     classifier = Classifier.load(path, provider=cfg.onnx_provider, variant=cfg.onnx_variant)
     message = normalize(" ".join(text), cfg.max_message_chars)
@@ -91,10 +92,13 @@ def predict(text: tuple[str, ...], model: str | None, top_k: int, as_json: bool)
             "sentiment": prediction.sentiment if prediction else None,
             "sentiment_probs": prediction.sentiment_probs if prediction else None}, indent=2))
         return
-    click.echo(f"model {classifier.version} on {classifier.device} ({classifier.provider}, {classifier.variant})")
+    click.echo(messages.PREDICT_MODEL.format(version=classifier.version, device=classifier.device,
+                                             provider=classifier.provider, variant=classifier.variant))
     if prediction:
         for score in prediction.intents:
-            click.echo(f"  {score.intent:<32} {score.probability:6.1%}")
-        sentiment = ", ".join(f"{k} {v:.0%}" for k, v in prediction.sentiment_probs.items())
-        click.echo(f"sentiment: {prediction.sentiment} ({sentiment})")
-    click.echo(f"decision: {decision.decision} ({decision.reason}: {decision.detail})")
+            click.echo(messages.PREDICT_INTENT.format(intent=score.intent, probability=score.probability))
+        sentiment = ", ".join(messages.PREDICT_SENTIMENT_PROBABILITY.format(sentiment=k, probability=v)
+                              for k, v in prediction.sentiment_probs.items())
+        click.echo(messages.PREDICT_SENTIMENT.format(sentiment=prediction.sentiment, probabilities=sentiment))
+    click.echo(messages.PREDICT_DECISION.format(decision=decision.decision, reason=decision.reason,
+                                                detail=decision.detail))

@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot import messages
 from models.errors import ConfigError
 
 
@@ -62,7 +63,7 @@ class Settings(BaseSettings):
     def _trailing_slash(cls, value: str) -> str:
         # slack_sdk joins method names onto the base URL and needs the trailing slash.
         if not value.startswith(("http://", "https://")):
-            raise ValueError("must be an http(s) URL, e.g. https://slack.com/api/")
+            raise ValueError(messages.SLACK_API_URL_INVALID)
         return value if value.endswith("/") else value + "/"
 
     # --- derived paths
@@ -103,17 +104,15 @@ class Settings(BaseSettings):
             needed["SLACK_SIGNING_SECRET"] = (self.slack_signing_secret, "")
         for name, (value, prefix) in needed.items():
             if not value:
-                raise ConfigError(f"{name} is not set.", f"add {name}=... to .env (see .env.example and the "
-                                                         "README's 'Connect to Slack').")
+                raise ConfigError(messages.SETTING_MISSING.format(name=name),
+                                  messages.SETTING_MISSING_FIX.format(name=name))
             if prefix and not value.startswith(prefix):
-                raise ConfigError(f"{name} should start with '{prefix}'.",
-                                  f"copy the right token into .env: {name} is the "
-                                  f"{'bot' if prefix == 'xoxb-' else 'app-level'} token.")
+                kind = messages.TOKEN_KIND_BOT if prefix == "xoxb-" else messages.TOKEN_KIND_APP
+                raise ConfigError(messages.TOKEN_PREFIX.format(name=name, prefix=prefix),
+                                  messages.TOKEN_PREFIX_FIX.format(name=name, kind=kind))
         if not self.agents_channel:
             # Without it a handoff tells the customer a person will reply, and no person hears of it.
-            raise ConfigError("CSBOT_AGENTS_CHANNEL is not set, so handoffs would reach no agent.",
-                              "add CSBOT_AGENTS_CHANNEL=C0123456789 (the ID of your agents' channel, "
-                              "with the bot invited) to .env.")
+            raise ConfigError(messages.AGENTS_CHANNEL_MISSING, messages.AGENTS_CHANNEL_MISSING_FIX)
 
 
 def load_settings(env_file: str | Path | None = ".env", **overrides: object) -> Settings:
@@ -126,6 +125,6 @@ def load_settings(env_file: str | Path | None = ".env", **overrides: object) -> 
             name = str(err["loc"][0]) if err["loc"] else "?"
             field = Settings.model_fields.get(name)
             env = field.alias if field and field.alias else name
-            problems.append(f"{env}={err.get('input')!r}: {err['msg']}")
-        raise ConfigError("Invalid setting(s): " + "; ".join(problems),
-                          "fix the value in .env or the environment (see .env.example).") from exc
+            problems.append(messages.SETTING_PROBLEM.format(name=env, value=err.get("input"), problem=err["msg"]))
+        raise ConfigError(messages.SETTINGS_INVALID.format(problems="; ".join(problems)),
+                          messages.SETTINGS_INVALID_FIX) from exc

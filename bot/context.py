@@ -14,6 +14,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot import messages
 from bot.config import Settings
 from bot.knowledge import KnowledgeBase, load_knowledge_base
 from bot.service import Bot
@@ -34,12 +35,10 @@ def ensure_model(settings: Settings, store: Store) -> str:
     registry = Registry(settings.models_dir, store)
     if registry.active():
         return registry.active()  # type: ignore[return-value]
-    print("No model yet: training the first one on the knowledge base (a few minutes on a laptop CPU).",
-          flush=True)
+    print(messages.FIRST_MODEL_TRAINING, flush=True)
     code = subprocess.call(training_command("train", "--activate"))
     if code != 0 or not registry.active():
-        raise ModelError("Training the first model failed (see the messages above).",
-                         "fix the reported problem and run `make run` again, or run `csbot train`.")
+        raise ModelError(messages.FIRST_MODEL_FAILED, messages.FIRST_MODEL_FAILED_FIX)
     return registry.active()  # type: ignore[return-value]
 
 
@@ -61,7 +60,7 @@ class Context:
             ensure_model(settings, store)
         version = registry.active()
         if version is None:
-            raise ModelError("There is no active model.", "train one with `csbot train` (or run `make run`).")
+            raise ModelError(messages.NO_ACTIVE_MODEL, messages.NO_ACTIVE_MODEL_FIX)
         live = LiveClassifier(load_classifier(settings, registry.path(version)))
         log.info("model %s loaded on %s (%s)", version, live.current.device, live.current.provider)
         return cls(settings, store, kb, registry, live, Bot(kb, store, live, settings.max_message_chars))

@@ -13,6 +13,7 @@ import json
 import logging
 from typing import Any
 
+from bot import messages
 from bot.config import Settings
 from bot.store import Store, utcnow
 from models.errors import RegistryError
@@ -43,7 +44,7 @@ def promote(settings: Settings, version: str, *, reason: str = "promoted by an a
         registry = Registry(settings.models_dir, store)
         before = registry.active()
         if before == version:
-            raise RegistryError(f"Version {version} is already active.", "nothing to do.")
+            raise RegistryError(messages.ALREADY_ACTIVE.format(version=version), messages.ALREADY_ACTIVE_FIX)
         _set_active(store, registry, version, reason)
         log.info("model %s promoted (was %s): %s", version, before, reason)
         return {"active": version, "previous": before}

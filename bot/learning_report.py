@@ -65,7 +65,8 @@ def status(settings: Settings, *, provider: str | None = None, next_run: datetim
         "provider": provider, "running": holder["owner"] if holder else None,
         "last_run": _decode_run(last) if last else None, "last_completed_run": _decode_run(last_done)
         if last_done else None, "next_run": nxt.isoformat() if nxt else None,
-        "schedule": f"{settings.retrain_cron} ({settings.timezone or 'local time'})",
+        "schedule": messages.STATUS_SCHEDULE.format(cron=settings.retrain_cron,
+                                                    timezone=settings.timezone or messages.STATUS_LOCAL_TIME),
     }
 
 
@@ -75,14 +76,14 @@ def _provider_in_use(settings: Settings, model_path: Path | None) -> str:
     ``get_available_providers()`` lists CUDA whenever onnxruntime-gpu is installed, even where
     CUDA or cuDNN is missing and sessions fall back to CPU, so only a loaded session can tell."""
     if model_path is None:
-        return "none (no active model)"
+        return messages.PROVIDER_NO_MODEL
     from models.runtime import Classifier
 
     try:
         return Classifier.load(model_path, provider=settings.onnx_provider, variant=settings.onnx_variant,
                                threads=1).provider
     except CsbotError as exc:
-        return f"none (the active model does not load: {exc.what})"
+        return messages.PROVIDER_LOAD_FAILED.format(what=exc.what)
 
 
 def report_text(run: dict[str, Any]) -> str:
@@ -104,7 +105,8 @@ def report_text(run: dict[str, Any]) -> str:
     for key, label in (("intents_improved", messages.REPORT_IMPROVED), ("intents_worse", messages.REPORT_WORSE)):
         names = metrics.get(key) or []
         if names:
-            lines.append(f"{label}: " + ", ".join(f"{n['intent']} ({n['delta_f1']:+.2f})" for n in names[:8]))
+            lines.append(messages.REPORT_INTENTS.format(label=label, intents=", ".join(
+                messages.REPORT_INTENT_DELTA.format(intent=n["intent"], delta=n["delta_f1"]) for n in names[:8])))
     if gate.get("reasons"):
         lines.append(messages.REPORT_GATE.format(reasons="; ".join(gate["reasons"])))
     elif gate.get("reason"):

@@ -93,6 +93,8 @@ REPORT_EVAL_SET = " on {samples} fixed evaluation examples"
 REPORT_CORRECTIONS = "corrections learned: {right}/{total} ({share:.0%})"
 REPORT_IMPROVED = "improved"
 REPORT_WORSE = "worse"
+REPORT_INTENTS = "{label}: {intents}"
+REPORT_INTENT_DELTA = "{intent} ({delta:+.2f})"
 REPORT_GATE = "gate: {reasons}"
 REPORT_LOG = "log: {line}"
 REPORT_CHART_TITLE = "Retrain run {id}"
@@ -102,6 +104,7 @@ RETRAIN_FILES = "Files: {files}"
 SKIP_STILL_RUNNING = "a retrain is still going ({owner} on {host}, since {since})"
 SKIP_NOTHING_NEW = "nothing new since the last run (no new corrections, labels, ratings or knowledge-base edits)"
 SKIP_RACE = "another replica started a retrain at the same moment"
+SKIP_PREVIOUS_RUNNING = "the previous run is still going"  # this process's schedule fired during its own run
 STATS_DAYS = "The period should be a number of days from 1 to {most}.\nFix: write e.g. `/csbot stats 30`."
 PROMOTE_USAGE = ("`/csbot promote` needs exactly one version.\nFix: write `/csbot promote VERSION`; "
                  "`/csbot models` lists the versions.")
@@ -109,9 +112,59 @@ RETRAIN_USAGE = ("`/csbot retrain` takes only `--force` and `--mode auto|full|fa
                  "Fix: write e.g. `/csbot retrain --force --mode full`.")
 PROMOTED = "Version {active} is now active (was {previous}). Running bots switch to it within seconds."
 ROLLED_BACK = "Rolled back: version {active} is active again (was {previous})."
+ALREADY_ACTIVE = "Version {version} is already active."
+ALREADY_ACTIVE_FIX = "nothing to do."
+NO_VERSION = "none"  # where a version name would go (no active or previous version)
+ADMIN_ERROR = "Error: {error}"
 NO_MODELS = "There are no model versions yet. Run `csbot train` or `/csbot retrain`."
 REVIEW_EMPTY = "The review queue is empty: every 👎 and handoff has been labelled. 🎉"
 REVIEW_HEADER = "*Review queue*: {count} item(s), oldest first"
+REVIEW_LINE = "• #{message_id} [{why}] “{text}” — guess: {guess} ({created_at})"
+REVIEW_DOWNVOTED = "👎"
+REVIEW_GUESS = "{intent} {confidence:.0%}"
+REVIEW_NO_GUESS = "no guess"
+# An agent's label (the review queue, the flag modal and `csbot label`)
+BAD_SENTIMENT = "'{sentiment}' is not a sentiment."
+BAD_SENTIMENT_FIX = "use one of {sentiments}."
+UNKNOWN_INTENT_FIX = "pick one of the known intents, or 'none of these / new topic'."
+NO_SUCH_MESSAGE = "There is no message {message_id}."
+NO_SUCH_MESSAGE_FIX = "run `csbot review` to see the queue."
+SENTIMENT_ONLY = "(sentiment only)"
+
+# `/csbot status` and `csbot status`
+STATUS_ACTIVE = "*Active model*: {version} ({metrics})"
+STATUS_METRIC = "{name} {value:.1%}"  # also in `/csbot models`
+STATUS_NO_METRICS = "no metrics"
+STATUS_INFERENCE = "*Inference*: {device} ({provider})"
+STATUS_LAST_RETRAIN = "*Last retrain*: {run}"
+STATUS_LAST_RUN = "run {id} {status} ({trigger}, {started_at})"
+STATUS_NEVER = "never"
+STATUS_RUNNING = " · running now: {owner}"
+STATUS_NEXT_RETRAIN = "*Next retrain*: {when} · schedule {schedule}"
+STATUS_NOT_SCHEDULED = "not scheduled"
+STATUS_SCHEDULE = "{cron} ({timezone})"
+STATUS_LOCAL_TIME = "local time"
+STATUS_FEEDBACK = "*Feedback, 7 days*: {up} 👍 / {down} 👎 · {corrections} corrections · {messages} messages"
+PROVIDER_NO_MODEL = "none (no active model)"
+PROVIDER_LOAD_FAILED = "none (the active model does not load: {what})"
+
+# `/csbot models` and `csbot models list`
+MODELS_HEADER = "*Model versions* (newest first)"
+MODELS_ROW = "• `{version}` {status}{mark}{metrics}{reason}"
+MODELS_ACTIVE = " ← active"
+MODELS_PREVIOUS = " (previous)"
+MODELS_METRICS = " · {metrics}"
+MODELS_REJECTED = " — {reason}"
+
+# `/csbot stats`, `csbot stats` and App Home
+STATS_HEAD = "*Last {days} days*: {messages} messages"
+STATS_DECISIONS = ("• answered {answer:.0%} · clarified {clarify:.0%} · handed over {handoff:.0%} · "
+                   "escalated {escalate:.0%}")
+STATS_FEEDBACK = "• feedback: {up} 👍 / {down} 👎 ({helpful:.0%} helpful) · {corrections} agent corrections"
+STATS_TOP_INTENTS = "• top intents: {intents}"
+STATS_INTENT = "{intent} ({count})"
+STATS_MOST_CORRECTED = "• most corrected: {pairs}"
+STATS_CORRECTED_PAIR = "{predicted} → {correct} ({count})"
 
 # Agents in Slack: the "Flag wrong answer" modal, handoff buttons and the review queue
 FLAG_TITLE = "Correct this answer"
@@ -167,3 +220,43 @@ PURGED_UNREVIEWED = "{count} of the purged messages were waiting in the review q
 BACKUP_EXISTS = "{path} already exists."
 BACKUP_EXISTS_FIX = "choose a new file name; backups never overwrite."
 BACKED_UP = "Backed up to {path}."
+
+# `csbot retrain` and `csbot predict`
+RETRAIN_LOG = "Log: {path} (pid {pid})"
+NO_ACTIVE_MODEL_YET = "There is no active model yet."
+NO_ACTIVE_MODEL_YET_FIX = "train one with `csbot train`."
+PREDICT_MODEL = "model {version} on {device} ({provider}, {variant})"
+PREDICT_INTENT = "  {intent:<32} {probability:6.1%}"
+PREDICT_SENTIMENT = "sentiment: {sentiment} ({probabilities})"
+PREDICT_SENTIMENT_PROBABILITY = "{sentiment} {probability:.0%}"
+PREDICT_DECISION = "decision: {decision} ({reason}: {detail})"
+
+# Starting the bot (`csbot serve`, `csbot up`, `make run`)
+FIRST_MODEL_TRAINING = "No model yet: training the first one on the knowledge base (a few minutes on a laptop CPU)."
+FIRST_MODEL_FAILED = "Training the first model failed (see the messages above)."
+FIRST_MODEL_FAILED_FIX = "fix the reported problem and run `make run` again, or run `csbot train`."
+NO_ACTIVE_MODEL = "There is no active model."
+NO_ACTIVE_MODEL_FIX = "train one with `csbot train` (or run `make run`)."
+SOCKET_MODE_READY = "csbot is connected to Slack over Socket Mode (model {version}). Ctrl+C stops."
+HTTP_READY = ("csbot is serving http://{host}:{port}{path} (also /healthz and /metrics), model {version}. "
+              "Ctrl+C stops.")
+
+# Settings (`.env` and the environment), checked at start-up
+SETTING_MISSING = "{name} is not set."
+SETTING_MISSING_FIX = "add {name}=... to .env (see .env.example and the README's 'Connect to Slack')."
+TOKEN_PREFIX = "{name} should start with '{prefix}'."
+TOKEN_PREFIX_FIX = "copy the right token into .env: {name} is the {kind} token."
+TOKEN_KIND_BOT = "bot"
+TOKEN_KIND_APP = "app-level"
+AGENTS_CHANNEL_MISSING = "CSBOT_AGENTS_CHANNEL is not set, so handoffs would reach no agent."
+AGENTS_CHANNEL_MISSING_FIX = ("add CSBOT_AGENTS_CHANNEL=C0123456789 (the ID of your agents' channel, "
+                              "with the bot invited) to .env.")
+SETTINGS_INVALID = "Invalid setting(s): {problems}"
+SETTING_PROBLEM = "{name}={value!r}: {problem}"
+SETTINGS_INVALID_FIX = "fix the value in .env or the environment (see .env.example)."
+SLACK_API_URL_INVALID = "must be an http(s) URL, e.g. https://slack.com/api/"
+TIMEZONE_UNKNOWN = "CSBOT_TIMEZONE={name!r} is not a known time zone."
+TIMEZONE_UNKNOWN_FIX = ("use an IANA name such as Europe/Paris or America/New_York, or leave it empty "
+                        "for the machine's local time.")
+CRON_INVALID = "CSBOT_RETRAIN_CRON={cron!r} is not a valid cron expression ({error})."
+CRON_INVALID_FIX = "write five fields: minute hour day month weekday, e.g. '0 2 * * *' for 02:00."

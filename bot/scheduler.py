@@ -21,7 +21,7 @@ from collections.abc import Callable
 from datetime import datetime, tzinfo
 from typing import Any
 
-from bot import learning
+from bot import learning, messages
 from bot.config import Settings
 from models.errors import ConfigError
 
@@ -40,9 +40,7 @@ def resolve_timezone(name: str) -> tzinfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ConfigError(f"CSBOT_TIMEZONE={name!r} is not a known time zone.",
-                          "use an IANA name such as Europe/Paris or America/New_York, or leave it empty "
-                          "for the machine's local time.") from exc
+        raise ConfigError(messages.TIMEZONE_UNKNOWN.format(name=name), messages.TIMEZONE_UNKNOWN_FIX) from exc
 
 
 def make_trigger(settings: Settings) -> Any:
@@ -51,8 +49,8 @@ def make_trigger(settings: Settings) -> Any:
     try:
         return CronTrigger.from_crontab(settings.retrain_cron, timezone=resolve_timezone(settings.timezone))
     except ValueError as exc:
-        raise ConfigError(f"CSBOT_RETRAIN_CRON={settings.retrain_cron!r} is not a valid cron expression ({exc}).",
-                          "write five fields: minute hour day month weekday, e.g. '0 2 * * *' for 02:00.") from exc
+        raise ConfigError(messages.CRON_INVALID.format(cron=settings.retrain_cron, error=exc),
+                          messages.CRON_INVALID_FIX) from exc
 
 
 def next_retrain_time(settings: Settings, now: datetime | None = None) -> datetime | None:
@@ -110,7 +108,7 @@ class RetrainScheduler:
     def run_job(self, trigger: str = "schedule") -> dict[str, Any]:
         """One firing: start the retrain (or skip), wait for it, swap the model, report."""
         if not self._busy.acquire(blocking=False):
-            reason = "the previous run is still going"
+            reason = messages.SKIP_PREVIOUS_RUNNING
             log.info("retrain trigger skipped: %s", reason)
             return {"status": "skipped", "reason": reason}
         try:

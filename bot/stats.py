@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from bot import messages
 from bot.store import Store, iso
 
 
@@ -54,14 +55,15 @@ def compute(store: Store, days: int = 7, now: datetime | None = None) -> Stats:
 def render(stats: Stats) -> str:
     """Slack mrkdwn that also reads well in a terminal."""
     lines = [
-        f"*Last {stats.days} days*: {stats.messages} messages",
-        f"• answered {stats.share('answer'):.0%} · clarified {stats.share('clarify'):.0%} · "
-        f"handed over {stats.share('handoff'):.0%} · escalated {stats.share('escalate'):.0%}",
-        f"• feedback: {stats.up} 👍 / {stats.down} 👎 ({stats.up_share:.0%} helpful) · "
-        f"{stats.corrections} agent corrections",
+        messages.STATS_HEAD.format(days=stats.days, messages=stats.messages),
+        messages.STATS_DECISIONS.format(**{d: stats.share(d) for d in ("answer", "clarify", "handoff", "escalate")}),
+        messages.STATS_FEEDBACK.format(up=stats.up, down=stats.down, helpful=stats.up_share,
+                                       corrections=stats.corrections),
     ]
     if stats.top_intents:
-        lines.append("• top intents: " + ", ".join(f"{name} ({n})" for name, n in stats.top_intents))
+        lines.append(messages.STATS_TOP_INTENTS.format(intents=", ".join(
+            messages.STATS_INTENT.format(intent=name, count=n) for name, n in stats.top_intents)))
     if stats.confused:
-        lines.append("• most corrected: " + ", ".join(f"{a} → {b} ({n})" for a, b, n in stats.confused))
+        lines.append(messages.STATS_MOST_CORRECTED.format(pairs=", ".join(
+            messages.STATS_CORRECTED_PAIR.format(predicted=a, correct=b, count=n) for a, b, n in stats.confused)))
     return "\n".join(lines)

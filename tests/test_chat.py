@@ -180,10 +180,10 @@ def test_chat_corrects_sentiment_and_picks_up_a_promoted_model(chat_setup: ChatS
     msgs = rows(chat_setup.data_dir / "csbot.db", "SELECT * FROM messages ORDER BY id")
     assert [m["model_version"] for m in msgs] == ["v0001", "v0002", "v0002", "v0002"]
     assert "bot> Noted: message 1 is really 'refund'" in text and "bot> Noted: message 1 is negative." in text
-    # A second /correct replaces the agent's verdict on that message (as resubmitting the Slack modal does).
+    # A second /correct updates the verdict on that message: the sentiment changes, the intent it left out stays.
     corrections = rows(chat_setup.data_dir / "csbot.db", "SELECT * FROM corrections ORDER BY id")
     assert [(c["message_id"], c["correct_intent"], c["correct_sentiment"], c["agent"]) for c in corrections] == [
-        (msgs[0]["id"], None, "positive", "agent-2")]
+        (msgs[0]["id"], "refund", "positive", "agent-2")]
 
 
 def test_a_promoted_model_brings_the_edited_knowledge_base_with_it(chat_setup: ChatSetup, tiny_model: Path,

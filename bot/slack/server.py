@@ -129,8 +129,7 @@ async def run_socket_mode(ctx: Context, stop: asyncio.Event | None = None,
     handler = AsyncSocketModeHandler(service.app, ctx.settings.slack_app_token)
     try:
         await handler.connect_async()
-        print(f"csbot is connected to Slack over Socket Mode (model {ctx.live.current.version}). Ctrl+C stops.",
-              flush=True)
+        print(messages.SOCKET_MODE_READY.format(version=ctx.live.current.version), flush=True)
         await (stop or asyncio.Event()).wait()
     finally:
         await handler.close_async()
@@ -155,8 +154,8 @@ def serve(settings: Settings, http: bool, next_run: Callable[[], datetime | None
         if http:
             server = http_server(ctx, extensions=extensions)
             asgi: SlackAsgi = server.config.app
-            asgi.banner = (f"csbot is serving http://{settings.http_host}:{settings.http_port}{EVENTS_PATH} "
-                           f"(also /healthz and /metrics), model {ctx.live.current.version}. Ctrl+C stops.")
+            asgi.banner = messages.HTTP_READY.format(host=settings.http_host, port=settings.http_port,
+                                                     path=EVENTS_PATH, version=ctx.live.current.version)
             try:
                 server.run()
             except SystemExit:  # uvicorn exits when startup fails; say why in csbot's words
