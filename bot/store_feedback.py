@@ -19,6 +19,15 @@ LABEL_SOURCES = ("clarify",)
 NEW_TOPIC = "__new_topic__"  # correct_intent meaning "none of these / a new topic"
 
 
+# What the review queue holds (for a message aliased ``m``): a 👎 or a handoff that no agent has corrected.
+# ``csbot db purge`` keeps these too (store_retention), so one definition serves both.
+AWAITING_REVIEW = """(NOT EXISTS (SELECT 1 FROM corrections c WHERE c.message_id = m.id)
+    AND (m.decision IN ('handoff', 'escalate')
+         OR EXISTS (SELECT 1 FROM replies r JOIN feedback f ON f.reply_id = r.id
+                    WHERE r.message_id = m.id AND f.rating = -1)
+         OR EXISTS (SELECT 1 FROM replies h WHERE h.message_id = m.id AND h.kind = 'handoff')))"""
+
+
 class FeedbackMixin(StoreBase):
     def record_feedback(self, reply_id: int, user: str, rating: int, source: str) -> int:
         """Set ``user``'s vote on a reply; voting again replaces the earlier vote."""
@@ -94,16 +103,13 @@ class FeedbackMixin(StoreBase):
 
         Purged messages are left out: with no text there is nothing to review.
         """
-        sql = """
+        sql = f"""
             SELECT m.id, m.id AS message_id, m.conversation_id, m.user, m.text, m.intent, m.confidence,
                    m.second_intent, m.second_confidence, m.sentiment, m.decision, m.reason, m.created_at,
                    (SELECT count(*) FROM replies r JOIN feedback f ON f.reply_id = r.id
                     WHERE r.message_id = m.id AND f.rating = -1) AS downvotes
             FROM messages m
-            WHERE m.text_purged = 0
-              AND NOT EXISTS (SELECT 1 FROM corrections c WHERE c.message_id = m.id)
-              AND (m.decision IN ('handoff', 'escalate') OR downvotes > 0
-                   OR EXISTS (SELECT 1 FROM replies h WHERE h.message_id = m.id AND h.kind = 'handoff'))
+            WHERE m.text_purged = 0 AND {AWAITING_REVIEW}
             ORDER BY m.created_at, m.id
             LIMIT ?"""
         return list(self.db.query(sql, [limit]))

@@ -17,15 +17,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from bot.store_core import StoreBase, _scalar, iso
+from bot.store_feedback import AWAITING_REVIEW
 from models.errors import StoreError
 
 _AGE = re.compile(r"^\s*(\d+)\s*([dhw])\s*$", re.IGNORECASE)
 _AGE_UNITS = {"d": "days", "h": "hours", "w": "weeks"}
 _MAX_AGE = timedelta(days=100 * 366)
-# The review queue's condition (FeedbackMixin.review_queue): a 👎 or a handoff nobody has corrected.
-_AWAITING_REVIEW = """(id NOT IN (SELECT message_id FROM corrections) AND (decision IN ('handoff', 'escalate')
-    OR id IN (SELECT r.message_id FROM replies r JOIN feedback f ON f.reply_id = r.id WHERE f.rating = -1)
-    OR id IN (SELECT message_id FROM replies WHERE kind = 'handoff')))"""
+# Messages the review queue holds (store_feedback.AWAITING_REVIEW, written for a message aliased m).
+_AWAITING_REVIEW = f"id IN (SELECT m.id FROM messages m WHERE {AWAITING_REVIEW})"
 
 
 def parse_age(text: str) -> timedelta:
