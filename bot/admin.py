@@ -74,11 +74,12 @@ def run(settings: Settings, text: str, *, user: str | None = None, provider: str
         if command == "promote":
             if len(args) != 1:
                 return AdminReply(messages.PROMOTE_USAGE, ok=False)
-            result = learning.promote(settings, args[0], reason=f"promoted by {user or 'the CLI'}")
+            who = user or messages.WHO_CLI
+            result = learning.promote(settings, args[0], reason=messages.REASON_PROMOTED.format(who=who))
             previous = result["previous"] or messages.NO_VERSION
             return AdminReply(messages.PROMOTED.format(active=result["active"], previous=previous))
         if command == "rollback":
-            return AdminReply(messages.ROLLED_BACK.format(**learning.rollback(settings)))
+            return AdminReply(messages.ROLLED_BACK.format(**learning.rollback(settings, who=user or messages.WHO_CLI)))
         if command == "stats":
             if args and (len(args) > 1 or not args[0].rstrip("d").isdigit()):
                 return AdminReply(messages.STATS_DAYS.format(most=MAX_STATS_DAYS), ok=False)

@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from bot.config import Settings, load_settings
+from bot.config import Settings, apply_log_level, load_settings
 from models.errors import CsbotError
 
 PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
@@ -37,7 +37,10 @@ def friendly(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def settings() -> Settings:
-    return load_settings()
+    """Load the settings and apply CSBOT_LOG_LEVEL (WARNING when unset; `csbot serve` raises it to INFO)."""
+    cfg = load_settings()
+    apply_log_level(cfg.log_level_for(serving_slack=False))
+    return cfg
 
 
 # --- the learning loop and the agents' queue: the same functions (bot.admin) back /csbot in Slack,

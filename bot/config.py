@@ -8,6 +8,7 @@ runs without any.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Literal
 
@@ -50,13 +51,20 @@ class Settings(BaseSettings):
     keep_versions: int = Field(5, ge=2, le=1000, alias="CSBOT_KEEP_VERSIONS")
     gate_tolerance: float = Field(0.005, ge=0.0, le=0.5, alias="CSBOT_GATE_TOLERANCE")
     gate_corrections_share: float = Field(0.8, ge=0.0, le=1.0, alias="CSBOT_GATE_CORRECTIONS_SHARE")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", alias="CSBOT_LOG_LEVEL")
+    # Unset: INFO when serving Slack, WARNING in the terminal chat and the other commands (so log lines
+    # do not interleave with the conversation). Set: that level for every command (``log_level_for``).
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] | None = Field(None, alias="CSBOT_LOG_LEVEL")
 
-    @field_validator("kb_path", mode="before")
+    @field_validator("kb_path", "log_level", mode="before")
     @classmethod
     def _empty_means_default(cls, value: object) -> object:
         # `CSBOT_KB_PATH=` (as in .env.example) means "the bundled knowledge base", not the current folder.
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_upper(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @field_validator("slack_api_url")
     @classmethod
@@ -65,6 +73,10 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError(messages.SLACK_API_URL_INVALID)
         return value if value.endswith("/") else value + "/"
+
+    def log_level_for(self, serving_slack: bool) -> str:
+        """The level for csbot's own loggers: CSBOT_LOG_LEVEL if set, else INFO in Slack, WARNING elsewhere."""
+        return self.log_level or ("INFO" if serving_slack else "WARNING")
 
     # --- derived paths
     @property
@@ -113,6 +125,12 @@ class Settings(BaseSettings):
         if not self.agents_channel:
             # Without it a handoff tells the customer a person will reply, and no person hears of it.
             raise ConfigError(messages.AGENTS_CHANNEL_MISSING, messages.AGENTS_CHANNEL_MISSING_FIX)
+
+
+def apply_log_level(level: str) -> None:
+    """Set csbot's own loggers: module loggers under bot/ and models/, and csbot.* (learning loop, scheduler)."""
+    for name in ("bot", "models", "csbot"):
+        logging.getLogger(name).setLevel(level)
 
 
 def load_settings(env_file: str | Path | None = ".env", **overrides: object) -> Settings:

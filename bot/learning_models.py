@@ -38,7 +38,8 @@ def _set_active(store: Store, registry: Registry, version: str, reason: str) -> 
             [version, str(card.path), card.created_at or now, now, card.data_hash, reason])
 
 
-def promote(settings: Settings, version: str, *, reason: str = "promoted by an admin") -> dict[str, Any]:
+def promote(settings: Settings, version: str, *, reason: str = messages.REASON_PROMOTED.format(who=messages.WHO_ADMIN),
+            ) -> dict[str, Any]:
     """Make ``version`` the active model (atomic; running bots swap it in between two messages)."""
     with Store(settings.db_path) as store:
         registry = Registry(settings.models_dir, store)
@@ -50,12 +51,12 @@ def promote(settings: Settings, version: str, *, reason: str = "promoted by an a
         return {"active": version, "previous": before}
 
 
-def rollback(settings: Settings) -> dict[str, Any]:
-    """Restore the previously active version, the same way as ``promote``."""
+def rollback(settings: Settings, *, who: str = messages.WHO_ADMIN) -> dict[str, Any]:
+    """Restore the previously active version, the same way as ``promote``; ``who`` goes into its reason."""
     with Store(settings.db_path) as store:
         registry = Registry(settings.models_dir, store)
         before, target = registry.active(), registry.rollback_target()
-        _set_active(store, registry, target, f"rollback from {before}")
+        _set_active(store, registry, target, messages.REASON_ROLLBACK.format(before=before, who=who))
         log.info("rolled back from %s to %s", before, target)
         return {"active": target, "previous": before}
 

@@ -112,6 +112,11 @@ RETRAIN_USAGE = ("`/csbot retrain` takes only `--force` and `--mode auto|full|fa
                  "Fix: write e.g. `/csbot retrain --force --mode full`.")
 PROMOTED = "Version {active} is now active (was {previous}). Running bots switch to it within seconds."
 ROLLED_BACK = "Rolled back: version {active} is active again (was {previous})."
+# Why a version became active, as `csbot models` and the model_versions table record it.
+REASON_PROMOTED = "promoted by {who}"
+REASON_ROLLBACK = "rollback from {before} by {who}"
+WHO_ADMIN = "an admin"
+WHO_CLI = "the CLI"
 ALREADY_ACTIVE = "Version {version} is already active."
 ALREADY_ACTIVE_FIX = "nothing to do."
 NO_VERSION = "none"  # where a version name would go (no active or previous version)

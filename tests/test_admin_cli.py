@@ -3,6 +3,7 @@ CliRunner, printing exactly the text Slack shows (bot.admin), and the same error
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -96,8 +97,25 @@ def test_promote_rollback_and_their_errors_match_slack(data: Path) -> None:
     rolled = csbot("rollback")
     assert rolled.exit_code == 0 and rolled.output == messages.ROLLED_BACK.format(active="v0001",
                                                                                    previous="v0002") + "\n"
+    with Store(data / "csbot.db") as store:  # who did it is recorded with each version
+        reasons = {r["version"]: r["reason"] for r in store.db.query("SELECT version, reason FROM model_versions")}
+    assert reasons == {"v0002": "promoted by the CLI", "v0001": "rollback from v0002 by the CLI"}
     missing = csbot("promote", "v0042")
     assert missing.exit_code == 1 and missing.output == slack("promote v0042").text + "\n" and "Fix:" in missing.output
+
+
+@pytest.mark.parametrize(("level", "logged"), [(None, False), ("info", True)])
+def test_csbot_log_level_applies_to_cli_commands(data: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 caplog: pytest.LogCaptureFixture, level: str | None,
+                                                 logged: bool) -> None:
+    """Unset, the CLI logs warnings only; CSBOT_LOG_LEVEL=info shows the learning loop's INFO lines too."""
+    for name in ("bot", "models", "csbot"):  # apply_log_level sets process-wide state: put it back afterwards
+        monkeypatch.setattr(logging.getLogger(name), "level", logging.getLogger(name).level)
+    if level:
+        monkeypatch.setenv("CSBOT_LOG_LEVEL", level)
+    assert csbot("promote", "v0002").exit_code == 0
+    promoted = [r for r in caplog.records if r.name == "csbot.learning" and "v0002 promoted" in r.getMessage()]
+    assert bool(promoted) is logged
 
 
 def test_retrain_skip_matches_slack(data: Path) -> None:

@@ -11,7 +11,7 @@ from models.errors import ConfigError
 
 VARIABLES = ("CSBOT_DATA_DIR", "CSBOT_KB_PATH", "CSBOT_HTTP_PORT", "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN",
              "SLACK_SIGNING_SECRET", "CSBOT_ADMIN_USERS", "CSBOT_AGENT_USERS", "CSBOT_ONNX_PROVIDER",
-             "SLACK_API_URL", "CSBOT_MAX_MESSAGE_CHARS")
+             "SLACK_API_URL", "CSBOT_MAX_MESSAGE_CHARS", "CSBOT_LOG_LEVEL")
 
 
 @pytest.fixture(autouse=True)
@@ -97,3 +97,15 @@ def test_empty_kb_path_means_the_default(monkeypatch: pytest.MonkeyPatch) -> Non
     assert load_settings(env_file=None).kb_path is None
     monkeypatch.setenv("CSBOT_KB_PATH", "kb/mine.yaml")
     assert load_settings(env_file=None).kb_path == Path("kb/mine.yaml")
+
+
+def test_log_level_defaults_per_mode_and_applies_everywhere_when_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    unset = load_settings(env_file=None)
+    assert unset.log_level_for(serving_slack=True) == "INFO"
+    assert unset.log_level_for(serving_slack=False) == "WARNING"  # the terminal chat stays readable
+    monkeypatch.setenv("CSBOT_LOG_LEVEL", " debug ")
+    chosen = load_settings(env_file=None)
+    assert chosen.log_level_for(serving_slack=True) == chosen.log_level_for(serving_slack=False) == "DEBUG"
+    monkeypatch.setenv("CSBOT_LOG_LEVEL", "loud")
+    with pytest.raises(ConfigError, match="CSBOT_LOG_LEVEL='LOUD'"):
+        load_settings(env_file=None)

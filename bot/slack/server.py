@@ -24,7 +24,7 @@ from slack_bolt.adapter.asgi.http_response import AsgiHttpResponse
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
 from bot import messages
-from bot.config import Settings
+from bot.config import Settings, apply_log_level
 from bot.context import Context
 from bot.slack.app import Extension, SlackService
 from models.errors import CsbotError
@@ -144,10 +144,8 @@ def serve(settings: Settings, http: bool, next_run: Callable[[], datetime | None
 
     settings.require_slack(socket_mode=not http)
     extensions = default_extensions(next_run)
-    # CSBOT_LOG_LEVEL for csbot's own loggers (module loggers under bot/models, and csbot.*: the
-    # learning loop and the scheduler), so e.g. "retrain skipped: nothing new" shows at INFO.
-    for name in ("bot", "models", "csbot"):
-        logging.getLogger(name).setLevel(settings.log_level)
+    # INFO unless CSBOT_LOG_LEVEL says otherwise, so e.g. "retrain skipped: nothing new" shows.
+    apply_log_level(settings.log_level_for(serving_slack=True))
     ctx = Context.open(settings)
     stop_watching = ctx.watch_model()
     try:
