@@ -23,11 +23,21 @@ from models.registry import Registry
 log = logging.getLogger("csbot.learning")
 
 
-def _set_active(store: Store, registry: Registry, version: str, reason: str) -> None:
-    """Check the files, then move the pointer and the statuses in one transaction."""
+_ANY = object()  # `expected` default: switch whatever is active now
+
+
+def _set_active(store: Store, registry: Registry, version: str, reason: str,
+                expected: str | None | object = _ANY) -> bool:
+    """Check the files, then move the pointer and the statuses in one transaction.
+
+    With ``expected``, switch only if that version is still the active one (a compare-and-set in the
+    same transaction), and return False otherwise: a retrain gated its candidate against the model that
+    was active when it started, so an admin's promote or rollback meanwhile must win."""
     card = registry.check(version)
     now = utcnow()
     with store.transaction() as db:
+        if expected is not _ANY and registry.active() != expected:
+            return False
         registry.switch(version)
         db.execute("UPDATE model_versions SET status = 'retired' WHERE status = 'active' AND version != ?",
                    [version])
@@ -36,6 +46,7 @@ def _set_active(store: Store, registry: Registry, version: str, reason: str) -> 
             " VALUES (?, ?, 'active', ?, ?, ?, ?) ON CONFLICT (version) DO UPDATE SET status = 'active',"
             " promoted_at = excluded.promoted_at, reason = excluded.reason",
             [version, str(card.path), card.created_at or now, now, card.data_hash, reason])
+    return True
 
 
 def promote(settings: Settings, version: str, *, reason: str = messages.REASON_PROMOTED.format(who=messages.WHO_ADMIN),

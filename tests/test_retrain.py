@@ -311,3 +311,30 @@ def test_a_bad_training_option_fails_the_run_with_its_own_error(tmp_path: Path, 
         assert error in run["gate"]["reason"] and "Fix:" in run["gate"]["reason"]
         text = learning.report_text(run)
         assert error in text and "killed" not in text
+
+
+def test_a_promote_during_the_run_wins_over_the_candidate(tmp_path: Path, word_base: Path, kw_kb: Path,
+                                                          weak_model: Path, good_model: Path) -> None:
+    """The candidate was gated against the model active at the start; an admin's promote meanwhile stands."""
+    settings = with_two_refund_corrections(tmp_path, word_base, kw_kb, weak_model)
+    with Store(settings.db_path) as store:  # a second version for the admin to promote: v0002
+        modeldir.copy_model_dir(good_model, settings.models_dir / "v0002")
+        modeldir.update_manifest(settings.models_dir / "v0002", version="v0002")
+    handle = learning.start_retrain(settings, "test", extra_args=set_args({**FAST, "epochs": 40}))
+    assert handle.started and handle.process is not None
+    epochs = settings.data_dir / "runs" / f"run-{handle.run_id:05d}" / "metrics.jsonl"
+    deadline = time.monotonic() + 60
+    while not (epochs.is_file() and epochs.read_text().count("\n") >= 1):  # the candidate is being trained
+        assert handle.process.poll() is None, handle.log_path.read_text()
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    assert learning.promote(settings, "v0002") == {"active": "v0002", "previous": "v0001"}
+    run = handle.wait()
+
+    assert run["status"] == "rejected", run
+    assert any("active model changed during the run" in r and "v0001" in r and "v0002" in r
+               for r in run["gate"]["reasons"]), run["gate"]
+    with Store(settings.db_path) as store:
+        assert Registry(settings.models_dir, store).active() == "v0002"
+        row = next(iter(store.db.query("SELECT * FROM model_versions WHERE version = 'v0003'")))
+    assert row["status"] == "rejected" and "active model changed" in row["reason"]

@@ -197,6 +197,12 @@ def run_retrain(settings: Settings, options: RetrainOptions | None = None,
     return report
 
 
+# Why a candidate that passed the gate is not promoted: an admin moved the active model during the run.
+ACTIVE_CHANGED = ("the active model changed during the run (it was gated against {gated}; {now} is active now, "
+                  "promoted or rolled back meanwhile), so it was not promoted; run the retrain again to gate it "
+                  "against {now}")
+
+
 def _phase(store: Store, run_id: int, phase: str) -> None:
     log.info("phase: %s", phase)
     learning.update_run(store, run_id, phase=phase)
@@ -267,9 +273,12 @@ def _run(settings: Settings, store: Store, opts: RetrainOptions, run_id: int, ru
                 "validation": card and card.metrics.get("validation", {}).get("accuracy"), "run": run_id}
     if card:
         _register(store, card, headline, status="candidate", reason="")
+    if gate["passed"] and card and not learning._set_active(
+            store, registry, card.version, f"run {run_id}: gate passed" + (f" (was {active})" if active else ""),
+            expected=active):
+        gate["passed"] = False
+        gate["reasons"].append(ACTIVE_CHANGED.format(gated=active or "none", now=registry.active() or "none"))
     if gate["passed"] and card:
-        learning._set_active(store, registry, card.version,
-                             f"run {run_id}: gate passed" + (f" (was {active})" if active else ""))
         status = "promoted"
         # Recorded at once: should the housekeeping below fail or the job be killed, the run still
         # says that it promoted (the reaper only marks 'running' runs failed).
