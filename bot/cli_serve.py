@@ -76,11 +76,12 @@ def serve_with_schedule(cfg: Settings, http: bool) -> None:
     """The Slack app plus the nightly retrain (CSBOT_RETRAIN_CRON), for ``serve`` and ``up`` alike.
 
     The lock in SQLite keeps two replicas from training at once."""
-    from bot.scheduler import RetrainScheduler
+    from bot.scheduler import schedule_for_this_process
     from bot.slack.server import serve as serve_slack
 
-    schedule = RetrainScheduler(cfg).start()
+    schedule = schedule_for_this_process(cfg)
     try:
-        serve_slack(cfg, http=http, next_run=schedule.next_run_time)
+        serve_slack(cfg, http=http, next_run=schedule.next_run_time if schedule else None)
     finally:
-        schedule.shutdown()
+        if schedule:
+            schedule.shutdown()

@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     agent_users: str = Field("", alias="CSBOT_AGENT_USERS")
     agent_usergroup: str = Field("", alias="CSBOT_AGENT_USERGROUP")
     # --- learning loop
+    # "off": this process never schedules a retrain (a serving-only replica; another one trains).
     retrain_cron: str = Field("0 2 * * *", alias="CSBOT_RETRAIN_CRON")
     timezone: str = Field("", alias="CSBOT_TIMEZONE")
     keep_versions: int = Field(5, ge=2, le=1000, alias="CSBOT_KEEP_VERSIONS")
@@ -77,6 +78,10 @@ class Settings(BaseSettings):
     def log_level_for(self, serving_slack: bool) -> str:
         """The level for csbot's own loggers: CSBOT_LOG_LEVEL if set, else INFO in Slack, WARNING elsewhere."""
         return self.log_level or ("INFO" if serving_slack else "WARNING")
+
+    @property
+    def retrain_scheduled(self) -> bool:
+        return self.retrain_cron.strip().lower() not in ("off", "")
 
     # --- derived paths
     @property

@@ -45,7 +45,7 @@ from bot.learning_locks import _lock_is_stale as _lock_is_stale
 from bot.learning_models import _set_active as _set_active
 from bot.learning_models import models_list, promote, rollback
 from bot.learning_report import post_report, report_text, status
-from bot.learning_retrain import RetrainHandle, retrain_command, settings_env, start_retrain
+from bot.learning_retrain import RetrainHandle, retrain_command, settings_env, start_retrain, training_installed
 from bot.learning_runs import (
     UNLAUNCHED_GRACE,
     WATERMARK_KEY,
@@ -64,5 +64,6 @@ __all__ = [
     "acquire_lock", "create_run", "data_watermark", "get_run", "hostname", "lock_holder", "log", "models_list",
     "nothing_new", "pid_alive", "post_report", "promote", "reap_stale_runs", "release_lock", "report_text",
     "retrain_command", "rollback", "settings_env", "skip_run", "start_retrain", "status", "system_clock",
+    "training_installed",
     "update_run",
 ]

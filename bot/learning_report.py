@@ -66,7 +66,8 @@ def status(settings: Settings, *, provider: str | None = None, next_run: datetim
         "last_run": _decode_run(last) if last else None, "last_completed_run": _decode_run(last_done)
         if last_done else None, "next_run": nxt.isoformat() if nxt else None,
         "schedule": messages.STATUS_SCHEDULE.format(cron=settings.retrain_cron,
-                                                    timezone=settings.timezone or messages.STATUS_LOCAL_TIME),
+                                                    timezone=settings.timezone or messages.STATUS_LOCAL_TIME)
+        if settings.retrain_scheduled else messages.STATUS_SCHEDULE_OFF,
     }
 
 

@@ -9,6 +9,7 @@ there leaves the bot serving. ``RetrainHandle`` is what the caller gets back, an
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import subprocess
@@ -77,6 +78,14 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def training_installed() -> bool:
+    """Whether this interpreter (the one the child runs on) has the training packages."""
+    try:
+        return all(importlib.util.find_spec(name) is not None for name in ("torch", "transformers"))
+    except (ImportError, ValueError):  # a module set to None in sys.modules, or a broken install
+        return False
+
+
 def start_retrain(settings: Settings, trigger: str, *, force: bool = False, mode: str = "auto",
                   extra_args: Sequence[str] = (), clock: Clock = system_clock) -> RetrainHandle:
     """Start a retrain in a child process, unless one is running or nothing changed.
@@ -84,6 +93,8 @@ def start_retrain(settings: Settings, trigger: str, *, force: bool = False, mode
     The same function serves ``/csbot retrain`` (trigger ``slack``), ``csbot retrain`` (``cli``)
     and the schedule (``schedule``). ``force`` trains even when no new data came in.
     """
+    if not training_installed():  # before the lock: a replica that cannot train must not block one that can
+        raise CsbotError(messages.TRAINING_NOT_INSTALLED, messages.TRAINING_NOT_INSTALLED_FIX)
     with Store(settings.db_path) as store:
         reap_stale_runs(store, clock)
         holder = lock_holder(store, clock)

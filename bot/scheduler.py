@@ -54,10 +54,26 @@ def make_trigger(settings: Settings) -> Any:
 
 
 def next_retrain_time(settings: Settings, now: datetime | None = None) -> datetime | None:
-    """When the schedule fires next after ``now`` (an aware datetime; default: now)."""
+    """When the schedule fires next after ``now`` (an aware datetime; default: now); None when it is off."""
+    if not settings.retrain_scheduled:
+        return None
     trigger = make_trigger(settings)
     now = (now or learning.system_clock()).astimezone(trigger.timezone)
     return trigger.get_next_fire_time(None, now)
+
+
+def schedule_for_this_process(settings: Settings, **kwargs: Any) -> RetrainScheduler | None:
+    """The started schedule, or None (and a log line saying why) where this process must not train:
+    ``CSBOT_RETRAIN_CRON=off``, or a serving-only install without the training packages. Such a replica
+    must not take the nightly lock from the one that can train and then fail."""
+    if not settings.retrain_scheduled:
+        log.info(messages.SCHEDULE_OFF)
+        return None
+    make_trigger(settings)  # a bad cron or time zone is an error even where it would not run
+    if not learning.training_installed():
+        log.warning(messages.SCHEDULE_NO_TRAINING)
+        return None
+    return RetrainScheduler(settings, **kwargs).start()
 
 
 class RetrainScheduler:

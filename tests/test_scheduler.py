@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -14,9 +15,9 @@ import pytest
 from learning_helpers import TINY_OVERRIDES, build_word_bert, correct, keyword_kb, make_settings, set_args
 
 from bot import learning
-from bot.scheduler import RetrainScheduler, next_retrain_time
+from bot.scheduler import RetrainScheduler, next_retrain_time, schedule_for_this_process
 from bot.store import Store
-from models.errors import ConfigError
+from models.errors import ConfigError, CsbotError
 
 FROZEN = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
 
@@ -161,3 +162,27 @@ def test_the_report_goes_to_the_admins_channel_with_the_chart(settings, tmp_path
     text = kwargs["initial_comment"]
     assert "*rejected*" in text and "80.0% vs active 85.0% (-5.0%)" in text and "refund (-0.20)" in text
     assert "gate: accuracy on the fixed evaluation set" in text
+
+
+def test_a_replica_with_the_schedule_off_never_schedules(settings) -> None:  # noqa: ANN001
+    off = settings.model_copy(update={"retrain_cron": "off"})
+    assert schedule_for_this_process(off) is None and next_retrain_time(off) is None
+    info = learning.status(off, clock=lambda: FROZEN)
+    assert info["next_run"] is None and "off" in info["schedule"]
+    scheduled = schedule_for_this_process(settings, clock=lambda: FROZEN)  # torch is installed here
+    assert scheduled is not None and scheduled.scheduler.running
+    scheduled.shutdown()
+
+
+def test_a_replica_without_the_training_packages_leaves_the_night_to_one_that_has_them(
+        settings, monkeypatch: pytest.MonkeyPatch, caplog) -> None:  # noqa: ANN001
+    """A serving-only install (no [train] extra) must not take the run lock and then fail in its child."""
+    monkeypatch.setitem(sys.modules, "torch", None)  # what `import torch` meets on such an install
+    assert not learning.training_installed()
+    with caplog.at_level(logging.WARNING, logger="csbot.scheduler"):
+        assert schedule_for_this_process(settings) is None
+    assert any("training packages" in r.getMessage() for r in caplog.records)
+    with pytest.raises(CsbotError, match="cannot train") as info:  # `csbot retrain` / `/csbot retrain` here
+        learning.start_retrain(settings, "cli", force=True)
+    assert "pip install" in info.value.fix
+    assert runs(settings) == []  # no run row, no lock: nothing blocks the replica that can train
