@@ -183,8 +183,12 @@ def retrain_text(handle: learning.RetrainHandle) -> str:
 
 
 def label(settings: Settings, message_id: int, intent: str | None, *, agent: str | None,
-          sentiment: str | None = None, note: str | None = None, known_intents: tuple[str, ...] = ()) -> str:
-    """Store an agent's label for a message (the review queue's and the flag modal's action)."""
+          sentiment: str | None = None, note: str | None = None, known_intents: tuple[str, ...] = (),
+          confirm_guess: bool = False) -> str:
+    """Store an agent's label for a message (the review queue's and the flag modal's action).
+
+    ``confirm_guess`` ("Answer was right" on a handoff post) labels with the model's guess, so it must not
+    overwrite another intent an agent already gave (their buttons may still show on an older post)."""
     from bot.service import SENTIMENTS
     from bot.store import NEW_TOPIC
 
@@ -195,10 +199,18 @@ def label(settings: Settings, message_id: int, intent: str | None, *, agent: str
         raise CsbotError(messages.UNKNOWN_INTENT.format(intent=intent, known=", ".join(sorted(known_intents))),
                          messages.UNKNOWN_INTENT_FIX)
     with Store(settings.db_path) as store:
-        if store.get_message(message_id) is None:
-            raise CsbotError(messages.NO_SUCH_MESSAGE.format(message_id=message_id), messages.NO_SUCH_MESSAGE_FIX)
-        store.record_correction(message_id, agent=agent or "cli", correct_intent=intent,
-                                correct_sentiment=sentiment, note=note)
+        with store.transaction() as db:  # the check and the write as one: two agents may click at once
+            if store.get_message(message_id) is None:
+                raise CsbotError(messages.NO_SUCH_MESSAGE.format(message_id=message_id),
+                                 messages.NO_SUCH_MESSAGE_FIX)
+            earlier = next(iter(db.query("SELECT agent, correct_intent FROM corrections WHERE message_id = ?",
+                                         [message_id])), None)
+            if confirm_guess and earlier and earlier["correct_intent"] and earlier["correct_intent"] != intent:
+                raise CsbotError(messages.ALREADY_CORRECTED.format(agent=earlier["agent"],
+                                                                   intent=earlier["correct_intent"]),
+                                 messages.ALREADY_CORRECTED_FIX)
+            store.record_correction(message_id, agent=agent or "cli", correct_intent=intent,
+                                    correct_sentiment=sentiment, note=note)
     if intent == NEW_TOPIC:
         return messages.CORRECTED_NEW_TOPIC.format(message_id=message_id)
     return messages.CORRECTED.format(message_id=message_id, intent=intent or messages.SENTIMENT_ONLY)

@@ -152,6 +152,23 @@ class FakeSlack:
         return {"ok": True, "channel": p["channel"], "ts": p["ts"], "text": p.get("text", ""),
                 "message": self._message(p, p["ts"])}
 
+    def _conversations_history(self, p: dict[str, Any]) -> dict[str, Any]:
+        """The bot's own posts as they now read (after chat.update), newest first, up to ``latest``."""
+        channel, latest = str(p.get("channel", "")), str(p.get("latest") or "9" * 20)
+        inclusive = str(p.get("inclusive", "")).lower() in ("1", "true")
+        posts: dict[str, dict[str, Any]] = {}
+        with self._cond:
+            calls = list(self.calls)
+        for call in calls:
+            answer = call.response or {}
+            if call.method in ("chat.postMessage", "chat.update") and answer.get("ok") \
+                    and answer.get("channel") == channel and "thread_ts" not in answer.get("message", {}):
+                posts[answer["ts"]] = answer["message"]
+        ts_list = sorted((ts for ts in posts if float(ts) < float(latest) or (inclusive and ts == latest)),
+                         key=float, reverse=True)
+        return {"ok": True, "messages": [posts[ts] for ts in ts_list[:int(p.get("limit") or 100)]],
+                "has_more": False}
+
     def _chat_getPermalink(self, p: dict[str, Any]) -> dict[str, Any]:
         ts = str(p.get("message_ts", ""))
         return {"ok": True, "channel": p.get("channel"),

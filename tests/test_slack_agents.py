@@ -147,6 +147,36 @@ def test_handoff_post_buttons(env: Env) -> None:
     assert len(rows) == 1 and rows[0]["correct_intent"] == "refund"
 
 
+def test_a_correction_closes_the_handoff_post_and_a_later_right_click_keeps_it(env: Env) -> None:
+    """Agent A corrects through the modal; agent B's "Answer was right" on the old buttons must not undo it."""
+    before = len(env.fake.of("chat.postMessage", channel=AGENTS_CHANNEL))
+    _, _, message_id = env.ask("my gizmo is acting weird", "D0HANDFIX", mode="handoff")
+    post = env.fake.wait_for("chat.postMessage", before + 1, channel=AGENTS_CHANNEL)[-1]
+    assert post.response is not None
+    posted = {"type": "message", "ts": post.response["ts"], "text": post.params["text"],
+              "blocks": post.params["blocks"]}
+    guessed = env.rows("SELECT intent FROM messages WHERE id = ?", [message_id])[0]["intent"]
+    right_intent = next(i for i in ("refund", "track_order") if i != guessed)
+
+    opened = len(env.fake.of("views.open"))
+    env.action(block_actions_body(user=AGENT, channel=AGENTS_CHANNEL, message=posted,
+                                  action_id=blocks.HANDOFF_CORRECT, value=str(message_id)))
+    _, view = env.opened_view(opened + 1)
+    env.action(view_submission_body(user=AGENT, view=view, values=values(right_intent)))
+    update = env.fake.wait_for("chat.update", channel=AGENTS_CHANNEL, ts=posted["ts"])[-1]
+    assert messages.HANDOFF_CORRECTED.format(user=AGENT, intent=right_intent) in json.dumps(update.params["blocks"])
+    assert not [b for b in update.params["blocks"] if b["type"] == "actions"]
+    assert [b for b in update.params["blocks"] if b["type"] == "section"] == \
+        [b for b in posted["blocks"] if b["type"] == "section"]  # the customer's words and the guess stay
+
+    env.action(block_actions_body(user=GROUP_AGENT, channel=AGENTS_CHANNEL, message=posted,
+                                  action_id=blocks.HANDOFF_RIGHT, value=str(message_id)))
+    refusal = env.fake.wait_for("chat.postEphemeral", channel=AGENTS_CHANNEL, user=GROUP_AGENT)[-1]
+    assert messages.ALREADY_CORRECTED.format(agent=AGENT, intent=right_intent) in refusal.params["text"]
+    rows = env.rows("SELECT * FROM corrections WHERE message_id = ?", [message_id])
+    assert len(rows) == 1 and rows[0]["correct_intent"] == right_intent and rows[0]["agent"] == AGENT
+
+
 def test_review_queue_lists_and_labels_an_item(env: Env) -> None:
     _, _, message_id = env.ask("my thing is broken somehow", "D0QUEUE", mode="handoff")
     listing = env.command(AGENT, "review")

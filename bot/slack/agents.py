@@ -130,7 +130,8 @@ class Agents:
             return
         settings, intent = self.rt.ctx.settings, str(message["intent"])
         try:
-            text = await self.rt.in_thread(lambda: admin.label(settings, message_id, intent, agent=user))
+            text = await self.rt.in_thread(lambda: admin.label(settings, message_id, intent, agent=user,
+                                                               confirm_guess=True))
         except CsbotError as error:
             await tell(self.rt, user=user, channel=channel, thread_ts=ts, text=f"Error: {error}")
             return
@@ -175,7 +176,21 @@ class Agents:
         if target.source == "home":
             await home.publish(self.rt, user, show_queue=True)
             return
+        if target.source == "handoff" and target.channel and target.post_ts:
+            await self._close_handoff_post(target.channel, target.post_ts,
+                                           messages.HANDOFF_CORRECTED.format(user=user, intent=submission.intent))
         await tell(self.rt, user=user, channel=target.channel, thread_ts=target.thread_ts, text=text)
+
+    async def _close_handoff_post(self, channel: str, ts: str, note: str) -> None:
+        """Swap the handoff post's buttons for who labelled it, so nobody clicks an outdated "Answer was right".
+
+        A modal submission does not carry the post, so its blocks are read back (channels:history)."""
+        found = await self.rt.call("conversations.history", channel=channel, latest=ts, inclusive=True, limit=1)
+        posts = [m for m in (found or {}).get("messages") or [] if m.get("ts") == ts]
+        if posts:
+            post = posts[0]
+            await self.rt.call("chat.update", channel=channel, ts=ts, text=blocks.fallback(post.get("text") or note),
+                               blocks=blocks.replace_actions(post.get("blocks"), note, post.get("text") or ""))
 
 
 def extension(app: AsyncApp, rt: Runtime) -> None:
