@@ -275,5 +275,16 @@ SCHEDULE_NO_TRAINING = ("nightly retrain not scheduled in this process: the trai
 TRAINING_NOT_INSTALLED = "This installation cannot train: the training packages (torch, transformers) are missing."
 TRAINING_NOT_INSTALLED_FIX = ("install them with pip install -e '.[train]' (make run does), or run the retrain "
                               "on a replica that has them.")
+DB_BUSY = "{path} is busy: another process held its write lock for over {seconds:g} s (nothing was changed)."
+DB_BUSY_FIX = ("wait for the other csbot command (a purge, a backup or a retrain) to finish and try again; "
+               "do not move the file, it holds every message and correction.")
+DB_FULL = "The disk that holds {path} is full, so csbot cannot write to its database."
+DB_FULL_FIX = "free some space on that disk (old runs in the data folder's runs/ can go), then try again."
+DB_CANNOT_WRITE = "{path} cannot be opened for writing ({error})."
+DB_CANNOT_WRITE_FIX = ("check that the user running csbot may read and write the file and its folder, or set "
+                       "CSBOT_DATA_DIR to a folder it may write to.")
+DB_DAMAGED = "{path} cannot be opened as a csbot database ({error})."
+DB_DAMAGED_FIX = ("move the file away (csbot creates a new one), or restore a copy made with `csbot db backup`; "
+                  "to use another folder set CSBOT_DATA_DIR.")
 CRON_INVALID = "CSBOT_RETRAIN_CRON={cron!r} is not a valid cron expression ({error})."
 CRON_INVALID_FIX = "write five fields: minute hour day month weekday, e.g. '0 2 * * *' for 02:00."

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from sqlite_utils import Database
 
+from bot import messages
 from bot.migrations import MIGRATIONS, Migration
 from models.errors import StoreError
 
@@ -57,6 +58,21 @@ def _scalar(db: Database, sql: str, params: Params = ()) -> Any:
     return db.execute(sql, params).fetchone()[0]
 
 
+def open_error(path: Path, exc: sqlite3.DatabaseError, busy_timeout_ms: int) -> StoreError:
+    """Say what kept the database from opening. Only a damaged file gets "move it away": a busy, full or
+    read-only one holds every message and correction, and moving it would lose them from view."""
+    code = getattr(exc, "sqlite_errorname", "")
+    if code.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        what, fix = messages.DB_BUSY.format(path=path, seconds=busy_timeout_ms / 1000), messages.DB_BUSY_FIX
+    elif code.startswith("SQLITE_FULL"):
+        what, fix = messages.DB_FULL.format(path=path), messages.DB_FULL_FIX
+    elif code.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_IOERR")):
+        what, fix = messages.DB_CANNOT_WRITE.format(path=path, error=exc), messages.DB_CANNOT_WRITE_FIX
+    else:  # SQLITE_NOTADB, SQLITE_CORRUPT, or a schema csbot did not write
+        what, fix = messages.DB_DAMAGED.format(path=path, error=exc), messages.DB_DAMAGED_FIX
+    return StoreError(what, fix)
+
+
 class StoreBase:
     def __init__(
         self,
@@ -85,9 +101,7 @@ class StoreBase:
             self.migrate()
         except sqlite3.DatabaseError as exc:
             self.close()
-            raise StoreError(f"{self.path} cannot be opened as a csbot database ({exc}).",
-                             "move the file away (csbot creates a new one), or restore a copy made with "
-                             "`csbot db backup`; to use another folder set CSBOT_DATA_DIR.") from exc
+            raise open_error(self.path, exc, self.busy_timeout_ms) from exc
 
     @property
     def db(self) -> Database:

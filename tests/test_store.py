@@ -464,3 +464,19 @@ def test_unusable_data_folder_or_database_file_is_a_clear_error(tmp_path: Path) 
         Store(garbage)
     assert "csbot db backup" in caught.value.fix
     assert garbage.read_bytes().startswith(b"this is not")  # never overwritten: nothing is lost
+
+
+def test_a_busy_database_is_not_called_corrupt(tmp_path: Path) -> None:
+    """A writer holding the lock (a long purge, another process) must not get "move the file away" advice."""
+    path = tmp_path / "csbot.db"
+    Store(path).close()
+    holder = sqlite3.connect(path)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StoreError, match="is busy") as caught:
+            Store(path, busy_timeout_ms=200)
+        assert "try again" in caught.value.fix and "creates a new one" not in caught.value.fix
+    finally:
+        holder.rollback()
+        holder.close()
+    Store(path).close()  # once the lock is gone it opens as before
