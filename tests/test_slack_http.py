@@ -383,6 +383,21 @@ def test_a_40000_character_message(env: Env) -> None:
     assert len(row["normalized_text"]) <= env.ctx.settings.max_message_chars
 
 
+def test_a_database_failure_while_claiming_still_answers_with_the_apology(env: Env) -> None:
+    """The events are acked before they are claimed, so Slack never resends them: silence would lose them."""
+    env.use("answer")
+    with env.ctx.store.transaction() as db:  # a real failure of the claim's table, not a mock
+        db.execute("ALTER TABLE slack_events RENAME TO slack_events_away")
+    try:
+        event = dm_event("where is my order", channel="D0CLAIMFAIL")
+        assert post_event(env.url, event_body(event)).status == 200
+        apology = env.fake.wait_for("chat.postMessage", channel="D0CLAIMFAIL", thread_ts=event["ts"])[0]
+    finally:
+        with env.ctx.store.transaction() as db:
+            db.execute("ALTER TABLE slack_events_away RENAME TO slack_events")
+    assert apology.params["text"] == messages.SLACK_ERROR
+
+
 def test_healthz_and_metrics(env: Env) -> None:
     with urllib.request.urlopen(env.server.url + "/healthz", timeout=5) as resp:
         health = json.loads(resp.read())

@@ -36,6 +36,10 @@ from bot.slack.runtime import Runtime
 log = logging.getLogger(__name__)
 
 
+# Waits between tries at storing a reply's ts (a locked database frees up within seconds).
+SAVE_TS_RETRY_SECONDS = (0.5, 2.0, 8.0)
+
+
 class MessagePipeline:
     """``max_inflight`` bounds concurrent classifications. One is right for a CPU: onnxruntime
     already spreads one batch over every core, and two at once would fight over them while
@@ -129,7 +133,16 @@ class MessagePipeline:
 
     async def _process(self, jobs: list[MessageJob]) -> None:
         started = time.perf_counter()
-        fresh, outcomes, failed = await self.rt.in_thread(self._classify, jobs)
+        try:
+            fresh, outcomes, failed = await self.rt.in_thread(self._classify, jobs)
+        except Exception:
+            # The claim itself failed (the database is locked, full or gone). The events are acked, so Slack
+            # will not send them again: every customer in the batch gets the apology rather than silence.
+            log.exception("claiming a batch of %d messages failed", len(jobs))
+            # Not to a thread the bot may not be part of, nor to an agent: what the claim would have filtered.
+            once = {job.message_key: job for job in jobs if not job.needs_known_thread
+                    and job.incoming.user not in self.rt.ctx.settings.agents}
+            fresh, outcomes, failed = [], [], list(once.values())
         metrics = self.rt.metrics
         metrics.observe("csbot_batch_size", len(jobs))
         if failed:
@@ -161,7 +174,7 @@ class MessagePipeline:
             if isinstance(response, dict) and response.get("ts"):
                 # Stored at once, not after the batch's other posts: a 👍 reaction finds its answer by ts.
                 saved = outcome.reply_id, str(response.get("channel") or incoming.channel), str(response["ts"])
-                await self.rt.in_thread(self._save_ts, [saved])
+                await self._save_ts_soon(saved)
 
         calls: list[Awaitable[Any]] = [post_and_save()]
         if blocks.is_handoff(reply.kind):
@@ -174,6 +187,19 @@ class MessagePipeline:
                 reason=outcome.route.reason, priority=outcome.route.priority, message_id=outcome.message_id)))
         await asyncio.gather(*calls)
         metrics.observe("csbot_reply_seconds", time.perf_counter() - job.received)
+
+    async def _save_ts_soon(self, saved: tuple[int, str, str]) -> None:
+        """Store a posted reply's ts, retrying a busy database: without it the answer's 👍/👎 find nothing."""
+        for delay in (*SAVE_TS_RETRY_SECONDS, None):
+            try:
+                await self.rt.in_thread(self._save_ts, [saved])
+                return
+            except Exception:
+                if delay is None:
+                    log.exception("could not store the ts of reply %s; reactions to it will not be counted", saved[0])
+                    return
+                log.warning("storing the ts of reply %s failed; retrying in %s s", saved[0], delay)
+                await asyncio.sleep(delay)
 
     async def _apologise(self, job: MessageJob) -> None:
         await self.rt.call("chat.postMessage", channel=job.incoming.channel, thread_ts=job.incoming.thread_ts,
