@@ -44,7 +44,7 @@ from bot.slack.server import HttpInThread
 from bot.store import Store
 from models.registry import Registry
 
-AGENTS, AGENT = "C0AGENTS", "U0AGENT"
+AGENTS, AGENT, GROUP_AGENT = slack_env.AGENTS_CHANNEL, slack_env.AGENT, slack_env.GROUP_AGENT
 
 
 class Env(slack_env.Env):
@@ -91,9 +91,11 @@ def env(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Iterator[
     root = tmp_path_factory.mktemp("slack-http")
     data_dir, kb_path = make_data_dir(root, tiny_model)
     with FakeSlack() as fake:
+        fake.usergroups[slack_env.USERGROUP] = [GROUP_AGENT]
         settings = load_settings(env_file=None, data_dir=data_dir, kb_path=kb_path, slack_bot_token=BOT_TOKEN,
                                  slack_signing_secret=SIGNING_SECRET, slack_api_url=fake.api_url,
-                                 agents_channel=AGENTS, agent_users=AGENT, onnx_provider="cpu", threads=1)
+                                 agents_channel=AGENTS, agent_users=AGENT, agent_usergroup=slack_env.USERGROUP,
+                                 onnx_provider="cpu", threads=1)
         store = Store(settings.db_path)
         Registry(settings.models_dir, store).activate(MODE_VERSIONS["answer"])
         store.close()
@@ -275,6 +277,21 @@ def test_handoff_posts_to_the_agents_channel(env: Env) -> None:
     wait_until(lambda: metrics.value("csbot_slack_ignored_total", reason="agent_in_thread") == 1
                and metrics.value("csbot_slack_ignored_total", reason="handed_off") == 1, what="both ignored")
     assert len(env.fake.of("chat.postMessage", channel="D0HANDOFF")) == 1
+
+
+def test_an_agent_from_the_user_group_is_not_answered_as_a_customer(env: Env) -> None:
+    env.use("answer")
+    event = dm_event("where is my order", channel="D0GROUPIE")
+    env.send(event)
+    env.reply_to(event)
+    metrics = env.server.service.metrics
+    before = metrics.value("csbot_slack_ignored_total", reason="agent_in_thread")
+    env.send(dm_event("let me transfer you to a human colleague", channel="D0GROUPIE", user=GROUP_AGENT,
+                      thread_ts=event["ts"]))
+    wait_until(lambda: metrics.value("csbot_slack_ignored_total", reason="agent_in_thread") == before + 1,
+               what="the group agent ignored")
+    assert len(env.fake.of("chat.postMessage", channel="D0GROUPIE")) == 1  # only the customer's answer
+    assert not env.rows("SELECT id FROM messages WHERE user = ?", [GROUP_AGENT])
 
 
 def test_escalation_is_marked_priority(env: Env) -> None:

@@ -31,6 +31,7 @@ from bot.slack.batcher import Batcher
 from bot.slack.dedupe import claim_many, handed_off, known_thread
 from bot.slack.events import MessageJob
 from bot.slack.handoff import Handoff, post_handoff
+from bot.slack.people import usergroup_members
 from bot.slack.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ class MessagePipeline:
 
     # --- worker thread -------------------------------------------------------------
 
-    def _claim(self, jobs: Sequence[MessageJob]) -> list[MessageJob]:
+    def _claim(self, jobs: Sequence[MessageJob], group_agents: frozenset[str]) -> list[MessageJob]:
         store, metrics = self.rt.ctx.store, self.rt.metrics
         fresh: list[MessageJob] = []
         with store.transaction():
@@ -79,7 +80,7 @@ class MessagePipeline:
                 elif job.needs_known_thread and not known_thread(store, job.incoming.channel,
                                                                  job.incoming.thread_ts or ""):
                     metrics.inc("csbot_slack_ignored_total", reason="unknown_thread")
-                elif (reason := self._stay_out(job)) is not None:
+                elif (reason := self._stay_out(job, group_agents)) is not None:
                     metrics.inc("csbot_slack_ignored_total", reason=reason)
                 else:
                     fresh.append(job)
@@ -89,20 +90,23 @@ class MessagePipeline:
                 metrics.inc("csbot_slack_duplicates_total", kind="message")
         return [job for job, claimed in zip(fresh, claimed_messages, strict=True) if claimed]
 
-    def _stay_out(self, job: MessageJob) -> str | None:
-        """Why the bot should not answer a reply in a thread: a person is handling it."""
+    def _stay_out(self, job: MessageJob, group_agents: frozenset[str]) -> str | None:
+        """Why the bot should not answer a reply in a thread: a person is handling it.
+
+        ``group_agents``: members of CSBOT_AGENT_USERGROUP, read on the event loop (an API call)."""
         incoming = job.incoming
         if not incoming.thread_ts or incoming.thread_ts == incoming.ts:
             return None  # a new question is always answered
-        if incoming.user in self.rt.ctx.settings.agents:
+        if incoming.user in self.rt.ctx.settings.agents or incoming.user in group_agents:
             return "agent_in_thread"  # an agent talking to the customer is not a customer
         if handed_off(self.rt.ctx.store, incoming.channel, incoming.thread_ts):
             return "handed_off"
         return None
 
-    def _classify(self, jobs: Sequence[MessageJob]) -> tuple[list[MessageJob], list[Outcome], list[MessageJob]]:
+    def _classify(self, jobs: Sequence[MessageJob], group_agents: frozenset[str] = frozenset(),
+                  ) -> tuple[list[MessageJob], list[Outcome], list[MessageJob]]:
         """(the claimed jobs that were handled, their outcomes, the claimed jobs that failed)."""
-        fresh = self._claim(jobs)
+        fresh = self._claim(jobs, group_agents)
         if not fresh:
             return [], [], []
         try:
@@ -133,15 +137,17 @@ class MessagePipeline:
 
     async def _process(self, jobs: list[MessageJob]) -> None:
         started = time.perf_counter()
+        replies = any(job.incoming.thread_ts and job.incoming.thread_ts != job.incoming.ts for job in jobs)
+        group_agents = await usergroup_members(self.rt) if replies else frozenset()
         try:
-            fresh, outcomes, failed = await self.rt.in_thread(self._classify, jobs)
+            fresh, outcomes, failed = await self.rt.in_thread(self._classify, jobs, group_agents)
         except Exception:
             # The claim itself failed (the database is locked, full or gone). The events are acked, so Slack
             # will not send them again: every customer in the batch gets the apology rather than silence.
             log.exception("claiming a batch of %d messages failed", len(jobs))
             # Not to a thread the bot may not be part of, nor to an agent: what the claim would have filtered.
             once = {job.message_key: job for job in jobs if not job.needs_known_thread
-                    and job.incoming.user not in self.rt.ctx.settings.agents}
+                    and job.incoming.user not in self.rt.ctx.settings.agents | group_agents}
             fresh, outcomes, failed = [], [], list(once.values())
         metrics = self.rt.metrics
         metrics.observe("csbot_batch_size", len(jobs))
