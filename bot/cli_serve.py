@@ -9,7 +9,9 @@ retrain schedule.
 
 from __future__ import annotations
 
+import io
 import sys
+from typing import TextIO
 
 import click
 
@@ -39,7 +41,7 @@ def up() -> None:
     from bot.chat import run_chat
 
     click.echo(messages.CHAT_NO_SLACK)
-    run_chat(Context.open(cfg), sys.stdin, sys.stdout)
+    run_chat(Context.open(cfg), terminal_input(), sys.stdout)
 
 
 @click.command()
@@ -55,7 +57,16 @@ def chat() -> None:
     from bot.chat import run_chat
     from bot.context import Context
 
-    run_chat(Context.open(settings()), sys.stdin, sys.stdout)
+    run_chat(Context.open(settings()), terminal_input(), sys.stdout)
+
+
+def terminal_input() -> TextIO:
+    """stdin that never fails on bytes that are not UTF-8 (a Latin-1 file piped in, an odd terminal):
+    they arrive as lone surrogates, which the chat replaces with U+FFFD, instead of a UnicodeDecodeError."""
+    stdin = sys.stdin
+    if isinstance(stdin, io.TextIOWrapper):
+        stdin.reconfigure(errors="surrogateescape")
+    return stdin
 
 
 @click.command()

@@ -218,6 +218,17 @@ def test_a_message_with_a_lone_surrogate_does_not_fail_its_batch(chat_setup: Cha
     assert ctx.store.get_message(outcomes[0].message_id)["text"] == "caf\ufffd where is my order"
 
 
+def test_bytes_that_are_not_utf8_on_stdin_are_a_message_not_a_traceback(chat_setup: ChatSetup) -> None:
+    env = {**chat_setup.env, "PYTHONIOENCODING": "utf-8"}  # strict decoding, as in a UTF-8 locale
+    proc = subprocess.run([sys.executable, "-m", "bot.cli", "chat"], input=b"caf\xe9 where is my order\n/quit\n",
+                          cwd=chat_setup.data_dir.parent, env=env, capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    assert b"Traceback" not in proc.stderr
+    assert "caf\ufffd where is my order" in proc.stdout.decode()
+    texts = [r["text"] for r in rows(chat_setup.data_dir / "csbot.db", "SELECT text FROM messages")]
+    assert "caf\ufffd where is my order" in texts
+
+
 def test_bot_handles_a_40k_message_and_batches(chat_setup: ChatSetup) -> None:
     ctx = open_context(chat_setup)
     outcome = ctx.bot.handle(Incoming(text="x" + "😀 hello <@U1> " * 3500, user="U9", channel="C1",
