@@ -8,6 +8,7 @@ reads the same everywhere and nothing is done or stored for someone who may not 
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -81,7 +82,8 @@ def run(settings: Settings, text: str, *, user: str | None = None, provider: str
         if command == "rollback":
             return AdminReply(messages.ROLLED_BACK.format(**learning.rollback(settings, who=user or messages.WHO_CLI)))
         if command == "stats":
-            if args and (len(args) > 1 or not args[0].rstrip("d").isdigit()):
+            # ASCII digits only: "²".isdigit() is true, and int("²") would raise.
+            if args and (len(args) > 1 or not re.fullmatch(r"[0-9]+d?", args[0])):
                 return AdminReply(messages.STATS_DAYS.format(most=MAX_STATS_DAYS), ok=False)
             days = int(args[0].rstrip("d")) if args else 7
             if not 1 <= days <= MAX_STATS_DAYS:

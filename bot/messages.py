@@ -193,6 +193,8 @@ CORRECTED_NEW_TOPIC = ("Noted: message {message_id} is a new topic that no inten
 BUTTON_ANSWER_RIGHT = "Answer was right"
 BUTTON_CORRECT_INTENT = "Correct intent…"
 BUTTON_LABEL = "Label"
+NOT_YOUR_QUESTION = ("Those buttons belong to the person who asked. Ask me your own question and I will answer "
+                     "you (or give you the same choice).")
 HANDOFF_CONFIRMED = "<@{user}> confirmed the guess: {intent}"
 HANDOFF_CORRECTED = "<@{user}> corrected it: {intent}"
 ALREADY_CORRECTED = "<@{agent}> already corrected this message to {intent}, so the model's guess is not the label."

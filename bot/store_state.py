@@ -27,7 +27,9 @@ class StateMixin(StoreBase):
     def prune_events(self, older_than: timedelta) -> int:
         cutoff = iso(datetime.now(timezone.utc) - older_than)
         with self.transaction() as db:
-            return db.execute("DELETE FROM slack_events WHERE received_at < ?", [cutoff]).rowcount
+            # Event ids only: a clarify or handoff claim ("answered once") must outlive its buttons.
+            return db.execute("DELETE FROM slack_events WHERE received_at < ? AND event_id NOT LIKE 'clarify:%' "
+                              "AND event_id NOT LIKE 'handoff:%'", [cutoff]).rowcount
 
     def kv_get(self, key: str) -> str | None:
         row = self._one("SELECT value FROM kv WHERE key = ?", [key])

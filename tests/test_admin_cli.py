@@ -65,7 +65,7 @@ def test_status_models_stats_match_slack(data: Path) -> None:
 
 
 def test_out_of_range_stats_and_odd_version_names_are_clear_errors(data: Path) -> None:
-    for text in ("stats 999999", "stats abc", "stats 7 days"):  # "abc" used to show 7 days without a word
+    for text in ("stats 999999", "stats abc", "stats 7 days", "stats ²"):  # "abc": 7 days without a word; "²": no reply
         reply = slack(text)
         assert not reply.ok and reply.text == messages.STATS_DAYS.format(most=admin.MAX_STATS_DAYS)
     assert "Fix:" in messages.STATS_DAYS and "Fix:" in messages.PROMOTE_USAGE and "Fix:" in messages.RETRAIN_USAGE

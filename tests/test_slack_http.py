@@ -322,6 +322,31 @@ def test_talk_to_a_human_button(env: Env) -> None:
     assert len(env.fake.of("chat.postMessage", channel="D0HUMAN")) == 2
 
 
+def test_only_the_customer_may_choose_or_ask_for_a_human_and_only_once(env: Env) -> None:
+    """In a support channel anyone sees the buttons: a bystander's click must not label or hand over."""
+    env.use("clarify")
+    event = dm_event("money for my order", channel="C0BYSTAND")
+    env.send(event)
+    call = env.reply_to(event)[0]
+    message_id, _ = blocks.parse_clarify_value(call.params["blocks"][-1]["elements"][0]["value"])
+    env.click("UBYSTANDER", call, "clarify_0")
+    env.click("UBYSTANDER", call, blocks.CLARIFY_NONE)
+    notes = env.fake.wait_for("chat.postEphemeral", 2, channel="C0BYSTAND", user="UBYSTANDER")
+    assert all(n.params["text"] == messages.NOT_YOUR_QUESTION for n in notes)
+    assert not env.rows("SELECT * FROM labels WHERE message_id = ?", [message_id])
+    assert [r["kind"] for r in env.rows("SELECT kind FROM replies WHERE message_id = ?", [message_id])] == ["clarify"]
+    assert len(env.fake.of("chat.postMessage", channel="C0BYSTAND")) == 1 and not env.fake.of("chat.update",
+                                                                                                channel="C0BYSTAND")
+    # The customer double-clicks "Neither, talk to a human": one handoff, one post to the agents.
+    env.click("UCUSTOMER1", call, blocks.CLARIFY_NONE)
+    env.click("UCUSTOMER1", call, blocks.CLARIFY_NONE)
+    env.agents_post("C0BYSTAND")
+    time.sleep(0.3)
+    assert len([c for c in env.fake.of("chat.postMessage", channel=AGENTS) if "C0BYSTAND" in json.dumps(c.params)]) == 1
+    kinds = [r["kind"] for r in env.rows("SELECT kind FROM replies WHERE message_id = ? ORDER BY id", [message_id])]
+    assert kinds == ["clarify", "handoff"]
+
+
 def test_a_retried_event_is_answered_once(env: Env) -> None:
     event = dm_event("refund status", channel="D0RETRY")
     body = event_body(event)

@@ -343,6 +343,12 @@ def test_claim_event_once(store: Store) -> None:
     store.db["slack_events"].update("Ev1", {"received_at": LONG_AGO})
     assert store.prune_events(timedelta(days=1)) == 1
     assert store.claim_event("Ev1") is True, "a pruned id can be claimed again"
+    # "Answered once" claims outlive the day: an old clarify question's buttons must not answer twice.
+    for key in ("clarify:7", "handoff:7"):
+        assert store.claim_event(key) is True
+        store.db["slack_events"].update(key, {"received_at": LONG_AGO})
+    store.prune_events(timedelta(days=1))
+    assert store.claim_event("clarify:7") is False and store.claim_event("handoff:7") is False
 
 
 def test_claim_event_from_ten_threads(store: Store) -> None:

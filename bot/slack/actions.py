@@ -19,6 +19,7 @@ from bot.slack import blocks
 from bot.slack.dedupe import claim_many
 from bot.slack.events import ReactionJob
 from bot.slack.handoff import Handoff, post_handoff
+from bot.slack.people import tell
 from bot.slack.runtime import Runtime
 from bot.store import Row
 from models.errors import CsbotError
@@ -26,6 +27,7 @@ from models.errors import CsbotError
 log = logging.getLogger(__name__)
 HAND_OVER = "hand_over"
 FAILED = "failed"
+NOT_YOURS = "not_yours"  # someone else in the channel clicked the customer's buttons
 REACTION_RETRY_SECONDS = (0.5, 1.0, 2.0, 4.0)
 
 Body = dict[str, Any]
@@ -97,19 +99,36 @@ class Actions:
             return
         await self._hand_over(body, message_id)
 
-    async def _hand_over(self, body: Body, message_id: int) -> None:
+    async def _hand_over(self, body: Body, message_id: int, *, checked: bool = False) -> None:
+        """Hand the customer's thread to people, once, and only when the customer asked (``checked``: the
+        caller already made sure of both, as a clarify click does)."""
         user, channel, _, thread_ts = _where(body)
-        message: Row | None = await self.rt.in_thread(self.rt.ctx.store.get_message, message_id)
-        if message is None:
+        store = self.rt.ctx.store
+        text = self.rt.ctx.kb.company.handoff_text
+
+        def claim() -> Row | str | None:
+            with store.transaction():
+                message = store.get_message(message_id)
+                if message is None:
+                    return None
+                if not checked and message.get("user") and message["user"] != user:
+                    return NOT_YOURS
+                if not checked and not claim_many(store, [f"handoff:{message_id}"])[0]:
+                    return None  # a double click: the first one handed over
+                # Recorded as a handoff reply, so the request shows in the review queue like any handoff.
+                store.log_reply(message_id, text=text, kind="handoff", intent=message.get("intent"), channel=channel)
+                return message
+
+        message = await self.rt.in_thread(claim)
+        if message == NOT_YOURS:
+            await tell(self.rt, user=user, channel=channel, thread_ts=thread_ts, text=messages.NOT_YOUR_QUESTION)
+            return
+        if not isinstance(message, dict):
             return
         await post_handoff(self.rt, Handoff(
             channel=channel, thread_ts=thread_ts, user=message.get("user") or user, text=message.get("text") or "",
             intent=message.get("intent"), confidence=message.get("confidence"), sentiment=message.get("sentiment"),
             sentiment_score=message.get("sentiment_score"), reason="asked_for_human", message_id=message_id))
-        text = self.rt.ctx.kb.company.handoff_text
-        # Recorded as a handoff reply, so the request shows in the review queue like any handoff.
-        await self.rt.in_thread(lambda: self.rt.ctx.store.log_reply(
-            message_id, text=text, kind="handoff", intent=message.get("intent"), channel=channel))
         await self.rt.call("chat.postMessage", channel=channel, thread_ts=thread_ts, text=text)
         await self._update(body, messages.HANDOFF_REQUESTED)
 
@@ -128,7 +147,12 @@ class Actions:
             # One answer per question: a double click must not post (and label) it twice. The claim
             # and the label are one transaction, so a failed choice leaves the question answerable.
             with store.transaction():
-                if store.get_message(message_id) is None or not claim_many(store, [f"clarify:{message_id}"])[0]:
+                message = store.get_message(message_id)
+                if message is None:
+                    return None
+                if message.get("user") and message["user"] != user:
+                    return NOT_YOURS  # a bystander's pick would become the customer's training label
+                if not claim_many(store, [f"clarify:{message_id}"])[0]:
                     return None
                 if intent not in self.rt.ctx.kb.intents:
                     return HAND_OVER  # the knowledge base lost that intent since the question was asked
@@ -142,8 +166,11 @@ class Actions:
         if chosen == FAILED:
             await self.rt.call("chat.postMessage", channel=channel, thread_ts=thread_ts, text=messages.SLACK_ERROR)
             return
+        if chosen == NOT_YOURS:
+            await tell(self.rt, user=user, channel=channel, thread_ts=thread_ts, text=messages.NOT_YOUR_QUESTION)
+            return
         if chosen == HAND_OVER:
-            await self._hand_over(body, message_id)
+            await self._hand_over(body, message_id, checked=True)
             return
         if not isinstance(chosen, tuple):
             return
