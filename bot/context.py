@@ -89,13 +89,19 @@ class Context:
         """Poll the registry pointer in a daemon thread; set the returned event to stop."""
         stop = threading.Event()
 
+        failed: set[str] = set()  # active versions that would not load: tried once, not every few seconds
+
         def loop() -> None:
             while not stop.wait(interval):
+                version = self.registry.active()
+                if version in failed:
+                    continue
                 try:
                     self.refresh_model()
                 except Exception:  # a bad new version must not stop serving the current one
-                    log.exception("could not load the new active model; still serving %s",
-                                  self.live.current.version)
+                    failed.add(str(version))
+                    log.exception("could not load the new active model %s; still serving %s (fix it with "
+                                  "`csbot rollback` or `csbot promote VERSION`)", version, self.live.current.version)
 
         threading.Thread(target=loop, name="model-watch", daemon=True).start()
         return stop

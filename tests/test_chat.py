@@ -7,6 +7,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,6 +185,33 @@ def test_chat_corrects_sentiment_and_picks_up_a_promoted_model(chat_setup: ChatS
     corrections = rows(chat_setup.data_dir / "csbot.db", "SELECT * FROM corrections ORDER BY id")
     assert [(c["message_id"], c["correct_intent"], c["correct_sentiment"], c["agent"]) for c in corrections] == [
         (msgs[0]["id"], "refund", "positive", "agent-2")]
+
+
+def test_the_model_watcher_tries_a_broken_version_once_and_still_swaps_a_good_one(
+        chat_setup: ChatSetup, tiny_model: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """What `csbot serve` runs: a damaged active version is logged once, not re-hashed every few seconds."""
+    from models import modeldir
+    from models.registry import Registry
+
+    ctx = open_context(chat_setup)
+    for version in ("v0002", "v0003"):
+        modeldir.copy_model_dir(tiny_model, chat_setup.data_dir / "models" / version)
+        modeldir.update_manifest(chat_setup.data_dir / "models" / version, version=version)
+    registry = Registry(chat_setup.data_dir / "models", ctx.store)
+    registry.activate("v0002")
+    modeldir.read(chat_setup.data_dir / "models" / "v0002").onnx_path("fp32").write_bytes(b"corrupt")
+    stop = ctx.watch_model(interval=0.02)
+    try:
+        time.sleep(0.5)  # about 25 polls
+        failures = [r for r in caplog.records if "could not load the new active model v0002" in r.getMessage()]
+        assert len(failures) == 1 and ctx.live.current.version == "v0001"
+        registry.activate("v0003")
+        deadline = time.monotonic() + 10
+        while ctx.live.current.version != "v0003":
+            assert time.monotonic() < deadline, "the good version was never swapped in"
+            time.sleep(0.02)
+    finally:
+        stop.set()
 
 
 def test_a_promoted_model_brings_the_edited_knowledge_base_with_it(chat_setup: ChatSetup, tiny_model: Path,
