@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     keep_versions: int = Field(5, ge=2, le=1000, alias="CSBOT_KEEP_VERSIONS")
     gate_tolerance: float = Field(0.005, ge=0.0, le=0.5, alias="CSBOT_GATE_TOLERANCE")
     gate_corrections_share: float = Field(0.8, ge=0.0, le=1.0, alias="CSBOT_GATE_CORRECTIONS_SHARE")
+    # A retrain that runs longer is stopped and marked failed (a hung child would otherwise keep the lock
+    # alive with its heartbeat and block every later run on every replica). 0 = no limit.
+    retrain_max_minutes: float = Field(240.0, ge=0.0, le=10_000.0, alias="CSBOT_RETRAIN_MAX_MINUTES")
     # Unset: INFO when serving Slack, WARNING in the terminal chat and the other commands (so log lines
     # do not interleave with the conversation). Set: that level for every command (``log_level_for``).
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] | None = Field(None, alias="CSBOT_LOG_LEVEL")

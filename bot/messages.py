@@ -269,6 +269,10 @@ SLACK_API_URL_INVALID = "must be an http(s) URL, e.g. https://slack.com/api/"
 TIMEZONE_UNKNOWN = "CSBOT_TIMEZONE={name!r} is not a known time zone."
 TIMEZONE_UNKNOWN_FIX = ("use an IANA name such as Europe/Paris or America/New_York, or leave it empty "
                         "for the machine's local time.")
+RETRAIN_OVERRUN = ("Error: the retrain ran longer than CSBOT_RETRAIN_MAX_MINUTES ({minutes:g} min) and was "
+                   "stopped.\n")
+RETRAIN_OVERRUN_FIX = ("Fix: look at the run's train.log for where it hung; if the data simply grew, raise "
+                       "CSBOT_RETRAIN_MAX_MINUTES or use --mode fast.")
 SCHEDULE_OFF = "nightly retrain off in this process (CSBOT_RETRAIN_CRON=off)"
 SCHEDULE_NO_TRAINING = ("nightly retrain not scheduled in this process: the training packages (torch, transformers) "
                         "are not installed here, so this replica only serves. Install them with "

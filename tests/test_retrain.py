@@ -338,3 +338,18 @@ def test_a_promote_during_the_run_wins_over_the_candidate(tmp_path: Path, word_b
         assert Registry(settings.models_dir, store).active() == "v0002"
         row = next(iter(store.db.query("SELECT * FROM model_versions WHERE version = 'v0003'")))
     assert row["status"] == "rejected" and "active model changed" in row["reason"]
+
+
+def test_a_run_past_its_time_limit_is_stopped_and_marked_failed(tmp_path: Path, word_base: Path, kw_kb: Path,
+                                                                 good_model: Path) -> None:
+    """A hung child keeps its lock alive through the heartbeat; the watchdog ends it so later runs can start."""
+    settings = make_settings(data_dir(tmp_path, good_model), kw_kb, word_base, retrain_max_minutes=0.02)
+    handle = learning.start_retrain(settings, "test", force=True, extra_args=set_args({**FAST, "epochs": 100,
+                                                                                       "patience": 100}))
+    run = handle.wait()
+    assert handle.process is not None and handle.process.returncode == 3
+    assert run["status"] == "failed" and "CSBOT_RETRAIN_MAX_MINUTES (0.02 min)" in run["gate"]["reason"]
+    with Store(settings.db_path) as store:
+        assert learning.lock_holder(store) is None  # the next run may start at once
+        assert Registry(settings.models_dir, store).active() == "v0001"
+    assert "CSBOT_RETRAIN_MAX_MINUTES" in learning.report_text(run)

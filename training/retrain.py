@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot import learning
+from bot import learning, messages
 from bot.config import Settings
 from bot.store import Store, iso
 from models import modeldir
@@ -103,6 +103,28 @@ class _Heartbeat:
         self.thread.join(timeout=30)
 
 
+class _Watchdog:
+    """Stops a job that runs past CSBOT_RETRAIN_MAX_MINUTES: records the failure, frees the lock, exits.
+
+    A hung child (a deadlock, a stuck file system) would otherwise keep its lock alive through the
+    heartbeat forever, and every later retrain on every replica would be skipped. A run that already
+    promoted is left to finish its housekeeping."""
+
+    def __init__(self, seconds: float, on_overrun: Any) -> None:
+        self.timer = threading.Timer(seconds, on_overrun) if seconds > 0 else None
+        if self.timer:
+            self.timer.daemon = True
+
+    def __enter__(self) -> _Watchdog:
+        if self.timer:
+            self.timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.timer:
+            self.timer.cancel()
+
+
 class _JobLog(logging.Handler):
     def __init__(self, path: Path) -> None:
         super().__init__(logging.INFO)
@@ -164,11 +186,22 @@ def run_retrain(settings: Settings, options: RetrainOptions | None = None,
     owner = f"run:{run_id}"
     report: dict[str, Any] = {"run_id": run_id, "trigger": opts.trigger, "run_dir": str(run_dir)}
     started = time.perf_counter()
+
+    def overrun() -> None:
+        if (learning.get_run(store, run_id) or {}).get("status") == "promoted":
+            return
+        reason = messages.RETRAIN_OVERRUN.format(minutes=settings.retrain_max_minutes) + messages.RETRAIN_OVERRUN_FIX
+        log.error("%s", reason)
+        learning.update_run(store, run_id, status="failed", ended_at=iso(clock()), phase="done",
+                            gate_json={"reason": reason}, log_excerpt=job_log.excerpt())
+        learning.release_lock(store, owner)
+        os._exit(3)  # from this thread: the main one may be stuck where no exception can reach it
+
     try:
         if not learning.acquire_lock(store, owner, pid=os.getpid(), clock=clock):
             holder = learning.lock_holder(store, clock) or {}
             raise _Skip(f"another retrain holds the lock ({holder.get('owner')} on {holder.get('host')})")
-        with _Heartbeat(store, owner, clock) as heartbeat:
+        with _Watchdog(settings.retrain_max_minutes * 60, overrun), _Heartbeat(store, owner, clock) as heartbeat:
             report.update(_run(settings, store, opts, run_id, run_dir, heartbeat, clock))
     except _Skip as skip:
         log.info("retrain skipped: %s", skip)
