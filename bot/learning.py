@@ -33,6 +33,7 @@ from bot.learning_locks import (
     LOCK_TTL,
     RUN_LOCK,
     Clock,
+    Heartbeat,
     acquire_lock,
     hostname,
     lock_holder,
@@ -60,7 +61,8 @@ from bot.learning_runs import (
 from bot.learning_runs import _decode_run as _decode_run
 
 __all__ = [
-    "HEARTBEAT_SECONDS", "LOCK_TTL", "RUN_LOCK", "UNLAUNCHED_GRACE", "WATERMARK_KEY", "Clock", "RetrainHandle",
+    "HEARTBEAT_SECONDS", "LOCK_TTL", "RUN_LOCK", "UNLAUNCHED_GRACE", "WATERMARK_KEY", "Clock", "Heartbeat",
+    "RetrainHandle",
     "acquire_lock", "create_run", "data_watermark", "get_run", "hostname", "lock_holder", "log", "models_list",
     "nothing_new", "pid_alive", "post_report", "promote", "reap_stale_runs", "release_lock", "report_text",
     "retrain_command", "rollback", "settings_env", "skip_run", "start_retrain", "status", "system_clock",

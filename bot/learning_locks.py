@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -86,3 +87,30 @@ def _lock_is_stale(row: dict[str, Any], now: datetime) -> bool:
     if row["expires_at"] <= iso(now):
         return True
     return row["host"] == hostname() and not pid_alive(row["pid"])
+
+
+class Heartbeat:
+    """Renews a held lock while a long job works (a retrain, `csbot train`), so others know it is alive."""
+
+    def __init__(self, store: Store, owner: str, clock: Clock) -> None:
+        self.store, self.owner, self.clock = store, owner, clock
+        self.stop_event = threading.Event()
+        self.lost = False
+        self.thread = threading.Thread(target=self._loop, name="lock-heartbeat", daemon=True)
+
+    def _loop(self) -> None:
+        while not self.stop_event.wait(HEARTBEAT_SECONDS):
+            try:
+                if not acquire_lock(self.store, self.owner, pid=os.getpid(), clock=self.clock):
+                    self.lost = True
+            except Exception:  # a busy database must not kill the job; the next beat retries
+                log.exception("lock heartbeat failed")
+
+    def __enter__(self) -> Heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_event.set()
+        # Wait for a beat in flight: finishing after the job released the lock, it would take it again.
+        self.thread.join(timeout=30)

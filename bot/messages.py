@@ -273,6 +273,9 @@ RETRAIN_OVERRUN = ("Error: the retrain ran longer than CSBOT_RETRAIN_MAX_MINUTES
                    "stopped.\n")
 RETRAIN_OVERRUN_FIX = ("Fix: look at the run's train.log for where it hung; if the data simply grew, raise "
                        "CSBOT_RETRAIN_MAX_MINUTES or use --mode fast.")
+TRAIN_LOCKED = "Another training holds the lock ({owner} on {host}, since {since}), so csbot train would clash with it."
+TRAIN_LOCKED_FIX = ("wait for it to finish (`csbot status` shows it), or pass --out DIR to train into a folder "
+                    "outside the model registry.")
 SCHEDULE_OFF = "nightly retrain off in this process (CSBOT_RETRAIN_CRON=off)"
 SCHEDULE_NO_TRAINING = ("nightly retrain not scheduled in this process: the training packages (torch, transformers) "
                         "are not installed here, so this replica only serves. Install them with "

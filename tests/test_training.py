@@ -312,3 +312,18 @@ def test_cli_train_on_the_knowledge_base_fits_thresholds_on_its_held_out_example
     # The knowledge base's held-out examples are scored as the test set and also calibrate the router.
     assert validation["thresholds_fitted_on"] == validation["samples"] + test["samples"]
     assert "clarify_pair_min" in card.thresholds
+    # While a retrain holds the lock, `csbot train` into the registry refuses (it would take the same
+    # version number) and says how to proceed; the lock is untouched, and afterwards it trains again.
+    from bot import learning
+    from bot.store import Store
+
+    with Store(tmp_path / "data" / "csbot.db") as store:
+        assert learning.acquire_lock(store, "run:7")
+        blocked = CliRunner().invoke(main, ["train", *[a for s in tiny for a in ("--set", s)]])
+        assert blocked.exit_code == 1 and "Another training holds the lock (run:7" in blocked.output
+        assert "--out DIR" in blocked.output and not (tmp_path / "data" / "models" / "v0002").exists()
+        assert learning.lock_holder(store)["owner"] == "run:7"
+        learning.release_lock(store, "run:7")
+        again = CliRunner().invoke(main, ["train", *[a for s in tiny for a in ("--set", s)]])
+        assert again.exit_code == 0 and (tmp_path / "data" / "models" / "v0002").is_dir()
+        assert learning.lock_holder(store) is None  # released when it finished

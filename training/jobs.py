@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 import numpy as np
 
+from bot import messages
 from models import modeldir
-from models.errors import DataError
+from models.errors import DataError, RegistryError
 from models.registry import Registry
 from training.config import DEFAULT_BASE_MODEL, TrainConfig
 from training.data import Columns, Example, knowledge_base_examples, load_examples
@@ -50,13 +54,41 @@ def train_command(settings: Any, data: tuple[Path, ...], column_names: tuple[str
         options["epochs"] = epochs
     config = TrainConfig().replace(**options)
     store, registry = _store_and_registry(settings)
-    dest = out or registry.root / registry.next_version()
-    from training.pipeline import build_model
+    with _training_lock(store, registered=out is None):
+        dest = out or registry.root / registry.next_version()
+        from training.pipeline import build_model
 
-    # On the knowledge base, its held-out examples are also what the nightly retrain fits the
-    # router's thresholds on (its fixed evaluation set), so the first model is fitted the same way.
-    card = build_model(examples, config, dest, version=dest.name, test_examples=test,
-                       calibration=() if data else test)
+        # On the knowledge base, its held-out examples are also what the nightly retrain fits the
+        # router's thresholds on (its fixed evaluation set), so the first model is fitted the same way.
+        card = build_model(examples, config, dest, version=dest.name, test_examples=test,
+                           calibration=() if data else test)
+        _register_trained(store, registry, card, out, activate)
+
+
+@contextlib.contextmanager
+def _training_lock(store: Any, registered: bool) -> Iterator[None]:
+    """Hold the retrain lock while a version for the registry is trained: a nightly retrain at the same
+    time would pick the same version number, and two trainings on 2 cores take twice as long each."""
+    if not registered:  # --out: a folder outside the registry, nobody else writes there
+        yield
+        return
+    from bot import learning
+
+    owner = f"train:{learning.hostname()}:{os.getpid()}"
+    if not learning.acquire_lock(store, owner):
+        holder = learning.lock_holder(store) or {}
+        raise RegistryError(messages.TRAIN_LOCKED.format(owner=holder.get("owner"), host=holder.get("host"),
+                                                         since=holder.get("acquired_at")), messages.TRAIN_LOCKED_FIX)
+    try:
+        with learning.Heartbeat(store, owner, learning.system_clock):
+            yield
+    finally:
+        learning.release_lock(store, owner)
+
+
+def _register_trained(store: Any, registry: Registry, card: modeldir.ModelCard, out: Path | None,
+                      activate: bool | None) -> None:
+    dest = card.path
     val, tst = card.metrics["validation"], card.metrics.get("test", {})
     click.echo(f"Saved {dest}: validation accuracy {val.get('accuracy', 0):.2%}"
                + (f", held-out test accuracy {tst['accuracy']:.2%} (macro-F1 {tst['macro_f1']:.3f})" if tst else "")

@@ -76,33 +76,6 @@ class _Skip(Exception):
     pass
 
 
-class _Heartbeat:
-    """Renews the run's lock while the job works, so others know it is alive."""
-
-    def __init__(self, store: Store, owner: str, clock: learning.Clock) -> None:
-        self.store, self.owner, self.clock = store, owner, clock
-        self.stop_event = threading.Event()
-        self.lost = False
-        self.thread = threading.Thread(target=self._loop, name="retrain-heartbeat", daemon=True)
-
-    def _loop(self) -> None:
-        while not self.stop_event.wait(learning.HEARTBEAT_SECONDS):
-            try:
-                if not learning.acquire_lock(self.store, self.owner, pid=os.getpid(), clock=self.clock):
-                    self.lost = True
-            except Exception:  # a busy database must not kill the job; the next beat retries
-                log.exception("lock heartbeat failed")
-
-    def __enter__(self) -> _Heartbeat:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop_event.set()
-        # Wait for a beat in flight: finishing after the job released the lock, it would take it again.
-        self.thread.join(timeout=30)
-
-
 class _Watchdog:
     """Stops a job that runs past CSBOT_RETRAIN_MAX_MINUTES: records the failure, frees the lock, exits.
 
@@ -201,7 +174,8 @@ def run_retrain(settings: Settings, options: RetrainOptions | None = None,
         if not learning.acquire_lock(store, owner, pid=os.getpid(), clock=clock):
             holder = learning.lock_holder(store, clock) or {}
             raise _Skip(f"another retrain holds the lock ({holder.get('owner')} on {holder.get('host')})")
-        with _Watchdog(settings.retrain_max_minutes * 60, overrun), _Heartbeat(store, owner, clock) as heartbeat:
+        with _Watchdog(settings.retrain_max_minutes * 60, overrun), \
+                learning.Heartbeat(store, owner, clock) as heartbeat:
             report.update(_run(settings, store, opts, run_id, run_dir, heartbeat, clock))
     except _Skip as skip:
         log.info("retrain skipped: %s", skip)
@@ -242,7 +216,7 @@ def _phase(store: Store, run_id: int, phase: str) -> None:
 
 
 def _run(settings: Settings, store: Store, opts: RetrainOptions, run_id: int, run_dir: Path,
-         heartbeat: _Heartbeat, clock: learning.Clock) -> dict[str, Any]:
+         heartbeat: learning.Heartbeat, clock: learning.Clock) -> dict[str, Any]:
     from bot.knowledge import load_knowledge_base
 
     registry = Registry(settings.models_dir, store)
