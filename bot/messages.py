@@ -104,6 +104,7 @@ RETRAIN_FILES = "Files: {files}"
 SKIP_STILL_RUNNING = "a retrain is still going ({owner} on {host}, since {since})"
 SKIP_NOTHING_NEW = "nothing new since the last run (no new corrections, labels, ratings or knowledge-base edits)"
 SKIP_RACE = "another replica started a retrain at the same moment"
+SKIP_CLOCK_WENT_BACK = "the clocks went back an hour, and this local time already had its run"
 SKIP_PREVIOUS_RUNNING = "the previous run is still going"  # this process's schedule fired during its own run
 STATS_DAYS = "The period should be a number of days from 1 to {most}.\nFix: write e.g. `/csbot stats 30`."
 PROMOTE_USAGE = ("`/csbot promote` needs exactly one version.\nFix: write `/csbot promote VERSION`; "

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from bot import learning, messages
@@ -99,6 +99,7 @@ class RetrainScheduler:
         self.job: Any = None
         self.last_result: dict[str, Any] | None = None
         self._busy = threading.Lock()
+        self._last_fired: tuple[datetime, datetime] | None = None  # (local minute, when): the last firing
 
     def start(self) -> RetrainScheduler:
         self.job = self.scheduler.add_job(self.run_job, self.trigger, id="retrain", name="retrain",
@@ -121,8 +122,23 @@ class RetrainScheduler:
         """Ask apscheduler to run the job at once (it still obeys max_instances)."""
         self.job.modify(next_run_time=datetime.now(self.trigger.timezone))
 
+    def _repeated_wall_clock_minute(self) -> bool:
+        """True for the second firing of one local time: when the clocks go back (autumn, 03:00 -> 02:00 in
+        Europe), apscheduler fires "0 2 * * *" at 02:00 twice, an hour apart. One retrain a night is enough."""
+        now = self.clock()
+        local = now.astimezone(self.trigger.timezone).replace(tzinfo=None, second=0, microsecond=0)
+        last = self._last_fired
+        # Same local minute, but real time has moved on (by the hour the clocks went back).
+        repeated = last is not None and last[0] == local and now - last[1] >= timedelta(minutes=30)
+        self._last_fired = (local, now)
+        return repeated
+
     def run_job(self, trigger: str = "schedule") -> dict[str, Any]:
         """One firing: start the retrain (or skip), wait for it, swap the model, report."""
+        if trigger == "schedule" and self._repeated_wall_clock_minute():
+            reason = messages.SKIP_CLOCK_WENT_BACK
+            log.info("retrain trigger skipped: %s", reason)
+            return {"status": "skipped", "reason": reason}
         if not self._busy.acquire(blocking=False):
             reason = messages.SKIP_PREVIOUS_RUNNING
             log.info("retrain trigger skipped: %s", reason)

@@ -186,3 +186,20 @@ def test_a_replica_without_the_training_packages_leaves_the_night_to_one_that_ha
         learning.start_retrain(settings, "cli", force=True)
     assert "pip install" in info.value.fix
     assert runs(settings) == []  # no run row, no lock: nothing blocks the replica that can train
+
+
+def test_the_night_the_clocks_go_back_gets_one_scheduled_run(settings) -> None:  # noqa: ANN001
+    """In Paris on 2026-10-25, 02:00 happens twice (CEST, then CET): apscheduler fires at both."""
+    first, second = datetime(2026, 10, 25, 0, 0, tzinfo=timezone.utc), datetime(2026, 10, 25, 1, 0, tzinfo=timezone.utc)
+    trigger_tz = RetrainScheduler(settings).trigger.timezone
+    assert first.astimezone(trigger_tz).strftime("%H:%M") == second.astimezone(trigger_tz).strftime("%H:%M") == "02:00"
+    now = [first]
+    scheduler = RetrainScheduler(settings, clock=lambda: now[0])
+    mark_up_to_date(settings)
+    assert "nothing new" in scheduler.run_job()["reason"]  # the first 02:00 runs (and skips for its own reason)
+    now[0] = second
+    assert scheduler.run_job() == {"status": "skipped", "reason": "the clocks went back an hour, and this local "
+                                   "time already had its run"}
+    assert len(runs(settings)) == 1
+    now[0] = first + timedelta(days=1)  # the next night runs as usual
+    assert "nothing new" in scheduler.run_job()["reason"] and len(runs(settings)) == 2
