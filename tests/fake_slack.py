@@ -46,6 +46,7 @@ class FakeSlack:
         self.uploads: dict[str, bytes] = {}
         self.socket_url = "ws://127.0.0.1:9/"
         self.usergroups: dict[str, list[str]] = {}  # usergroups.users.list answers: group id -> member ids
+        self.reactions: dict[tuple[str, str], dict[str, list[str]]] = {}  # (channel, ts) -> emoji -> users
         self._failures: dict[str, list[int]] = {}  # method -> Retry-After seconds of each 429 to send
         self._delays: dict[str, list[float]] = {}  # method -> seconds to hold each next answer back
         self._cond = threading.Condition()
@@ -196,6 +197,12 @@ class FakeSlack:
         if not p.get("text") and not p.get("blocks"):
             return {"ok": False, "error": "no_text"}
         return {"ok": True, "message_ts": self.next_ts()}
+
+    def _reactions_get(self, p: dict[str, Any]) -> dict[str, Any]:
+        on = self.reactions.get((str(p.get("channel", "")), str(p.get("timestamp", ""))), {})
+        return {"ok": True, "type": "message", "channel": p.get("channel"), "message": {
+            "type": "message", "ts": p.get("timestamp"),
+            "reactions": [{"name": n, "users": list(u), "count": len(u)} for n, u in on.items() if u]}}
 
     def _usergroups_users_list(self, p: dict[str, Any]) -> dict[str, Any]:
         group = str(p.get("usergroup", ""))

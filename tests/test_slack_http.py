@@ -198,6 +198,38 @@ def test_reactions_on_an_answer_are_votes(env: Env) -> None:
                what="the vote to be withdrawn")
 
 
+def test_removing_one_of_two_reactions_keeps_the_other_as_the_vote(env: Env) -> None:
+    event = dm_event("track my parcel please", channel="D0REACT2")
+    env.send(event)
+    call = env.reply_to(event)[0]
+    ts = env.posted_message(call)["ts"]
+    reply_id = int(call.params["blocks"][-1]["elements"][0]["value"])
+    item = {"type": "message", "channel": "D0REACT2", "ts": ts}
+
+    def react(kind: str, name: str) -> None:
+        on = env.fake.reactions.setdefault(("D0REACT2", ts), {})  # what Slack holds after the event
+        users = on.setdefault(name, [])
+        if kind == "reaction_added":
+            users.append("UCUSTOMER1")
+        else:
+            users.remove("UCUSTOMER1")
+        env.send({"type": kind, "user": "UCUSTOMER1", "reaction": name, "item": item, "item_user": BOT_USER,
+                  "event_ts": f"{time.time():.6f}"})
+
+    def vote() -> Any:
+        rows = env.rows("SELECT rating FROM feedback WHERE reply_id = ?", [reply_id])
+        return rows[0]["rating"] if rows else None
+
+    react("reaction_added", "+1")
+    wait_until(lambda: vote() == 1, what="the 👍")
+    react("reaction_added", "-1")
+    wait_until(lambda: vote() == -1, what="the 👎")
+    react("reaction_removed", "-1")  # the 👍 is still on the message: it is the vote again
+    wait_until(lambda: vote() == 1, what="the 👍 to count again")
+    react("reaction_removed", "+1")
+    wait_until(lambda: vote() is None, what="the vote to be withdrawn")
+
+
 def test_a_reaction_before_the_answer_ts_is_stored_still_counts(env: Env) -> None:
     # Slack shows the answer as soon as it has it; the bot stores the ts only when Slack's reply arrives.
     event = dm_event("track my parcel", channel="D0EARLY")

@@ -17,7 +17,7 @@ from bot.router import ANSWER
 from bot.service import Reply
 from bot.slack import blocks
 from bot.slack.dedupe import claim_many
-from bot.slack.events import ReactionJob
+from bot.slack.events import ReactionJob, reaction_rating
 from bot.slack.handoff import Handoff, post_handoff
 from bot.slack.people import tell
 from bot.slack.runtime import Runtime
@@ -185,7 +185,9 @@ class Actions:
 
     # --- reactions -----------------------------------------------------------------
 
-    def _react(self, job: ReactionJob) -> str:
+    def _react(self, job: ReactionJob, still: int | None = None) -> str:
+        """Store one reaction. ``still``: for a removal, the rating of the user's other 👍/👎 still on the
+        message (👍, then 👎, then 👎 removed leaves a 👍 that must keep counting)."""
         store = self.rt.ctx.store
         reply = store.find_reply(job.channel, job.ts)
         if reply is None:
@@ -201,19 +203,34 @@ class Actions:
         row = store.db.execute("SELECT rating, source FROM feedback WHERE reply_id = ? AND user = ?",
                                [reply["id"], job.user]).fetchone()
         if row is not None and row[0] == job.rating and row[1] == "reaction":
+            if still is not None:
+                self.rt.ctx.bot.rate(int(reply["id"]), job.user, still, "reaction")
+                return "stored"
             store.remove_feedback(int(reply["id"]), job.user)
             return "removed"
         return "unchanged"
 
+    async def _still_reacted(self, job: ReactionJob) -> int | None:
+        """The rating of a 👍/👎 that ``job.user`` still has on the message after removing one."""
+        if job.added:
+            return None
+        found = await self.rt.call("reactions.get", channel=job.channel, timestamp=job.ts)
+        for reaction in ((found or {}).get("message") or {}).get("reactions") or []:
+            rating = reaction_rating(str(reaction.get("name") or ""))
+            if rating is not None and rating != job.rating and job.user in (reaction.get("users") or ()):
+                return rating
+        return None
+
     async def reaction(self, job: ReactionJob) -> None:
-        result = await self.rt.in_thread(self._react, job)
+        still = await self._still_reacted(job)
+        result = await self.rt.in_thread(self._react, job, still)
         # A customer can react in the moment between the answer appearing in Slack and its ts being
         # stored (longer when a post in the same batch is rate-limited). Look again before giving up.
         for delay in REACTION_RETRY_SECONDS if job.on_bot_message else ():
             if result != "not_found":
                 break
             await asyncio.sleep(delay)
-            result = await self.rt.in_thread(self._react, job)
+            result = await self.rt.in_thread(self._react, job, still)
         if result == "duplicate":
             self.rt.metrics.inc("csbot_slack_duplicates_total", kind="event_id")
         elif result == "stored":
