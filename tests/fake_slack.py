@@ -47,6 +47,7 @@ class FakeSlack:
         self.socket_url = "ws://127.0.0.1:9/"
         self.usergroups: dict[str, list[str]] = {}  # usergroups.users.list answers: group id -> member ids
         self.reactions: dict[tuple[str, str], dict[str, list[str]]] = {}  # (channel, ts) -> emoji -> users
+        self.not_a_member: set[str] = set()  # channels where posting fails with not_in_channel
         self._failures: dict[str, list[int]] = {}  # method -> Retry-After seconds of each 429 to send
         self._delays: dict[str, list[float]] = {}  # method -> seconds to hold each next answer back
         self._cond = threading.Condition()
@@ -142,6 +143,8 @@ class FakeSlack:
     def _chat_postMessage(self, p: dict[str, Any]) -> dict[str, Any]:
         if not p.get("channel"):
             return {"ok": False, "error": "channel_not_found"}
+        if p["channel"] in self.not_a_member:
+            return {"ok": False, "error": "not_in_channel"}
         if not p.get("text") and not p.get("blocks"):
             return {"ok": False, "error": "no_text"}
         ts = self.next_ts()

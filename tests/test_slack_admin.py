@@ -126,6 +126,21 @@ def test_retrain_posts_started_then_progress_and_the_result_in_a_thread(
     assert not env.fake.of("response_url", url=hook)  # everything went to the channel
 
 
+def test_retrain_asked_where_the_bot_is_not_a_member_reports_privately_within_slacks_limit(
+        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A response URL takes 5 messages in 30 minutes: "started" and the report, never the phases."""
+    monkeypatch.setattr(commands, "PROGRESS_EVERY", 0.05)
+    env.fake.not_a_member.add("C0OUTSIDE")
+    hook = env.fake.response_url("retrain-outside")
+    assert post_command(env.url, slash_command_form(user=ADMIN, channel="C0OUTSIDE", text="retrain --force",
+                                                    response_url=hook)).body == ""
+    said = wait_until(lambda: [c for c in env.fake.of("response_url", url=hook) if "*failed*" in c.params["text"]],
+                      timeout=60, what="the private report")
+    texts = [c.params["text"] for c in env.fake.of("response_url", url=hook)]
+    assert len(texts) == 2 and texts[0].startswith("Retraining started: run ") and said[0].params["text"] == texts[1]
+    assert not [t for t in texts if t.startswith("…")]
+
+
 def open_home(env: Env, user: str, count: int) -> dict:
     event = {"type": "app_home_opened", "user": user, "channel": "D0HOME", "tab": "home",
              "event_ts": "1700000000.000001"}

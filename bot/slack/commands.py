@@ -61,11 +61,16 @@ async def _follow_retrain(rt: Runtime, handle: learning.RetrainHandle, started: 
     posted = await rt.call("chat.postMessage", channel=channel, text=started) if channel else None
     thread_ts = str((posted or {}).get("ts") or "") or None
 
-    async def say(text: str) -> None:
+    async def say(text: str) -> bool:
         if thread_ts:
-            await rt.call("chat.postMessage", channel=channel, thread_ts=thread_ts, text=fallback(text))
-        else:  # the bot is not in that channel: answer privately instead
-            await tell(rt, user=user, channel=channel, text=fallback(text), response_url=response_url)
+            posted = await rt.call("chat.postMessage", channel=channel, thread_ts=thread_ts, text=fallback(text))
+            return posted is not None
+        # The bot is not in that channel: answer privately instead, through the response URL, which Slack
+        # honours 5 times within 30 minutes. So only "started" and the report go that way (no phases), and
+        # a report after the URL expired goes to the admin's DM with the bot.
+        if await tell(rt, user=user, channel=channel, text=fallback(text), response_url=response_url):
+            return True
+        return await rt.call("chat.postMessage", channel=user, text=fallback(text)) is not None
 
     if not thread_ts:
         await say(started)
@@ -76,7 +81,7 @@ async def _follow_retrain(rt: Runtime, handle: learning.RetrainHandle, started: 
             break
         except subprocess.TimeoutExpired:
             now = await asyncio.to_thread(_phase, rt, handle.run_id)
-            if now and now != phase:
+            if now and now != phase and thread_ts:
                 phase = now
                 await say(messages.RETRAIN_PHASE.format(phase=now))
     try:
