@@ -140,6 +140,11 @@ def test_split_dedup_few_shot_and_manifest() -> None:
     assert len(train) + len(val) == len(examples)
     assert sorted(e.intent for e in val if e.intent) == ["refund"] * 2 + ["track_order"] * 2
     assert split_validation(examples, 0.2, seed=1) == (train, val)  # seeded
+    # Agents' corrections always train: the gate checks the candidate learned every one of them.
+    fixes = [Example(f"refund please {i}", "refund", weight=2.0, source="correction") for i in range(5)]
+    train2, val2 = split_validation([*examples, *fixes], 0.2, seed=1)
+    assert all(f in train2 for f in fixes) and not [e for e in val2 if e.source == "correction"]
+    assert len(train2) + len(val2) == len(examples) + len(fixes)
     assert sorted(e.intent for e in few_shot(examples, 3, seed=0)) == ["refund"] * 3 + ["track_order"] * 3
     info = manifest(examples)
     assert info["examples"] == 22 and info["per_intent"] == {"refund": 10, "track_order": 10}

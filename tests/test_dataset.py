@@ -94,3 +94,29 @@ def test_dedupe_keeps_the_strongest_label_and_caps_silver(setup) -> None:  # noq
     assert len(matches) == 1 and matches[0].intent == "track_order" and matches[0].source == "correction"
     assert sum(e.source == "silver" for e in data.train) == 3
     assert data.manifest["excluded"]["silver_over_cap"] >= 5 and data.manifest["excluded"]["duplicate"] >= 1
+
+
+def test_downvoted_picks_new_topics_and_the_newest_verdict(setup) -> None:  # noqa: ANN001
+    store, kb = setup
+    # A customer picks "track_order" from a clarify question, then rates that answer 👎.
+    message_id, _ = add_message(store, "money back for my parcel", intent="refund", decision="clarify")
+    store.record_label(message_id, intent="track_order", source="clarify", user="U1")
+    answer = store.log_reply(message_id, text="Follow your parcel.", kind="answer", intent="track_order")
+    store.record_feedback(answer, "U1", -1, "button")
+    # An agent calls some words a new topic; the same words, picked or 👍'd elsewhere, must not train an intent.
+    odd = next(t for t in (f"do you sell gift cards {i}" for i in range(50)) if not held_out(t, 5))
+    correct(store, odd, NEW_TOPIC)
+    upvoted(store, odd + "?", "refund", 0.95)  # punctuation makes no other text
+    # Two agents give two verdicts on the same words: the newer one is what the model learns.
+    twice = next(t for t in (f"refund my parcel fee {i}" for i in range(50)) if not held_out(t, 5))
+    first = correct(store, twice, "track_order")
+    store.db.execute("UPDATE corrections SET updated_at = '2020-01-01T00:00:00+00:00' WHERE message_id = ?", [first])
+    correct(store, twice.upper(), "refund")
+    data = build_dataset(store, kb)
+
+    keys = {text_key(e.text): e for e in data.train}
+    assert text_key("money back for my parcel") not in keys and text_key(odd) not in keys
+    assert keys[text_key(twice)].intent == "refund"
+    excluded = data.manifest["excluded"]
+    assert excluded["downvoted"] >= 1 and excluded["new_topic_text"] == 1
+    assert text_key("Where is my card?") == text_key("where  is my card") == text_key("ＷＨＥＲＥ is my card!")

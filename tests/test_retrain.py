@@ -353,3 +353,21 @@ def test_a_run_past_its_time_limit_is_stopped_and_marked_failed(tmp_path: Path, 
         assert learning.lock_holder(store) is None  # the next run may start at once
         assert Registry(settings.models_dir, store).active() == "v0001"
     assert "CSBOT_RETRAIN_MAX_MINUTES" in learning.report_text(run)
+
+
+def test_the_gate_compares_both_models_only_where_neither_is_favoured() -> None:
+    from training.data import Example
+    from training.gate import comparison_set
+
+    examples = [Example("where is my parcel", "track_order", source="knowledge_base"),
+                Example("refund me now", "refund", source="correction", served_by="v0003"),  # v0003's own mistake
+                Example("refund me later", "refund", source="correction", served_by="v0002"),  # an older model's
+                Example("gift cards?", "gift_cards", source="knowledge_base"),  # only the candidate knows it
+                Example("ugh", None, "negative", source="knowledge_base")]
+    kept, labels, left_out = comparison_set(examples, ["track_order", "refund", "gift_cards"], "v0003",
+                                            ["track_order", "refund", "reset_password"])
+    assert [e.text for e in kept] == ["where is my parcel", "refund me later", "ugh"]
+    assert labels == ["refund", "track_order"]  # both models choose among the intents they share
+    assert left_out == {"left_out_active_mistakes": 1, "left_out_unshared_intent": 1}
+    first, first_labels, _ = comparison_set(examples, ["track_order", "refund", "gift_cards"], None, None)
+    assert first == examples and first_labels == ["gift_cards", "refund", "track_order"]  # no active model yet

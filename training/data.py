@@ -35,6 +35,7 @@ class Example:
     sentiment: str | None = None
     weight: float = 1.0
     source: str = "file"
+    served_by: str | None = None  # the model version that answered the message (store examples only)
 
 
 @dataclass(frozen=True)
@@ -215,12 +216,15 @@ def check_trainable(examples: Sequence[Example], min_per_intent: int = 2) -> Non
 def split_validation(examples: Sequence[Example], fraction: float, seed: int
                      ) -> tuple[list[Example], list[Example]]:
     """Stratified split by intent (sentiment-only examples split at random); every intent keeps
-    at least one training example."""
+    at least one training example. Agents' corrections always train: they are the few messages the
+    model got wrong, the gate checks that the candidate learned them, and a night has only a handful."""
     rng = random.Random(seed)
     groups: dict[str, list[Example]] = defaultdict(list)
+    train: list[Example] = [ex for ex in examples if ex.source == "correction"]
     for ex in examples:
-        groups[ex.intent or f"__sentiment__{ex.sentiment}"].append(ex)
-    train, val = [], []
+        if ex.source != "correction":
+            groups[ex.intent or f"__sentiment__{ex.sentiment}"].append(ex)
+    val: list[Example] = []
     for key in sorted(groups):
         items = groups[key][:]
         rng.shuffle(items)

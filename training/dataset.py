@@ -15,9 +15,12 @@ source          what                                                    weight (
                                                                         intent (newest first)
 ==============  ======================================================  =========================
 
-Never trained on: a 👎 without a correction (it waits in the review queue); a correction to
-``__new_topic__`` (kept for the admin who may add the intent); a label naming an intent the
-knowledge base no longer has; purged (blank) text. Each is counted in the manifest.
+Never trained on: a 👎 without a correction (it waits in the review queue), including a clarify pick
+whose answer the customer then rated 👎; a correction to ``__new_topic__`` (kept for the admin who may
+add the intent), and clarify picks or 👍 answers with the same words; a label naming an intent the
+knowledge base no longer has; purged (blank) text. Each is counted in the manifest. When agents
+disagree on the same words, the newest verdict wins. "The same words" is ``text_key``: case,
+spacing, punctuation and Unicode forms ignored.
 
 The fixed evaluation set is the knowledge base's held-out split plus a stable slice of the
 corrections, chosen by a hash of the normalised text (1 in ``eval_every``): the same text
@@ -28,6 +31,7 @@ on and tested on, and the set only grows as corrections arrive.
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -64,7 +68,10 @@ class RetrainDataset:
 
 
 def text_key(text: str) -> str:
-    return " ".join(text.lower().split())
+    """What makes two messages "the same text": Unicode-normalised, case-folded, punctuation and spacing
+    ignored, so "Where is my card?" and "where is my card" never land on both sides of the evaluation set."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return " ".join("".join(" " if unicodedata.category(ch).startswith("P") else ch for ch in folded).split())
 
 
 def held_out(text: str, every: int) -> bool:
@@ -93,9 +100,11 @@ def build_dataset(store: Any, kb: Any, options: DatasetOptions | None = None) ->
 
     corrections: list[Example] = []
     corrected: set[int] = set()
+    new_topics: set[str] = set()
     for row in db.query("""SELECT c.message_id, c.correct_intent, c.correct_sentiment, m.text, m.normalized_text,
-                                  m.text_purged
-                           FROM corrections c JOIN messages m ON m.id = c.message_id ORDER BY c.id"""):
+                                  m.text_purged, m.model_version
+                           FROM corrections c JOIN messages m ON m.id = c.message_id
+                           ORDER BY c.updated_at DESC, c.id DESC"""):  # the newest verdict on a text wins
         corrected.add(row["message_id"])
         text = _text(row)
         intent, sentiment = row["correct_intent"], row["correct_sentiment"]
@@ -104,6 +113,7 @@ def build_dataset(store: Any, kb: Any, options: DatasetOptions | None = None) ->
             continue
         if intent == NEW_TOPIC:
             excluded["new_topic"] += 1
+            new_topics.add(text_key(text))  # the same words elsewhere must not train as a known intent
             intent = None
             if not sentiment:
                 continue
@@ -115,20 +125,25 @@ def build_dataset(store: Any, kb: Any, options: DatasetOptions | None = None) ->
             continue
         example = Example(text, intent, sentiment, opt.gold_weight, "correction")
         if held_out(text, opt.eval_every):
-            eval_examples.append(Example(text, intent, sentiment, 1.0, "correction"))
+            eval_examples.append(Example(text, intent, sentiment, 1.0, "correction", row["model_version"]))
         else:
             corrections.append(example)
 
     clarify: list[Example] = []
     labelled: set[int] = set()
-    for row in db.query("""SELECT l.message_id, l.intent, m.text, m.normalized_text, m.text_purged
+    for row in db.query("""SELECT l.message_id, l.intent, m.text, m.normalized_text, m.text_purged,
+                                  (SELECT count(*) FROM replies r JOIN feedback f ON f.reply_id = r.id
+                                   WHERE r.message_id = l.message_id AND r.kind = 'answer' AND f.rating = -1) AS downs
                            FROM labels l JOIN messages m ON m.id = l.message_id
                            WHERE l.id IN (SELECT max(id) FROM labels GROUP BY message_id) ORDER BY l.id"""):
         labelled.add(row["message_id"])
         if row["message_id"] in corrected:
             continue  # the agent's verdict wins
         text = _text(row)
-        if not text:
+        if row["downs"]:
+            # The customer picked this intent, then rated its answer 👎: to the review queue, not into training.
+            excluded["downvoted"] += 1
+        elif not text:
             excluded["purged_text"] += 1
         elif row["intent"] not in known:
             excluded["unknown_intent"] += 1
@@ -166,7 +181,13 @@ def build_dataset(store: Any, kb: Any, options: DatasetOptions | None = None) ->
 
     eval_examples, eval_dupes = _dedupe(eval_examples, set())
     eval_keys = {text_key(e.text) for e in eval_examples}
-    train, dropped = _dedupe([*corrections, *clarify, *kb_train, *silver], eval_keys)
+    # Customers' picks and 👍 answers on words an agent called a new topic are not evidence for an intent.
+    # (The knowledge base is the admin's own word and stays.)
+    observed = [e for e in [*clarify, *silver] if text_key(e.text) not in new_topics]
+    if len(observed) < len(clarify) + len(silver):
+        excluded["new_topic_text"] += len(clarify) + len(silver) - len(observed)
+    train, dropped = _dedupe([*corrections, *[e for e in observed if e.source == "clarify"], *kb_train,
+                              *[e for e in observed if e.source == "silver"]], eval_keys)
     excluded["duplicate"] += dropped["duplicate"] + eval_dupes["duplicate"]
     excluded["in_eval_set"] += dropped["in_eval_set"]
     trained_corrections = [e for e in train if e.source == "correction" and e.intent]

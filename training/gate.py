@@ -1,9 +1,9 @@
 """Evaluate a candidate against the active model and decide whether it may be promoted.
 
 Promote only if (1) eval accuracy >= the active model's minus ``CSBOT_GATE_TOLERANCE`` on the
-same fixed evaluation set, (2) the candidate gets right ``CSBOT_GATE_CORRECTIONS_SHARE`` of the
-corrected examples it trained on (with a binomial allowance for small counts), and (3) its ONNX
-export passed the parity check.
+same fixed evaluation set (less what would favour one side: ``comparison_set``), (2) the candidate
+gets right ``CSBOT_GATE_CORRECTIONS_SHARE`` of the corrected examples it trained on (with a binomial
+allowance for small counts), and (3) its ONNX export passed the parity check.
 Otherwise the version is registered ``rejected`` with the reasons.
 """
 
@@ -45,10 +45,34 @@ def _classifier(path: Path, settings: Settings) -> Any:
 
 
 def _intent_predictions(classifier: Any, texts: list[str], labels: list[str]) -> np.ndarray:
+    """Indices into ``labels`` of each text's top intent among the ``labels`` the model knows."""
     index = {name: i for i, name in enumerate(labels)}
-    to_union = np.array([index[n] for n in classifier.intents])
+    columns = [i for i, name in enumerate(classifier.intents) if name in index]
+    to_labels = np.array([index[classifier.intents[i]] for i in columns])
     logits = np.concatenate([classifier.logits(texts[i : i + 64])[0] for i in range(0, len(texts), 64)])
-    return to_union[logits.argmax(-1)]
+    return to_labels[logits[:, columns].argmax(-1)]
+
+
+def comparison_set(examples: Sequence[Example], candidate_intents: Sequence[str],
+                   active: str | None, active_intents: Sequence[str] | None) -> tuple[list[Example], list[str], dict]:
+    """The examples and intents on which the candidate and the active model can be compared fairly.
+
+    Left out: a held-out correction of a message the active version answered (it exists because that
+    model got it wrong, so counting it hands the candidate a point), and intents only one model knows
+    (the other cannot be right on them). Both models then pick among the shared intents only."""
+    if active is None or active_intents is None:
+        labels = sorted(set(candidate_intents) | {e.intent for e in examples if e.intent})
+        return list(examples), labels, {"left_out_active_mistakes": 0, "left_out_unshared_intent": 0}
+    shared = sorted(set(candidate_intents) & set(active_intents))
+    kept, mistakes, unshared = [], 0, 0
+    for e in examples:
+        if e.source == "correction" and e.served_by == active:
+            mistakes += 1
+        elif e.intent and e.intent not in shared:
+            unshared += 1
+        else:
+            kept.append(e)
+    return kept, shared, {"left_out_active_mistakes": mistakes, "left_out_unshared_intent": unshared}
 
 
 def evaluate_model(path: Path, examples: Sequence[Example], labels: list[str], settings: Settings) -> dict[str, Any]:

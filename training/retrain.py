@@ -49,7 +49,7 @@ from training.config import DEFAULT_BASE_MODEL, TrainConfig
 from training.dataset import DatasetOptions, build_dataset
 from training.gate import PARITY_MAX_DIFF as PARITY_MAX_DIFF
 from training.gate import PARITY_MIN_AGREEMENT as PARITY_MIN_AGREEMENT
-from training.gate import _metrics, apply_gate, corrections_check, evaluate_model
+from training.gate import _metrics, apply_gate, comparison_set, corrections_check, evaluate_model
 from training.modes import DATA_KEYS_FILE as DATA_KEYS_FILE
 from training.modes import ENCODER_DIR, build_version, choose_mode
 from training.modes import FAST_MAX_NEW as FAST_MAX_NEW
@@ -259,10 +259,11 @@ def _run(settings: Settings, store: Store, opts: RetrainOptions, run_id: int, ru
     train_seconds = time.perf_counter() - train_started
 
     _phase(store, run_id, "evaluate")
-    labels = sorted(set(data.intents) | set(active_card.intents if active_card else ())
-                    | {e.intent for e in data.eval if e.intent})
-    cand = evaluate_model(card.path, data.eval, labels, settings) if card else None
-    act = evaluate_model(active_card.path, data.eval, labels, settings) if active_card else None
+    candidate_intents = card.intents if card else data.intents
+    compared, labels, left_out = comparison_set(data.eval, candidate_intents, active if active_card else None,
+                                                active_card.intents if active_card else None)
+    cand = evaluate_model(card.path, compared, labels, settings) if card else None
+    act = evaluate_model(active_card.path, compared, labels, settings) if active_card else None
     corrections = corrections_check(card.path, data.corrections, settings) if card else {"total": 0}
     parity = card.metrics.get("parity") if card else None
     gate = apply_gate(cand, act, corrections, parity, parity_error, settings.gate_tolerance,
@@ -274,7 +275,7 @@ def _run(settings: Settings, store: Store, opts: RetrainOptions, run_id: int, ru
     _phase(store, run_id, "register")
     metrics = _metrics(cand, act, corrections, labels)
     metrics.update(mode=mode, mode_reason=mode_reason, new_examples=new_count,
-                   train_seconds=round(train_seconds, 1), eval_samples=len(data.eval))
+                   train_seconds=round(train_seconds, 1), eval_samples=len(data.eval), compared=left_out)
     headline = {"eval_accuracy": cand and cand.get("accuracy"), "eval_samples": cand and cand.get("samples"),
                 "active_eval_accuracy": act and act.get("accuracy"),
                 "validation": card and card.metrics.get("validation", {}).get("accuracy"), "run": run_id}
