@@ -100,7 +100,7 @@ def main() -> None:
     ml_in, ml_out = logits_in.max(-1), logits_out.max(-1)
     en_in, en_out = energy(logits_in), energy(logits_out)
     ma_in, ma_out = mahalanobis(emb_train, train_labels, emb_in), mahalanobis(emb_train, train_labels, emb_out)
-    fitted = classifier.card.thresholds["answer_min"]
+    fitted = classifier.card.thresholds_for(classifier.variant)["answer_min"]
     base = float(correct.mean())
     print("\n## Out-of-scope detection (Banking77, 25% of intents held out)")
     print(header("python benchmarks/oos.py " + " ".join(sys.argv[1:])))

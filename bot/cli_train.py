@@ -82,7 +82,8 @@ def predict(text: tuple[str, ...], model: str | None, top_k: int, as_json: bool)
     classifier = Classifier.load(path, provider=cfg.onnx_provider, variant=cfg.onnx_variant)
     message = normalize(" ".join(text), cfg.max_message_chars)
     prediction = classifier.predict([message.text], top_k=top_k)[0] if not message.empty else None
-    decision = route(message, prediction, load_knowledge_base(cfg.kb_path), classifier.card.thresholds)
+    thresholds = classifier.card.thresholds_for(classifier.variant)
+    decision = route(message, prediction, load_knowledge_base(cfg.kb_path), thresholds)
     if as_json:
         click.echo(json.dumps({
             "model": classifier.version, "provider": classifier.provider, "decision": decision.decision,

@@ -91,7 +91,7 @@ class Bot:
         for i, p in zip(to_classify, model.predict([normalized[i].text for i in to_classify]), strict=True):
             predictions[i] = p
         latency = (time.perf_counter() - started) * 1000 / max(1, len(batch))
-        thresholds = model.card.thresholds
+        thresholds = model.card.thresholds_for(model.variant)  # fitted on what this variant outputs
         return [self._record(m, n, p, route(n, p, self.kb, thresholds), latency)
                 for m, n, p in zip(batch, normalized, predictions, strict=True)]
 

@@ -59,6 +59,8 @@ class ModelCard:
     variants: tuple[str, ...]
     thresholds: dict[str, float] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    # Thresholds fitted on another variant's probabilities (int8 rounds them a little differently).
+    variant_thresholds: dict[str, dict[str, float]] = field(default_factory=dict)
     packages: dict[str, str] = field(default_factory=dict)
 
     def onnx_path(self, variant: str = "fp32") -> Path:
@@ -68,6 +70,10 @@ class ModelCard:
                 "choose one of the listed variants (CSBOT_ONNX_VARIANT).",
             )
         return self.path / (INT8_FILE if variant == "int8" else ONNX_FILE)
+
+    def thresholds_for(self, variant: str) -> dict[str, float]:
+        """The router thresholds fitted on the probabilities ``variant`` gives (fp32's when none were)."""
+        return self.variant_thresholds.get(variant) or self.thresholds
 
 
 def sha256_file(path: Path) -> str:
@@ -92,6 +98,7 @@ def finalize(
     data_hash: str,
     packages: dict[str, str],
     thresholds: dict[str, float] | None = None,
+    variant_thresholds: dict[str, dict[str, float]] | None = None,
 ) -> ModelCard:
     """Write the manifest for the files in ``staging`` and move it to ``dest`` in one rename.
 
@@ -110,6 +117,7 @@ def finalize(
         "data_hash": data_hash,
         "packages": packages,
         "thresholds": thresholds or {},
+        "variant_thresholds": variant_thresholds or {},
         "variants": ["fp32"] + (["int8"] if (staging / INT8_FILE).is_file() else []),
         "files": {name: sha256_file(staging / name) for name in files},
     }
@@ -187,6 +195,8 @@ def _card(path: Path, manifest: dict[str, Any], labels: dict[str, Any], intents:
         created_at=str(manifest.get("created_at", "")),
         variants=tuple(manifest.get("variants", ["fp32"])),
         thresholds={k: float(v) for k, v in manifest.get("thresholds", {}).items()},
+        variant_thresholds={str(name): {k: float(v) for k, v in values.items()}
+                            for name, values in (manifest.get("variant_thresholds") or {}).items()},
         metrics=_load_json(path, METRICS_FILE),
         packages=dict(manifest.get("packages", {})),
     )

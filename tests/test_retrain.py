@@ -140,6 +140,12 @@ def test_gate_promotes_a_better_candidate_then_skips_then_goes_fast(tmp_path: Pa
     fast = run_retrain(settings, RetrainOptions(trigger="test", overrides=FAST))
     assert fast["mode"] == "fast", fast["mode_reason"]
     assert fast["status"] in ("promoted", "rejected")
+    # Its frozen encoder was trained on nearly all of its validation split: thresholds use only unseen data.
+    fast_card = modeldir.read(settings.models_dir / "v0003")
+    compared = fast["metrics"]["compared"]
+    unseen = fast["metrics"]["candidate"]["samples"] + compared["left_out_active_mistakes"] + \
+        compared["left_out_unshared_intent"]  # every intent-labelled example of the fixed evaluation set
+    assert fast_card.metrics["validation"]["thresholds_fitted_on"] == unseen
 
 
 def test_gate_rejects_a_worse_candidate_with_the_reason(tmp_path: Path, word_base: Path, kw_kb: Path,

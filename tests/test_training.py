@@ -327,3 +327,35 @@ def test_cli_train_on_the_knowledge_base_fits_thresholds_on_its_held_out_example
         again = CliRunner().invoke(main, ["train", *[a for s in tiny for a in ("--set", s)]])
         assert again.exit_code == 0 and (tmp_path / "data" / "models" / "v0002").is_dir()
         assert learning.lock_holder(store) is None  # released when it finished
+
+
+def test_the_int8_variant_gets_thresholds_fitted_on_its_own_probabilities(tiny_config: TrainConfig,
+                                                                          tmp_path: Path) -> None:
+    """CPU serves int8 by default, so its router thresholds come from int8 probabilities, not fp32's."""
+    from conftest import tiny_kb_yaml
+
+    from bot.knowledge import load_knowledge_base
+    from bot.service import Bot, Incoming
+    from bot.store import Store
+    from models.runtime import Classifier, LiveClassifier
+    from training.pipeline import build_model
+
+    card = build_model(tiny_examples(), tiny_config.replace(export_int8=True), tmp_path / "m", version="m",
+                       progress=False)
+    assert "int8" in card.variants and set(card.variant_thresholds) == {"int8"}
+    assert modeldir.read(card.path).variant_thresholds == card.variant_thresholds  # round-trips
+    assert card.thresholds_for("fp32") == card.thresholds and card.thresholds_for("int8") == \
+        card.variant_thresholds["int8"]
+    # The bot routes with the thresholds of the variant it serves: an int8 bar nothing reaches hands over.
+    modeldir.update_manifest(card.path, variant_thresholds={"int8": {**card.thresholds, "answer_min": 1.01,
+                                                                     "clarify_pair_min": 1.01}})
+    (tmp_path / "kb.yaml").write_text(tiny_kb_yaml())
+    kb = load_knowledge_base(tmp_path / "kb.yaml")
+    decisions = {}
+    for variant in ("fp32", "int8"):
+        classifier = Classifier.load(card.path, provider="cpu", variant=variant)
+        with Store(tmp_path / f"{variant}.db") as store:
+            bot = Bot(kb, store, LiveClassifier(classifier), 2000)
+            decisions[variant] = bot.handle(Incoming(text="where is my parcel", user="U1")).route.decision
+    assert decisions["int8"] == "handoff" and decisions["fp32"] != "handoff"
+    assert Classifier.load(card.path, provider="cpu").variant == "int8"  # what "auto" serves on CPU

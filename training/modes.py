@@ -94,7 +94,10 @@ def build_version(data: RetrainDataset, config: TrainConfig, dest: Path, version
         result.model.encoder.save_pretrained(encoder)
         result.tokenizer.save_pretrained(encoder)
         (staging / DATA_KEYS_FILE).write_text(json.dumps(sorted(_data_keys(data.train))))
-        return _write(result, staging, dest, version, data.eval, data.manifest, progress, calibration=data.eval)
+        # A fast run's frozen encoder is the active version's, fine-tuned on nearly all of this validation
+        # split: only the fixed evaluation set is unseen data for fitting the router's thresholds.
+        return _write(result, staging, dest, version, data.eval, data.manifest, progress, calibration=data.eval,
+                      calibration_only=config.freeze_encoder)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

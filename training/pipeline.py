@@ -63,13 +63,16 @@ def build_model(examples: Sequence[Example], config: TrainConfig, dest: Path, *,
 
 
 def _write(result: TrainResult, staging: Path, dest: Path, version: str, test_examples: Sequence[Example],
-           data_manifest: dict[str, Any], progress: bool, calibration: Sequence[Example] = ()) -> ModelCard:
+           data_manifest: dict[str, Any], progress: bool, calibration: Sequence[Example] = (),
+           calibration_only: bool = False) -> ModelCard:
     """Export, check, score and write the model directory.
 
     ``calibration``: further held-out, human-labelled examples (never trained on) that the
     thresholds are fitted on together with the validation split. The retrain job passes its
     fixed evaluation set: with a few hundred examples instead of a validation split of a few
     dozen, the fitted thresholds land near the wrong-answer budget instead of far above it.
+    ``calibration_only``: fit on ``calibration`` alone, because the validation split is not unseen data
+    (a fast retrain's frozen encoder was fine-tuned on nearly all of it, which makes it look surer).
     """
     config = result.config
     val_texts = [e.text for e in result.val_examples]
@@ -85,10 +88,17 @@ def _write(result: TrainResult, staging: Path, dest: Path, version: str, test_ex
     # Thresholds are fitted on human labels only: silver examples (the model's own confident
     # answers) are easy by construction and would make the model look surer than it is.
     val = score(staging / modeldir.ONNX_FILE, result, [e for e in result.val_examples if e.weight >= 1.0])
-    fit_on = score(staging / modeldir.ONNX_FILE, result,
-                   [e for e in [*result.val_examples, *calibration] if e.weight >= 1.0]) if calibration else val
+    pool = [e for e in ([] if calibration_only else result.val_examples) if e.weight >= 1.0] + \
+        [e for e in calibration if e.weight >= 1.0]
+    fit_on = score(staging / modeldir.ONNX_FILE, result, pool) if calibration else val
     thresholds = fit_thresholds(fit_on.pop("_intent_probs"), fit_on.pop("_intent_gold"),
                                 fit_on.pop("_sentiment_probs"), fit_on.pop("_sentiment_gold"))
+    variant_thresholds = {}
+    if (staging / modeldir.INT8_FILE).is_file():  # served on CPU: fit on the probabilities it gives
+        int8 = score(staging / modeldir.INT8_FILE, result, pool if calibration else
+                     [e for e in result.val_examples if e.weight >= 1.0])
+        variant_thresholds["int8"] = fit_thresholds(int8.pop("_intent_probs"), int8.pop("_intent_gold"),
+                                                    int8.pop("_sentiment_probs"), int8.pop("_sentiment_gold"))
     if calibration:
         val = {k: v for k, v in val.items() if not k.startswith("_")}
         val["thresholds_fitted_on"] = int(fit_on.get("samples", 0))
@@ -104,7 +114,8 @@ def _write(result: TrainResult, staging: Path, dest: Path, version: str, test_ex
     (staging / modeldir.METRICS_FILE).write_text(json.dumps(metrics, indent=2, default=float) + "\n")
     return modeldir.finalize(staging, dest, version=version, max_length=config.max_length,
                              base_model=config.base_model, data_hash=str(data_manifest.get("hash", "")),
-                             packages=package_versions(), thresholds=thresholds)
+                             packages=package_versions(), thresholds=thresholds,
+                             variant_thresholds=variant_thresholds)
 
 
 def score(onnx_path: Path, result: TrainResult, examples: Sequence[Example]) -> dict[str, Any]:
