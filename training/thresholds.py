@@ -81,7 +81,9 @@ def _clarify_thresholds(intent_probs: np.ndarray, gold: np.ndarray, p1: np.ndarr
     answered = (p1 >= fitted["answer_min"]) & (p1 - p2 >= fitted["clarify_margin"])
     top2 = np.argsort(-intent_probs, axis=1)[:, :2]
     hit = (top2 == gold[:, None]).any(axis=1)
-    pair, unsure = (p1 + p2)[~answered], hit[~answered]
+    # Only the pairs the router would offer: it never offers a runner-up below CLARIFY_SECOND_MIN.
+    offered = ~answered & (p2 >= CLARIFY_SECOND_MIN)
+    pair, unsure = (p1 + p2)[offered], hit[offered]
     if len(pair) == 0:
         return {}
     threshold = max(ANSWER_FLOOR, _precision_threshold(pair, unsure, 1 - CLARIFY_MIN_HIT))
