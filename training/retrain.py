@@ -7,7 +7,8 @@ a log excerpt. Its folder (``<data>/runs/run-NNNNN``) holds ``manifest.json``, `
 ``report.png`` (accuracy per version and the change in the confusion matrix), ``job.log`` and the
 per-epoch ``metrics.jsonl``.
 
-This module runs the job (lock, heartbeat, log capture, phases, registration); the steps live in:
+This module runs the job (lock, heartbeat, phases, registration; log capture and the time limit are in
+``training.job_guard``); the steps live in:
 
 - ``training.modes``: full or fast. ``full`` fine-tunes the whole encoder from the base model;
   ``fast`` trains only the heads on the active version's frozen encoder. ``auto`` picks ``fast``
@@ -17,7 +18,8 @@ This module runs the job (lock, heartbeat, log capture, phases, registration); t
   ``distill_weight`` > 0 a full run also distils from the active version where it is right
   (``training.distill``), so fewer right answers flip to wrong from one version to the next.
 - ``training.gate``: promote only if (1) eval accuracy >= the active model's minus
-  ``CSBOT_GATE_TOLERANCE`` on the same fixed evaluation set, (2) the candidate gets right at least
+  ``CSBOT_GATE_TOLERANCE`` on the same fixed evaluation set (less what would favour one side:
+  ``training.gate.comparison_set``), (2) the candidate gets right at least
   ``CSBOT_GATE_CORRECTIONS_SHARE`` of the corrected examples it trained on, and (3) its ONNX export
   passed the parity check. Otherwise the version is registered ``rejected`` with the reasons.
 - ``training.report_chart``: the run's ``report.png``.
@@ -32,7 +34,6 @@ import logging
 import os
 import re
 import shutil
-import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ from training.dataset import DatasetOptions, build_dataset
 from training.gate import PARITY_MAX_DIFF as PARITY_MAX_DIFF
 from training.gate import PARITY_MIN_AGREEMENT as PARITY_MIN_AGREEMENT
 from training.gate import _metrics, apply_gate, comparison_set, corrections_check, evaluate_model
+from training.job_guard import LOG_EXCERPT_LINES, JobLog, Watchdog, describe_error
 from training.modes import DATA_KEYS_FILE as DATA_KEYS_FILE
 from training.modes import ENCODER_DIR, build_version, choose_mode
 from training.modes import FAST_MAX_NEW as FAST_MAX_NEW
@@ -57,9 +59,6 @@ from training.modes import FAST_MAX_SHARE as FAST_MAX_SHARE
 from training.report_chart import _history, save_report_chart
 
 log = logging.getLogger("csbot.retrain")
-
-LOG_EXCERPT_LINES = 40
-
 
 @dataclass
 class RetrainOptions:
@@ -74,52 +73,6 @@ class RetrainOptions:
 
 class _Skip(Exception):
     pass
-
-
-class _Watchdog:
-    """Stops a job that runs past CSBOT_RETRAIN_MAX_MINUTES: records the failure, frees the lock, exits.
-
-    A hung child (a deadlock, a stuck file system) would otherwise keep its lock alive through the
-    heartbeat forever, and every later retrain on every replica would be skipped. A run that already
-    promoted is left to finish its housekeeping."""
-
-    def __init__(self, seconds: float, on_overrun: Any) -> None:
-        self.timer = threading.Timer(seconds, on_overrun) if seconds > 0 else None
-        if self.timer:
-            self.timer.daemon = True
-
-    def __enter__(self) -> _Watchdog:
-        if self.timer:
-            self.timer.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.timer:
-            self.timer.cancel()
-
-
-class _JobLog(logging.Handler):
-    def __init__(self, path: Path) -> None:
-        super().__init__(logging.INFO)
-        self.path = path
-        self.lines: list[str] = []
-        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-
-    def emit(self, record: logging.LogRecord) -> None:
-        line = self.format(record)
-        self.lines.append(line)
-        with self.path.open("a", encoding="utf-8") as fh:
-            fh.write(line + "\n")
-
-    def excerpt(self) -> str:
-        return "\n".join(self.lines[-LOG_EXCERPT_LINES:])
-
-
-def describe_error(exc: BaseException) -> str:
-    """A failed run's reason as admins read it: a CsbotError's text, else the exception's type and text."""
-    if isinstance(exc, CsbotError):
-        return f"Error: {exc}"
-    return f"Error: {type(exc).__name__}: {exc}" if str(exc) else f"Error: {type(exc).__name__}"
 
 
 def fail_prepared_run(settings: Settings, run_id: int, exc: BaseException) -> None:
@@ -151,7 +104,7 @@ def run_retrain(settings: Settings, options: RetrainOptions | None = None,
     run_dir = settings.data_dir / "runs" / f"run-{run_id:05d}"
     run_dir.mkdir(parents=True, exist_ok=True)
     learning.update_run(store, run_id, run_dir=str(run_dir))
-    job_log = _JobLog(run_dir / "job.log")
+    job_log = JobLog(run_dir / "job.log")
     logger = logging.getLogger("csbot")
     logger.addHandler(job_log)
     if logger.level == logging.NOTSET or logger.level > logging.INFO:
@@ -174,7 +127,7 @@ def run_retrain(settings: Settings, options: RetrainOptions | None = None,
         if not learning.acquire_lock(store, owner, pid=os.getpid(), clock=clock):
             holder = learning.lock_holder(store, clock) or {}
             raise _Skip(f"another retrain holds the lock ({holder.get('owner')} on {holder.get('host')})")
-        with _Watchdog(settings.retrain_max_minutes * 60, overrun), \
+        with Watchdog(settings.retrain_max_minutes * 60, overrun), \
                 learning.Heartbeat(store, owner, clock) as heartbeat:
             report.update(_run(settings, store, opts, run_id, run_dir, heartbeat, clock))
     except _Skip as skip:
