@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     # do not interleave with the conversation). Set: that level for every command (``log_level_for``).
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] | None = Field(None, alias="CSBOT_LOG_LEVEL")
 
-    @field_validator("kb_path", "log_level", mode="before")
+    @field_validator("kb_path", mode="before")
     @classmethod
     def _empty_means_default(cls, value: object) -> object:
         # `CSBOT_KB_PATH=` (as in .env.example) means "the bundled knowledge base", not the current folder.
@@ -68,7 +68,8 @@ class Settings(BaseSettings):
     @field_validator("log_level", mode="before")
     @classmethod
     def _level_upper(cls, value: object) -> object:
-        return value.strip().upper() if isinstance(value, str) else value
+        # "debug" works as well as "DEBUG"; empty (as in .env.example) means unset.
+        return (value.strip().upper() or None) if isinstance(value, str) else value
 
     @field_validator("slack_api_url")
     @classmethod

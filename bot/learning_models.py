@@ -49,9 +49,9 @@ def _set_active(store: Store, registry: Registry, version: str, reason: str,
     return True
 
 
-def promote(settings: Settings, version: str, *, reason: str = messages.REASON_PROMOTED.format(who=messages.WHO_ADMIN),
-            ) -> dict[str, Any]:
+def promote(settings: Settings, version: str, *, reason: str | None = None) -> dict[str, Any]:
     """Make ``version`` the active model (atomic; running bots swap it in between two messages)."""
+    reason = reason or messages.REASON_PROMOTED.format(who=messages.WHO_ADMIN)
     with Store(settings.db_path) as store:
         registry = Registry(settings.models_dir, store)
         before = registry.active()

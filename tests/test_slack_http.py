@@ -76,6 +76,23 @@ class Env(slack_env.Env):
         return {"type": "message", "user": BOT_USER, "ts": ts, "thread_ts": call.params.get("thread_ts"),
                 "text": call.params["text"], "blocks": call.params.get("blocks", [])}
 
+    def answered(self, text: str, channel: str) -> tuple[str, int]:
+        """A customer DM the bot answered: (the answer's ts in Slack, its reply id)."""
+        event = dm_event(text, channel=channel)
+        self.send(event)
+        call = self.reply_to(event)[0]
+        return self.posted_message(call)["ts"], int(call.params["blocks"][-1]["elements"][0]["value"])
+
+    def react(self, kind: str, reaction: str, channel: str, ts: str, user: str = "UCUSTOMER1") -> None:
+        """A reaction_added / reaction_removed event on the bot's message, with Slack's state to match."""
+        users = self.fake.reactions.setdefault((channel, ts), {}).setdefault(reaction, [])
+        if kind == "reaction_added":
+            users.append(user)
+        else:
+            users.remove(user)
+        self.send({"type": kind, "user": user, "reaction": reaction, "item": {"type": "message", "channel": channel,
+                   "ts": ts}, "item_user": BOT_USER, "event_ts": f"{time.time():.6f}"})
+
     def click(self, user: str, call: Call, action_id: str, value: str | None = None) -> None:
         message = self.posted_message(call)
         button = next(e for b in message["blocks"] if b["type"] == "actions" for e in b["elements"]
@@ -180,53 +197,30 @@ def test_feedback_buttons_store_and_change_the_vote(env: Env) -> None:
 
 
 def test_reactions_on_an_answer_are_votes(env: Env) -> None:
-    event = dm_event("track my parcel", channel="D0REACT")
-    env.send(event)
-    call = env.reply_to(event)[0]
-    ts = env.posted_message(call)["ts"]
-    reply_id = int(call.params["blocks"][-1]["elements"][0]["value"])
-    item = {"type": "message", "channel": "D0REACT", "ts": ts}
-    env.send({"type": "reaction_added", "user": "UCUSTOMER1", "reaction": "thumbsup", "item": item,
-              "item_user": BOT_USER, "event_ts": f"{time.time():.6f}"})
+    ts, reply_id = env.answered("track my parcel", "D0REACT")
+    env.react("reaction_added", "thumbsup", "D0REACT", ts)
     row = wait_until(lambda: env.rows("SELECT * FROM feedback WHERE reply_id = ?", [reply_id]))[0]
     assert (row["rating"], row["source"], row["user"]) == (1, "reaction", "UCUSTOMER1")
-    env.send({"type": "reaction_added", "user": "UCUSTOMER1", "reaction": "tada", "item": item,
-              "item_user": BOT_USER, "event_ts": f"{time.time():.6f}"})
-    env.send({"type": "reaction_removed", "user": "UCUSTOMER1", "reaction": "+1", "item": item,
-              "item_user": BOT_USER, "event_ts": f"{time.time():.6f}"})
+    env.react("reaction_added", "tada", "D0REACT", ts)
+    env.react("reaction_removed", "thumbsup", "D0REACT", ts)
     wait_until(lambda: not env.rows("SELECT * FROM feedback WHERE reply_id = ?", [reply_id]),
                what="the vote to be withdrawn")
 
 
 def test_removing_one_of_two_reactions_keeps_the_other_as_the_vote(env: Env) -> None:
-    event = dm_event("track my parcel please", channel="D0REACT2")
-    env.send(event)
-    call = env.reply_to(event)[0]
-    ts = env.posted_message(call)["ts"]
-    reply_id = int(call.params["blocks"][-1]["elements"][0]["value"])
-    item = {"type": "message", "channel": "D0REACT2", "ts": ts}
-
-    def react(kind: str, name: str) -> None:
-        on = env.fake.reactions.setdefault(("D0REACT2", ts), {})  # what Slack holds after the event
-        users = on.setdefault(name, [])
-        if kind == "reaction_added":
-            users.append("UCUSTOMER1")
-        else:
-            users.remove("UCUSTOMER1")
-        env.send({"type": kind, "user": "UCUSTOMER1", "reaction": name, "item": item, "item_user": BOT_USER,
-                  "event_ts": f"{time.time():.6f}"})
+    ts, reply_id = env.answered("track my parcel please", "D0REACT2")
 
     def vote() -> Any:
         rows = env.rows("SELECT rating FROM feedback WHERE reply_id = ?", [reply_id])
         return rows[0]["rating"] if rows else None
 
-    react("reaction_added", "+1")
+    env.react("reaction_added", "+1", "D0REACT2", ts)
     wait_until(lambda: vote() == 1, what="the 👍")
-    react("reaction_added", "-1")
+    env.react("reaction_added", "-1", "D0REACT2", ts)
     wait_until(lambda: vote() == -1, what="the 👎")
-    react("reaction_removed", "-1")  # the 👍 is still on the message: it is the vote again
+    env.react("reaction_removed", "-1", "D0REACT2", ts)  # the 👍 is still on the message: it is the vote again
     wait_until(lambda: vote() == 1, what="the 👍 to count again")
-    react("reaction_removed", "+1")
+    env.react("reaction_removed", "+1", "D0REACT2", ts)
     wait_until(lambda: vote() is None, what="the vote to be withdrawn")
 
 
@@ -238,8 +232,7 @@ def test_a_reaction_before_the_answer_ts_is_stored_still_counts(env: Env) -> Non
     call = env.fake.wait_for("chat.postMessage", channel="D0EARLY")[0]
     ts = wait_until(lambda: call.response, what="the fake's answer")["ts"]
     assert not env.rows("SELECT * FROM replies WHERE ts = ?", [ts]), "the bot has not heard back yet"
-    env.send({"type": "reaction_added", "user": "UCUSTOMER1", "reaction": "thumbsup", "item_user": BOT_USER,
-              "item": {"type": "message", "channel": "D0EARLY", "ts": ts}, "event_ts": f"{time.time():.6f}"})
+    env.react("reaction_added", "thumbsup", "D0EARLY", ts)
     reply_id = int(call.params["blocks"][-1]["elements"][0]["value"])
     row = wait_until(lambda: env.rows("SELECT * FROM feedback WHERE reply_id = ?", [reply_id]), what="the vote")[0]
     assert (row["rating"], row["source"]) == (1, "reaction")

@@ -183,11 +183,11 @@ def build_dataset(store: Any, kb: Any, options: DatasetOptions | None = None) ->
     eval_keys = {text_key(e.text) for e in eval_examples}
     # Customers' picks and 👍 answers on words an agent called a new topic are not evidence for an intent.
     # (The knowledge base is the admin's own word and stays.)
-    observed = [e for e in [*clarify, *silver] if text_key(e.text) not in new_topics]
-    if len(observed) < len(clarify) + len(silver):
-        excluded["new_topic_text"] += len(clarify) + len(silver) - len(observed)
-    train, dropped = _dedupe([*corrections, *[e for e in observed if e.source == "clarify"], *kb_train,
-                              *[e for e in observed if e.source == "silver"]], eval_keys)
+    picked = [e for e in clarify if text_key(e.text) not in new_topics]
+    liked = [e for e in silver if text_key(e.text) not in new_topics]
+    if len(picked) + len(liked) < len(clarify) + len(silver):
+        excluded["new_topic_text"] += len(clarify) + len(silver) - len(picked) - len(liked)
+    train, dropped = _dedupe([*corrections, *picked, *kb_train, *liked], eval_keys)
     excluded["duplicate"] += dropped["duplicate"] + eval_dupes["duplicate"]
     excluded["in_eval_set"] += dropped["in_eval_set"]
     trained_corrections = [e for e in train if e.source == "correction" and e.intent]

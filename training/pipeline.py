@@ -87,21 +87,15 @@ def _write(result: TrainResult, staging: Path, dest: Path, version: str, test_ex
     config.save(staging / modeldir.CONFIG_FILE)
     # Thresholds are fitted on human labels only: silver examples (the model's own confident
     # answers) are easy by construction and would make the model look surer than it is.
-    val = score(staging / modeldir.ONNX_FILE, result, [e for e in result.val_examples if e.weight >= 1.0])
-    pool = [e for e in ([] if calibration_only else result.val_examples) if e.weight >= 1.0] + \
-        [e for e in calibration if e.weight >= 1.0]
-    fit_on = score(staging / modeldir.ONNX_FILE, result, pool) if calibration else val
-    thresholds = fit_thresholds(fit_on.pop("_intent_probs"), fit_on.pop("_intent_gold"),
-                                fit_on.pop("_sentiment_probs"), fit_on.pop("_sentiment_gold"))
-    variant_thresholds = {}
-    if (staging / modeldir.INT8_FILE).is_file():  # served on CPU: fit on the probabilities it gives
-        int8 = score(staging / modeldir.INT8_FILE, result, pool if calibration else
-                     [e for e in result.val_examples if e.weight >= 1.0])
-        variant_thresholds["int8"] = fit_thresholds(int8.pop("_intent_probs"), int8.pop("_intent_gold"),
-                                                    int8.pop("_sentiment_probs"), int8.pop("_sentiment_gold"))
+    human_val = [e for e in result.val_examples if e.weight >= 1.0]
+    val = {k: v for k, v in score(staging / modeldir.ONNX_FILE, result, human_val).items() if not k.startswith("_")}
+    pool = ([] if calibration_only and calibration else human_val) + [e for e in calibration if e.weight >= 1.0]
+    thresholds, fitted_on = _fit(staging / modeldir.ONNX_FILE, result, pool)
+    # CPU serves the int8 graph when it is kept: it gets thresholds fitted on the probabilities it gives.
+    variant_thresholds = ({"int8": _fit(staging / modeldir.INT8_FILE, result, pool)[0]}
+                          if (staging / modeldir.INT8_FILE).is_file() else {})
     if calibration:
-        val = {k: v for k, v in val.items() if not k.startswith("_")}
-        val["thresholds_fitted_on"] = int(fit_on.get("samples", 0))
+        val["thresholds_fitted_on"] = fitted_on
     metrics: dict[str, Any] = {
         "validation": val, "history": result.history, "best_epoch": result.best_epoch,
         "train_seconds": round(result.seconds, 1), "parity": parity, "data": data_manifest,
@@ -116,6 +110,14 @@ def _write(result: TrainResult, staging: Path, dest: Path, version: str, test_ex
                              base_model=config.base_model, data_hash=str(data_manifest.get("hash", "")),
                              packages=package_versions(), thresholds=thresholds,
                              variant_thresholds=variant_thresholds)
+
+
+def _fit(onnx_path: Path, result: TrainResult, examples: Sequence[Example]) -> tuple[dict[str, float], int]:
+    """Router thresholds fitted on what ``onnx_path`` outputs for ``examples``, and how many were scored."""
+    scored = score(onnx_path, result, examples)
+    thresholds = fit_thresholds(scored["_intent_probs"], scored["_intent_gold"], scored["_sentiment_probs"],
+                                scored["_sentiment_gold"])
+    return thresholds, int(scored.get("samples", 0))
 
 
 def score(onnx_path: Path, result: TrainResult, examples: Sequence[Example]) -> dict[str, Any]:
