@@ -212,7 +212,9 @@ RETRAIN_DONE_FALLBACK = "Retraining finished: {status}."
 
 # App Home
 HOME_TITLE = "csbot for {company}"
-HOME_AGENT_INTRO = "Your dashboard: the model, the learning loop and what needs a person's eye."
+HOME_ADMIN_INTRO = "Your dashboard: the model, the learning loop and what needs a person's eye."
+HOME_AGENT_INTRO = ("Your dashboard: the answers that need a person's eye. Label them here; the model learns "
+                    "from your labels every night.")
 HOME_QUEUE = "*Review queue*: {count} item(s) waiting for a label"
 HOME_QUEUE_BUTTON = "Open review queue"
 HOME_REFRESH_BUTTON = "Refresh"

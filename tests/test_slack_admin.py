@@ -155,6 +155,14 @@ def test_app_home_for_a_customer(env: Env) -> None:
     assert "Active model" not in text and "Review queue" not in text
 
 
+def test_app_home_for_an_agent_shows_the_queue_but_not_what_status_refuses_them(env: Env) -> None:
+    assert env.command(AGENT, "status").params["text"].startswith("Only admins")
+    view = open_home(env, AGENT, 1)
+    text = json.dumps(view)
+    assert messages.HOME_AGENT_INTRO in text and "Review queue" in text
+    assert "Active model" not in text and "Last 7 days" not in text and "Inference" not in text
+
+
 def test_app_home_dashboard_and_labelling_from_it(env: Env) -> None:
     _, _, message_id = env.ask("my gizmo does odd things", "D0HOMEQ", mode="handoff")
     view = open_home(env, ADMIN, 1)

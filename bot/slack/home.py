@@ -1,8 +1,9 @@
 """App Home (``app_home_opened`` → ``views.publish``): a dashboard for agents and admins,
 a short "how to ask me" page for everyone else.
 
-The dashboard's text comes from the functions behind `/csbot status` and `/csbot stats`
-(``bot.admin``, ``bot.stats``), so the three never disagree.
+Agents see the review queue, as `/csbot review` shows them. Admins also see the model and the week,
+from the functions behind `/csbot status` and `/csbot stats` (``bot.admin``, ``bot.stats``), so the
+three never disagree, and so the Home tab never shows an agent what those commands refuse them.
 """
 
 from __future__ import annotations
@@ -36,16 +37,19 @@ def customer_view(rt: Runtime) -> dict[str, Any]:
         context(messages.HOME_TOPICS.format(topics=topics))]}
 
 
-def dashboard_view(rt: Runtime, *, show_queue: bool) -> dict[str, Any]:
-    """Runs on the thread pool: reads the registry, the store and the model card."""
+def dashboard_view(rt: Runtime, *, show_queue: bool, for_admin: bool) -> dict[str, Any]:
+    """Runs on the thread pool: reads the store, and for an admin the registry and the model card."""
     settings = rt.ctx.settings
-    status = admin.render_status(settings, provider=rt.ctx.live.current.provider, next_run=rt.next_retrain())
     with Store(settings.db_path) as store:
-        week = stats.render(stats.compute(store, 7))
+        week = stats.render(stats.compute(store, 7)) if for_admin else ""
         queue = store.review_queue(limit=200)
-    out: list[Block] = [
-        _header(messages.HOME_TITLE.format(company=rt.ctx.kb.company.name)),
-        context(messages.HOME_AGENT_INTRO), section(status), {"type": "divider"}, section(week),
+    out: list[Block] = [_header(messages.HOME_TITLE.format(company=rt.ctx.kb.company.name))]
+    if for_admin:
+        status = admin.render_status(settings, provider=rt.ctx.live.current.provider, next_run=rt.next_retrain())
+        out += [context(messages.HOME_ADMIN_INTRO), section(status), {"type": "divider"}, section(week)]
+    else:
+        out.append(context(messages.HOME_AGENT_INTRO))
+    out += [
         {"type": "divider"},
         {**section(messages.HOME_QUEUE.format(count=len(queue))),
          "accessory": button(REFRESH if show_queue else OPEN_QUEUE,
@@ -59,7 +63,8 @@ def dashboard_view(rt: Runtime, *, show_queue: bool) -> dict[str, Any]:
 
 async def publish(rt: Runtime, user: str, *, show_queue: bool = False) -> bool:
     if await is_agent(rt, user):
-        view = await rt.in_thread(lambda: dashboard_view(rt, show_queue=show_queue))
+        for_admin = admin.is_admin(rt.ctx.settings, user)
+        view = await rt.in_thread(lambda: dashboard_view(rt, show_queue=show_queue, for_admin=for_admin))
     else:
         view = customer_view(rt)
     return await rt.call("views.publish", user_id=user, view=view) is not None
