@@ -67,7 +67,10 @@ def main() -> None:
     for row in card.metrics["history"]:
         print(f"  - epoch {row['epoch']}: val acc {row.get('val_intent_accuracy', 0):.4f}, "
               f"{row['epoch_seconds'] / 60:.1f} min")
-    print(f"- **test accuracy {test_metrics['accuracy']:.2%}**, macro-F1 {test_metrics['macro_f1']:.4f}")
+    print(f"- **test accuracy {test_metrics['accuracy']:.2%}** (fp32 graph), macro-F1 {test_metrics['macro_f1']:.4f}")
+    int8 = card.metrics.get("test_int8")
+    print(f"- int8 graph (served on CPU): test accuracy {int8['accuracy']:.2%}, macro-F1 {int8['macro_f1']:.4f}"
+          if int8 else "- int8 graph: not kept by the export check, so CPU serves the fp32 graph")
     print(f"- wall time (train + export + checks): {wall / 60:.1f} min; training alone "
           f"{card.metrics['train_seconds'] / 60:.1f} min")
     print(f"- export parity: {json.dumps(card.metrics['parity'])}")

@@ -3,6 +3,8 @@
     python benchmarks/latency.py --model var/models/v0001   # any model directory
     python benchmarks/latency.py --model benchmarks/out/banking77-full-...
 
+The int8 file the model directory ships (if its export kept one) is timed as it is; the
+other int8 rows re-quantise the fp32 graph with other options, for comparison.
 Every variant is timed end to end as served (tokenize + run + softmax) on real
 Banking77 test messages: batch-1 p50/p99 over the first N messages, throughput at
 batch 32, and top-1 agreement with the fp32 ONNX graph. PyTorch eager uses the same
@@ -104,6 +106,11 @@ def main() -> None:
         for threads in sorted({1, args.threads}):
             c = Classifier.load(args.model, provider="cpu", variant="fp32", threads=threads)
             variants.append((f"ORT fp32 fused, {threads} thread(s)", c.predict, c))
+        if "int8" in card.variants:  # the file the bot serves on CPU (CSBOT_ONNX_VARIANT=auto), as exported
+            for threads in sorted({1, args.threads}):
+                c = Classifier.load(args.model, provider="cpu", variant="int8", threads=threads)
+                variants.append((f"ORT int8 as shipped ({modeldir.INT8_FILE}), {threads} thread(s)", c.predict, c))
+        # Alternatives, re-quantised here from the fp32 graph, to compare what the export could ship.
         for name, opts in [("int8 dynamic per-channel", {"per_channel": True}),
                            ("int8 dynamic per-tensor", {"per_channel": False}),
                            ("int8 MatMul only (fused attention fp32)",

@@ -340,9 +340,16 @@ def test_the_int8_variant_gets_thresholds_fitted_on_its_own_probabilities(tiny_c
     from models.runtime import Classifier, LiveClassifier
     from training.pipeline import build_model
 
+    test = tiny_examples()[:12]
     card = build_model(tiny_examples(), tiny_config.replace(export_int8=True), tmp_path / "m", version="m",
-                       progress=False)
+                       progress=False, test_examples=test)
     assert "int8" in card.variants and set(card.variant_thresholds) == {"int8"}
+    # The test accuracy is reported for the int8 graph too: it is what CPU users are served.
+    int8_top1 = [p.top.intent for p in Classifier.load(card.path, provider="cpu", variant="int8")
+                 .predict([e.text for e in test])]
+    assert card.metrics["test_int8"]["samples"] == len(test)
+    assert card.metrics["test_int8"]["accuracy"] == pytest.approx(
+        sum(g == e.intent for g, e in zip(int8_top1, test, strict=True)) / len(test))
     assert modeldir.read(card.path).variant_thresholds == card.variant_thresholds  # round-trips
     assert card.thresholds_for("fp32") == card.thresholds and card.thresholds_for("int8") == \
         card.variant_thresholds["int8"]

@@ -105,6 +105,9 @@ def _write(result: TrainResult, staging: Path, dest: Path, version: str, test_ex
     if test_examples:
         test = score(staging / modeldir.ONNX_FILE, result, test_examples)
         metrics["test"] = {k: v for k, v in test.items() if not k.startswith("_")}
+        if variant_thresholds:  # CPU serves the int8 graph, so its accuracy is the one a CPU user gets
+            int8 = score(staging / modeldir.INT8_FILE, result, test_examples)
+            metrics["test_int8"] = {k: int8[k] for k in ("accuracy", "macro_f1", "samples") if k in int8}
     (staging / modeldir.METRICS_FILE).write_text(json.dumps(metrics, indent=2, default=float) + "\n")
     return modeldir.finalize(staging, dest, version=version, max_length=config.max_length,
                              base_model=config.base_model, data_hash=str(data_manifest.get("hash", "")),
