@@ -10,6 +10,7 @@ their problem.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 _USER = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
@@ -62,3 +63,10 @@ def normalize(raw: str | None, max_chars: int = 2000, bot_user_id: str | None = 
         space = cut.rfind(" ")
         text = cut[:space] if space > max_chars // 2 else cut
     return Normalized(text=text, truncated=truncated, original_length=len(raw))
+
+
+def text_key(text: str) -> str:
+    """What makes two messages "the same text": Unicode-normalised, case-folded, punctuation and spacing
+    ignored, so "Where is my card?" and "where is my card" never land on both sides of the evaluation set."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return " ".join("".join(" " if unicodedata.category(ch).startswith("P") else ch for ch in folded).split())

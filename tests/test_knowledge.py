@@ -229,3 +229,15 @@ def test_example_repeated_within_one_intent(tmp_path: Path) -> None:
     assert problems(write(tmp_path, text)) == [
         f"kb.yaml:{line_of(text, 'Refund question number 3')}: example \"Refund question number 3\" is listed "
         "twice under intent 'refund'; remove one"]
+
+
+def test_variants_of_one_phrasing_stay_on_one_side_of_the_test_split() -> None:
+    from bot.knowledge import is_held_out
+
+    siblings = tuple(f"question number {i}" for i in range(20))
+    held = [s for s in siblings if is_held_out(s, siblings)]
+    assert held and len(held) < len(siblings)  # a real 20%-ish split, not all or nothing
+    for text in (held[0], next(s for s in siblings if s not in held)):
+        variants = (*siblings, text.upper() + "?!", f"  {text}.")
+        assert {is_held_out(v, variants) for v in (text, text.upper() + "?!", f"  {text}.")} == \
+            {is_held_out(text, siblings)}

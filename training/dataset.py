@@ -31,12 +31,12 @@ on and tested on, and the set only grows as corrections arrive.
 from __future__ import annotations
 
 import hashlib
-import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.normalize import text_key
 from training.data import Example, knowledge_base_examples, manifest
 
 NEW_TOPIC = "__new_topic__"  # same value as bot.store.NEW_TOPIC
@@ -65,13 +65,6 @@ class RetrainDataset:
     corrections: list[Example]  # the gold corrections that are in ``train`` (the gate checks them)
     intents: list[str]
     manifest: dict[str, Any] = field(default_factory=dict)
-
-
-def text_key(text: str) -> str:
-    """What makes two messages "the same text": Unicode-normalised, case-folded, punctuation and spacing
-    ignored, so "Where is my card?" and "where is my card" never land on both sides of the evaluation set."""
-    folded = unicodedata.normalize("NFKC", text).casefold()
-    return " ".join("".join(" " if unicodedata.category(ch).startswith("P") else ch for ch in folded).split())
 
 
 def held_out(text: str, every: int) -> bool:
