@@ -4,11 +4,13 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# A plain `torch` pulls a multi-GB CUDA build; this pin takes the CPU wheel that
-# CI machines carry on disk. Override for a GPU box: make TORCH_SPEC=torch run
+# A plain `torch` pulls a multi-GB CUDA build. This pin takes the CPU wheel that CI machines carry in
+# their local wheel cache (their pip config points there); elsewhere the same pin may resolve to the
+# CUDA build from PyPI. Override for a GPU box: make TORCH_SPEC=torch run (the install stamp records
+# the spec, so a changed TORCH_SPEC reinstalls).
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: run test lint bench-banking77 bench-sst2 bench-latency clean help
+.PHONY: FORCE run test lint bench-banking77 bench-sst2 bench-latency clean help
 
 help:
 	@echo "make run    set up and start the bot (Slack if tokens are in .env, else the terminal)"
@@ -19,10 +21,14 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+$(VENV)/.installed: pyproject.toml $(VENV)/.torch-spec | $(BIN)/python
 	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
 	$(BIN)/pip install --quiet -e ".[train,dev]"
 	touch $@
+
+# Rewritten only when TORCH_SPEC changes, so `make TORCH_SPEC=... run` on an existing venv reinstalls.
+$(VENV)/.torch-spec: FORCE | $(BIN)/python
+	@echo "$(TORCH_SPEC)" | cmp -s - $@ || echo "$(TORCH_SPEC)" > $@
 
 run: $(VENV)/.installed
 	$(BIN)/csbot up

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from training.data import (
     split_validation,
 )
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED_DATA = Path(os.environ.get("CSBOT_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
