@@ -33,7 +33,7 @@ from common import DATA, OUT, header, intent_name, require
 from bot import learning
 from bot.config import load_settings
 from bot.context import Context
-from bot.knowledge import is_held_out
+from bot.knowledge import in_test_bucket
 from bot.service import Incoming
 from training.data import Columns, Example, load_examples
 from training.dataset import text_key
@@ -53,9 +53,9 @@ def build_kb(train: list, intents: list[str], per_intent: int, rng: random.Rando
     for intent in intents:
         texts = by_intent[intent][:]
         rng.shuffle(texts)
-        # is_held_out looks at each text's hash bucket (and needs >= 4 siblings, which 10 are).
-        kept = [t for t in texts if not is_held_out(t, tuple(range(10)))][:per_intent]  # type: ignore[arg-type]
-        held = [t for t in texts if is_held_out(t, tuple(range(10)))][:per_intent]  # type: ignore[arg-type]
+        # The knowledge base's own split rule (bot.knowledge.is_held_out) by each text's hash bucket.
+        kept = [t for t in texts if not in_test_bucket(t)][:per_intent]
+        held = [t for t in texts if in_test_bucket(t)][:per_intent]
         used.update(text_key(t) for t in kept + held)
         entries.append({"name": intent, "description": intent.replace("_", " "), "examples": kept + held,
                         "answer": f"Here is how {intent.replace('_', ' ')} works at our bank."})
