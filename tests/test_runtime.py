@@ -16,7 +16,7 @@ import pytest
 
 from models import modeldir
 from models.errors import CsbotError, ModelDirError, ModelError
-from models.runtime import CPU, Classifier, LiveClassifier, Prediction
+from models.runtime import Classifier, LiveClassifier, Prediction
 
 TEXTS = ["where is my order", "i want a refund", "forgot my password", "this is terrible", "love it",
          "has my package shipped", "refund status", "hello there", "password reset link", "awful service"]
@@ -45,9 +45,15 @@ def as_tuples(predictions: list[Prediction]) -> list[tuple[object, ...]]:
              p.model_version) for p in predictions]
 
 
-def test_loads_on_cpu_and_reports_the_provider(classifier: Classifier) -> None:
-    assert classifier.provider == CPU  # no GPU here: auto falls back to CPU and says so
-    assert classifier.device == "CPU"
+def test_loads_and_reports_the_provider_a_session_really_gets(classifier: Classifier, tiny_model: Path) -> None:
+    import onnxruntime as ort
+
+    # get_available_providers() lists CUDA wherever onnxruntime-gpu is installed; only a session knows.
+    # CPU on a machine without CUDA 13 and cuDNN 9 (auto falls back and says so), CUDA on a GPU machine.
+    raw = ort.InferenceSession(str(tiny_model / modeldir.ONNX_FILE),
+                               providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert classifier.provider == raw.get_providers()[0]
+    assert classifier.device == ("CUDA" if classifier.provider == "CUDAExecutionProvider" else "CPU")
     assert classifier.variant == "fp32"
     assert classifier.version == "tiny-v1"
     assert classifier.intents == ("refund", "reset_password", "track_order")
@@ -84,8 +90,13 @@ def test_batch_equals_one_by_one(classifier: Classifier) -> None:
 
 
 def test_long_input_is_truncated_by_the_tokenizer(classifier: Classifier) -> None:
-    (prediction,) = classifier.predict(["where is my order " * 3000])
-    assert prediction.embedding.shape == (32,)
+    # The model reads the first max_length tokens: 3,000 repeats score exactly as 60 do (both are cut),
+    # and differently from a text short enough to be read whole.
+    texts = ["where is my order " * 3000, "where is my order " * 60, "where is my order"]
+    huge, cut, short = classifier.logits(texts)[0]
+    assert len(classifier._tokenizer.encode("where is my order " * 60).ids) == classifier.card.max_length
+    np.testing.assert_allclose(huge, cut, atol=1e-5)
+    assert not np.allclose(huge, short, atol=1e-3)
 
 
 def test_concurrent_threads_give_the_sequential_results(classifier: Classifier) -> None:

@@ -190,6 +190,18 @@ def test_finalize_refuses_incomplete_or_existing(tmp_path: Path, tiny_model: Pat
     with pytest.raises(modeldir.ModelDirError, match="missing tokenizer.json, labels.json"):
         modeldir.finalize(staging, tmp_path / "dest", version="v1", max_length=8, base_model="b", data_hash="h",
                           packages={})
+    # A complete staging folder whose destination already exists: refused, and the existing model is untouched.
+    complete = tmp_path / "complete"
+    modeldir.copy_model_dir(tiny_model, complete)
+    (complete / modeldir.MANIFEST_FILE).unlink()
+    existing = tmp_path / "existing"
+    modeldir.copy_model_dir(tiny_model, existing)
+    before = modeldir.read(existing)
+    with pytest.raises(modeldir.ModelDirError, match="already exists") as exists:
+        modeldir.finalize(complete, existing, version="v1", max_length=8, base_model="b", data_hash="h",
+                          packages={})
+    assert "pick a new version name or delete the old folder" in exists.value.fix
+    assert modeldir.read(existing) == before and complete.is_dir()
     with pytest.raises(modeldir.ModelDirError, match="format_version"):
         copy = tmp_path / "old"
         modeldir.copy_model_dir(tiny_model, copy)
