@@ -77,8 +77,8 @@ def test_require_slack_names_the_missing_secret() -> None:
         load_settings(env_file=None, SLACK_BOT_TOKEN="xoxb-1", SLACK_APP_TOKEN="xapp-1").require_slack(socket_mode=True)
     assert "CSBOT_AGENTS_CHANNEL=C0123456789" in info.value.fix
     ok = load_settings(env_file=None, SLACK_BOT_TOKEN="xoxb-1", SLACK_APP_TOKEN="xapp-1", CSBOT_AGENTS_CHANNEL="C0AG")
-    ok.require_slack(socket_mode=True)
-    assert isinstance(ok, Settings)
+    ok.require_slack(socket_mode=True)  # does not raise once the channel is set
+    assert (ok.agents_channel, ok.slack_bot_token) == ("C0AG", "xoxb-1")
 
 
 def test_env_example_documents_every_variable_and_loads(tmp_path: Path) -> None:

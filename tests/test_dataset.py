@@ -53,7 +53,7 @@ def test_sources_and_weights(setup) -> None:  # noqa: ANN001
         assert absent not in by_text
     assert [e.text for e in data.corrections] == [trained[0]]
     m = data.manifest
-    assert m["per_source"] == {"correction": 2, "clarify": 1, "knowledge_base": m["per_source"]["knowledge_base"],
+    assert m["per_source"] == {"correction": 2, "clarify": 1, "knowledge_base": len(kb.examples("train")),
                                "silver": 1}
     assert m["excluded"]["new_topic"] == 1 and m["excluded"]["unknown_intent"] == 1
     assert m["excluded"]["downvoted"] == 1 and m["excluded"]["silver_low_confidence"] == 1

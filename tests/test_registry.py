@@ -65,7 +65,7 @@ def test_prune_keeps_the_newest_the_active_and_the_previous(registry: Registry) 
     assert deleted == ["v0003", "v0004"]
     assert registry.versions() == ["v0001", "v0002", "v0005", "v0006", "v0007"]
     assert not [p for p in registry.root.iterdir() if p.name.startswith(".trash")]
-    registry.rollback_target()  # still there
+    assert registry.rollback_target() == "v0001"  # the previous active version is never pruned
 
 
 def test_cli_models_list_promote_rollback_status(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
