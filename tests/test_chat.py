@@ -202,9 +202,15 @@ def test_the_model_watcher_tries_a_broken_version_once_and_still_swaps_a_good_on
     modeldir.read(chat_setup.data_dir / "models" / "v0002").onnx_path("fp32").write_bytes(b"corrupt")
     stop = ctx.watch_model(interval=0.02)
     try:
-        time.sleep(0.5)  # about 25 polls
-        failures = [r for r in caplog.records if "could not load the new active model v0002" in r.getMessage()]
-        assert len(failures) == 1 and ctx.live.current.version == "v0001"
+        def failures() -> int:
+            return sum("could not load the new active model v0002" in r.getMessage() for r in caplog.records)
+
+        deadline = time.monotonic() + 10
+        while not failures():
+            assert time.monotonic() < deadline, "the broken version was never tried"
+            time.sleep(0.02)
+        time.sleep(0.5)  # many more polls (every 0.02 s): none of them tries v0002 again
+        assert failures() == 1 and ctx.live.current.version == "v0001"
         registry.activate("v0003")
         deadline = time.monotonic() + 10
         while ctx.live.current.version != "v0003":
