@@ -8,7 +8,8 @@ from __future__ import annotations
 
 EMPTY_PROMPT = ("I didn't catch a question there. Tell me what you need help with, for example "
                 "_\"where is my order?\"_ or _\"how do I return something?\"_")
-TRUNCATED_NOTE = "_(Your message was long, so I read the first part of it.)_"
+TRUNCATED_NOTE = ("_(Your message was long, so I read the first part of it. If I missed your question, send it "
+                  "again on its own.)_")
 CLARIFY_QUESTION = "I want to get this right. Which of these is closest to what you need?"
 CLARIFY_NONE = "Neither, talk to a human"
 NOT_SURE_CONTEXT = "not sure"
@@ -132,7 +133,8 @@ REVIEW_NO_GUESS = "no guess"
 # An agent's label (the review queue, the flag modal and `csbot label`)
 BAD_SENTIMENT = "'{sentiment}' is not a sentiment."
 BAD_SENTIMENT_FIX = "use one of {sentiments}."
-UNKNOWN_INTENT_FIX = "pick one of the known intents, or 'none of these / new topic'."
+UNKNOWN_INTENT_FIX = ("pick one of the known intents, or mark it a new topic; to teach a new intent, add it to the "
+                      "knowledge base and retrain.")
 NO_SUCH_MESSAGE = "There is no message {message_id}."
 NO_SUCH_MESSAGE_FIX = "run `csbot review` to see the queue."
 SENTIMENT_ONLY = "(sentiment only)"
@@ -204,6 +206,9 @@ HANDOFF_LABELLED = "<@{user}> labelled this: {intent}"
 HANDOFF_NO_GUESS = "The model made no guess for this message, so there is nothing to confirm. Use “Correct intent…”."
 
 # The HTTP endpoint, to a request that is not from Slack
+REFUSED_UNSIGNED = ("Refused {count} request(s) to /slack/events: the Slack signature is invalid or the timestamp is "
+                    "more than 5 minutes old. If these are Slack's own requests, check SLACK_SIGNING_SECRET (the "
+                    "app's Basic Information → Signing Secret) and the server's clock.")
 BAD_REQUEST_BODY = "Bad Request: the body is not a Slack payload (not UTF-8, JSON or form data)."
 
 # `/csbot` in Slack

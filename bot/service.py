@@ -158,12 +158,12 @@ class Bot:
         if intent is not None and intent != NEW_TOPIC:
             self._known_intent(intent)
         if sentiment is not None and sentiment not in SENTIMENTS:
-            raise CsbotError(f"'{sentiment}' is not a sentiment.", f"use one of {', '.join(SENTIMENTS)}.")
+            raise CsbotError(messages.BAD_SENTIMENT.format(sentiment=sentiment),
+                             messages.BAD_SENTIMENT_FIX.format(sentiments=", ".join(SENTIMENTS)))
         return self.store.record_correction(message_id, agent=agent, correct_intent=intent,
                                             correct_sentiment=sentiment, note=note)
 
     def _known_intent(self, intent: str) -> None:
         if intent not in self.kb.intents:
             known = ", ".join(sorted(self.kb.intents))
-            raise CsbotError(messages.UNKNOWN_INTENT.format(intent=intent, known=known),
-                             "pick one of the known intents, or add it to the knowledge base and retrain.")
+            raise CsbotError(messages.UNKNOWN_INTENT.format(intent=intent, known=known), messages.UNKNOWN_INTENT_FIX)

@@ -145,7 +145,7 @@ def test_chat_commands_without_an_answer_and_bad_corrections(chat_setup: ChatSet
     assert "bot> Commands:" not in text  # every command was understood despite the \r
     assert text.count(messages.NOTHING_TO_RATE) == 3  # /up and /correct before any message, /down after a prompt
     assert "bot> Error: 'nope' is not an intent in the knowledge base. Known intents: refund, reset_password" in text
-    assert "Fix: pick one of the known intents" in text
+    assert f"Fix: {messages.UNKNOWN_INTENT_FIX}" in text  # the same fix as in Slack's modal and `csbot label`
     assert rows(chat_setup.data_dir / "csbot.db", "SELECT * FROM corrections") == []
     feedback = rows(chat_setup.data_dir / "csbot.db", "SELECT * FROM feedback")
     assert [(f["rating"], f["user"]) for f in feedback] == [(1, "agent-1")]  # only the answer was rated

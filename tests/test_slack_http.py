@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import time
 import urllib.error
 import urllib.request
@@ -414,13 +415,17 @@ def test_bot_messages_and_edits_are_ignored(env: Env) -> None:
     assert not env.rows("SELECT * FROM messages WHERE ts IN (?, ?, ?, ?)", [e["ts"] for e in ignored])
 
 
-def test_forged_signature_and_stale_timestamp_are_rejected(env: Env) -> None:
+def test_forged_signature_and_stale_timestamp_are_rejected(env: Env, caplog: pytest.LogCaptureFixture) -> None:
     event = dm_event("where is my order", channel="D0FORGED")
     body = event_body(event)
-    forged = post_event(env.url, body, signature="v0=" + "0" * 64)
-    wrong_secret = post_event(env.url, body, secret="not-the-secret")
-    stale = post_event(env.url, body, timestamp=int(time.time()) - 10 * 60)
+    with caplog.at_level(logging.WARNING, logger="bot.slack.server"):
+        forged = post_event(env.url, body, signature="v0=" + "0" * 64)
+        wrong_secret = post_event(env.url, body, secret="not-the-secret")
+        stale = post_event(env.url, body, timestamp=int(time.time()) - 10 * 60)
     assert (forged.status, wrong_secret.status, stale.status) == (401, 401, 401)
+    # The operator learns what is wrong and what to check, once (a flood of forgeries is one line a minute).
+    refusals = [r.getMessage() for r in caplog.records if r.name == "bot.slack.server"]
+    assert refusals == [messages.REFUSED_UNSIGNED.format(count=1)] and "SLACK_SIGNING_SECRET" in refusals[0]
     # Bolt decodes and parses the body before it checks the signature: a body that is not UTF-8, not
     # JSON or not a form payload is refused with a 400, not a 500 and a traceback.
     for content_type, data in [("application/json", b"\xff\xfe{}"), ("application/json", b"{not json"),
@@ -431,6 +436,7 @@ def test_forged_signature_and_stale_timestamp_are_rejected(env: Env) -> None:
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(raw, timeout=10)
         assert refused.value.code == 400, data
+        assert refused.value.read().decode() == messages.BAD_REQUEST_BODY
     time.sleep(0.1)
     assert not env.fake.of("chat.postMessage", channel="D0FORGED")
     assert not env.rows("SELECT * FROM messages WHERE ts = ?", [event["ts"]])
@@ -443,7 +449,7 @@ def test_a_40000_character_message(env: Env) -> None:
     env.send(event)
     assert time.perf_counter() - started < 2.0
     call = env.reply_to(event)[0]
-    assert messages.TRUNCATED_NOTE in call.params["text"]
+    assert messages.TRUNCATED_NOTE in call.params["text"] and "send it again on its own" in call.params["text"]
     assert all(len(b["text"]["text"]) <= blocks.SECTION_MAX for b in call.params["blocks"] if b["type"] == "section")
     row = env.rows("SELECT * FROM messages WHERE ts = ?", [event["ts"]])[0]
     assert len(row["text"]) == 40_000

@@ -36,6 +36,7 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 EVENTS_PATH = "/slack/events"
 PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+REFUSAL_LOG_SECONDS = 60.0  # a flood of forged requests logs one warning a minute, not one each
 
 
 class SlackAsgi:
@@ -46,6 +47,8 @@ class SlackAsgi:
         self._handler: AsyncSlackRequestHandler | None = None
         self.startup_error: BaseException | None = None
         self.banner = ""  # printed once the app is ready (by `csbot serve`, not in tests)
+        self._refused = 0  # requests refused as unsigned since the last warning
+        self._refusal_logged_at = -REFUSAL_LOG_SECONDS
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -88,6 +91,8 @@ class SlackAsgi:
                 log.warning("refused a request whose body is not a Slack payload: %s", error)
                 response = AsgiHttpResponse(400, {"content-type": ["text/plain"]}, messages.BAD_REQUEST_BODY)
             await self._send(send, response)
+            if response.status == 401:
+                self._log_refusal()
             metrics = self.service.metrics
             metrics.observe("csbot_ack_seconds", time.perf_counter() - started)
             metrics.inc("csbot_slack_requests_total", status=str(response.status))
@@ -98,6 +103,15 @@ class SlackAsgi:
                                                     self.service.metrics.render()))
         else:
             await self._send(send, AsgiHttpResponse(404, {"content-type": ["text/plain"]}, "Not Found"))
+
+    def _log_refusal(self) -> None:
+        """Bolt answers 401 to a bad signature or an old timestamp and says nothing an operator sees. When
+        it is Slack's own requests being refused (a wrong signing secret, a skewed clock), say so and how to fix it."""
+        self._refused += 1
+        now = time.monotonic()
+        if now - self._refusal_logged_at >= REFUSAL_LOG_SECONDS:
+            log.warning(messages.REFUSED_UNSIGNED.format(count=self._refused))
+            self._refused, self._refusal_logged_at = 0, now
 
     def _health(self) -> AsgiHttpResponse:
         service = self.service
