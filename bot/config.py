@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     # A retrain that runs longer is stopped and marked failed (a hung child would otherwise keep the lock
     # alive with its heartbeat and block every later run on every replica). 0 = no limit.
     retrain_max_minutes: float = Field(240.0, ge=0.0, le=10_000.0, alias="CSBOT_RETRAIN_MAX_MINUTES")
+    # How often a retrain started from Slack looks at the run's phase, to post it in the run's thread.
+    retrain_progress_seconds: float = Field(10.0, ge=0.01, le=3600.0, alias="CSBOT_RETRAIN_PROGRESS_SECONDS")
     # Unset: INFO when serving Slack, WARNING in the terminal chat and the other commands (so log lines
     # do not interleave with the conversation). Set: that level for every command (``log_level_for``).
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] | None = Field(None, alias="CSBOT_LOG_LEVEL")

@@ -22,7 +22,7 @@ from fake_slack import (
 from slack_env import ADMIN, AGENT, CUSTOMER, Env, running
 
 from bot import admin, learning, messages
-from bot.slack import commands, home, modal, review
+from bot.slack import home, modal, review
 from bot.store import Store
 
 
@@ -30,7 +30,9 @@ from bot.store import Store
 def env(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Iterator[Env]:
     root = tmp_path_factory.mktemp("slack-admin")
     # A base model that does not exist: a started retrain fails in seconds, for real, instead of training MiniLM.
-    with running(root, tiny_model, base_model=str(root / "no-such-base-model")) as env:
+    # Progress is looked at every 0.05 s (10 s by default), so the short failing retrains post their phases.
+    with running(root, tiny_model, base_model=str(root / "no-such-base-model"),
+                 retrain_progress_seconds=0.05) as env:
         yield env
 
 
@@ -102,9 +104,7 @@ def test_retrain_while_another_runs_is_skipped(env: Env) -> None:
     assert [(r["status"], r["trigger"]) for r in runs] == [("skipped", "slack")]
 
 
-def test_retrain_posts_started_then_progress_and_the_result_in_a_thread(
-        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(commands, "PROGRESS_EVERY", 0.2)
+def test_retrain_posts_started_then_progress_and_the_result_in_a_thread(env: Env) -> None:
     hook = env.fake.response_url("retrain")
     assert post_command(env.url, slash_command_form(user=ADMIN, channel="C0ADMINS", text="retrain --force",
                                                     response_url=hook)).body == ""
@@ -127,9 +127,8 @@ def test_retrain_posts_started_then_progress_and_the_result_in_a_thread(
 
 
 def test_retrain_asked_where_the_bot_is_not_a_member_reports_privately_within_slacks_limit(
-        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+        env: Env) -> None:
     """A response URL takes 5 messages in 30 minutes: "started" and the report, never the phases."""
-    monkeypatch.setattr(commands, "PROGRESS_EVERY", 0.05)
     env.fake.not_a_member.add("C0OUTSIDE")
     hook = env.fake.response_url("retrain-outside")
     assert post_command(env.url, slash_command_form(user=ADMIN, channel="C0OUTSIDE", text="retrain --force",

@@ -24,7 +24,6 @@ from bot.store import Store
 log = logging.getLogger(__name__)
 
 COMMAND = "/csbot"
-PROGRESS_EVERY = 10.0  # seconds between looks at a running retrain's phase
 Body = dict[str, Any]
 
 
@@ -77,7 +76,7 @@ async def _follow_retrain(rt: Runtime, handle: learning.RetrainHandle, started: 
     phase = None
     while True:
         try:
-            run = await asyncio.to_thread(handle.wait, PROGRESS_EVERY)
+            run = await asyncio.to_thread(handle.wait, rt.ctx.settings.retrain_progress_seconds)
             break
         except subprocess.TimeoutExpired:
             now = await asyncio.to_thread(_phase, rt, handle.run_id)
