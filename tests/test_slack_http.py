@@ -257,9 +257,11 @@ def test_clarify_click_answers_the_chosen_intent(env: Env) -> None:
     replies = env.rows("SELECT kind, intent FROM replies WHERE message_id = ? ORDER BY id", [message_id])
     assert [r["kind"] for r in replies] == ["clarify", "answer"] and replies[1]["intent"] == intent
     # A second click (a double click, or the other button before the update arrived) changes nothing.
+    dropped = env.server.service.metrics.value("csbot_slack_duplicates_total", kind="click")
     env.click("UCUSTOMER1", call, "clarify_0")
     env.click("UCUSTOMER1", call, "clarify_1")
-    time.sleep(0.3)
+    wait_until(lambda: env.server.service.metrics.value("csbot_slack_duplicates_total", kind="click") == dropped + 2,
+               what="both late clicks to be dropped")
     assert len(env.rows("SELECT * FROM replies WHERE message_id = ?", [message_id])) == 2
     assert len(env.rows("SELECT * FROM labels WHERE message_id = ?", [message_id])) == 1
     assert len(env.fake.of("chat.postMessage", channel="D0CLARIFY")) == 2
@@ -364,10 +366,12 @@ def test_only_the_customer_may_choose_or_ask_for_a_human_and_only_once(env: Env)
     assert len(env.fake.of("chat.postMessage", channel="C0BYSTAND")) == 1 and not env.fake.of("chat.update",
                                                                                                 channel="C0BYSTAND")
     # The customer double-clicks "Neither, talk to a human": one handoff, one post to the agents.
+    dropped = env.server.service.metrics.value("csbot_slack_duplicates_total", kind="click")
     env.click("UCUSTOMER1", call, blocks.CLARIFY_NONE)
     env.click("UCUSTOMER1", call, blocks.CLARIFY_NONE)
     env.agents_post("C0BYSTAND")
-    time.sleep(0.3)
+    wait_until(lambda: env.server.service.metrics.value("csbot_slack_duplicates_total", kind="click") == dropped + 1,
+               what="the second click to be dropped")
     assert len([c for c in env.fake.of("chat.postMessage", channel=AGENTS) if "C0BYSTAND" in json.dumps(c.params)]) == 1
     kinds = [r["kind"] for r in env.rows("SELECT kind FROM replies WHERE message_id = ? ORDER BY id", [message_id])]
     assert kinds == ["clarify", "handoff"]

@@ -114,6 +114,7 @@ class Actions:
                 if not checked and message.get("user") and message["user"] != user:
                     return NOT_YOURS
                 if not checked and not claim_many(store, [f"handoff:{message_id}"])[0]:
+                    self.rt.metrics.inc("csbot_slack_duplicates_total", kind="click")
                     return None  # a double click: the first one handed over
                 # Recorded as a handoff reply, so the request shows in the review queue like any handoff.
                 store.log_reply(message_id, text=text, kind="handoff", intent=message.get("intent"), channel=channel)
@@ -153,6 +154,7 @@ class Actions:
                 if message.get("user") and message["user"] != user:
                     return NOT_YOURS  # a bystander's pick would become the customer's training label
                 if not claim_many(store, [f"clarify:{message_id}"])[0]:
+                    self.rt.metrics.inc("csbot_slack_duplicates_total", kind="click")  # a double click
                     return None
                 if intent not in self.rt.ctx.kb.intents:
                     return HAND_OVER  # the knowledge base lost that intent since the question was asked

@@ -18,7 +18,7 @@ Labels = tuple[tuple[str, str], ...]
 HELP = {
     "csbot_slack_requests_total": ("counter", "HTTP requests to /slack/events by status code."),
     "csbot_slack_events_total": ("counter", "Slack events and actions received, by type."),
-    "csbot_slack_duplicates_total": ("counter", "Events dropped because their id was already claimed (retries)."),
+    "csbot_slack_duplicates_total": ("counter", "Events and clicks already handled (retries, double clicks)."),
     "csbot_slack_ignored_total": ("counter", "Events the bot chose not to answer, by reason."),
     "csbot_messages_total": ("counter", "Customer messages classified."),
     "csbot_decisions_total": ("counter", "Routing decisions, by decision."),
