@@ -226,7 +226,12 @@ def test_promotion_and_rollback_are_atomic_while_predicting(tmp_path: Path, word
     thread = threading.Thread(target=predict_forever)
     thread.start()
     try:
-        for _ in range(4):
+        cycles, deadline = 0, time.monotonic() + 60
+        # At least four swaps each way, and on until the predicting thread has seen enough batches (a busy
+        # machine may run only a few of them in a fixed time).
+        while cycles < 4 or len(seen) <= 20:
+            assert time.monotonic() < deadline, f"only {len(seen)} batches predicted in 60 s"
+            cycles += 1
             assert learning.promote(settings, "v0002")["active"] == "v0002"
             assert ctx.refresh_model() and ctx.live.current.version == "v0002"
             time.sleep(0.05)
