@@ -21,7 +21,7 @@ SENTIMENTS = ("negative", "neutral", "positive")
 
 
 def _show(out: TextIO, outcome_text: str, context: str = "") -> None:
-    out.write(f"bot> {outcome_text}\n")
+    out.write(f"{messages.CHAT_PROMPT_BOT}{outcome_text}\n")
     if context:
         out.write(f"     ({context})\n")
     out.flush()
@@ -43,7 +43,7 @@ def run_chat(ctx: Context, stdin: TextIO, stdout: TextIO, user: str | None = Non
     unloadable: set[str] = set()  # active versions that failed to load: warned about once
     for raw in stdin:
         line = valid_text(raw.rstrip("\r\n"))  # \r too: input piped from Windows files
-        stdout.write(f"you> {line}\n")
+        stdout.write(f"{messages.CHAT_PROMPT_USER}{line}\n")
         _pick_up_new_model(ctx, stdout, unloadable)
         try:
             if line.strip() in ("/quit", "/exit"):
@@ -67,7 +67,7 @@ def run_chat(ctx: Context, stdin: TextIO, stdout: TextIO, user: str | None = Non
             if last.reply.choices:
                 stdout.write(f"     {messages.CHAT_CHOOSE}\n")
         except CsbotError as error:
-            _show(stdout, f"Error: {error}")
+            _show(stdout, f"{messages.ERROR_PREFIX}{error}")
     stdout.write(messages.CHAT_BYE.format(db=ctx.settings.db_path) + "\n")
     stdout.flush()
     return handled

@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 
+from bot import messages
 from bot.config import Settings, apply_log_level, load_settings
 from models.errors import CsbotError
 
@@ -31,7 +32,7 @@ def friendly(func: Callable[..., Any]) -> Callable[..., Any]:
             return func(*args, **kwargs)
         except CsbotError as error:
             logging.getLogger("csbot").debug("command failed", exc_info=True)
-            click.echo(f"Error: {error}", err=True)
+            click.echo(f"{messages.ERROR_PREFIX}{error}", err=True)
             sys.exit(1)
     return wrapper
 

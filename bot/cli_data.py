@@ -75,7 +75,8 @@ def db_purge(older_than: str, include_unreviewed: bool) -> None:
     try:
         age = parse_age(older_than)
     except ValueError as exc:
-        raise CsbotError(f"--older-than {older_than!r}: {exc}", "write e.g. --older-than 90d.") from exc
+        raise CsbotError(messages.PURGE_AGE_INVALID.format(value=older_than, error=exc),
+                         messages.PURGE_AGE_INVALID_FIX) from exc
     with Store(settings().db_path) as store:
         counts = store.purge(age, include_unreviewed=include_unreviewed)
     click.echo(messages.PURGED.format(older_than=older_than, **counts))

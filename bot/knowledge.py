@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 import yaml
 
+from bot import messages
 from bot.normalize import text_key
 from models.errors import KnowledgeBaseError
 
@@ -85,8 +86,8 @@ class KnowledgeBase:
         try:
             return self.intents[name]
         except KeyError:
-            raise KnowledgeBaseError(str(self.path), [f"unknown intent '{name}'; known: "
-                                                      f"{', '.join(sorted(self.intents))}"]) from None
+            raise KnowledgeBaseError(str(self.path), [messages.KB_UNKNOWN_INTENT.format(
+                name=name, known=", ".join(sorted(self.intents)))]) from None
 
     def examples(self, split: str = "all") -> list[LabelledText]:
         """Labelled examples; ``train``/``test`` split each intent's examples by a stable hash."""
@@ -125,20 +126,17 @@ def load_knowledge_base(path: str | Path | None = None) -> KnowledgeBase:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise KnowledgeBaseError(str(path), [f"cannot read the file ({exc.strerror}); check the path "
-                                             "(CSBOT_KB_PATH)"]) from exc
+        raise KnowledgeBaseError(str(path), [messages.KB_CANNOT_READ.format(error=exc.strerror)]) from exc
     except UnicodeDecodeError as exc:
-        raise KnowledgeBaseError(str(path), [f"{path.name}: the file is not UTF-8 text ({exc.reason} at byte "
-                                             f"{exc.start}); save it as UTF-8"]) from exc
+        raise KnowledgeBaseError(str(path), [messages.KB_NOT_UTF8.format(file=path.name, reason=exc.reason,
+                                                                         start=exc.start)]) from exc
     try:
         root = yaml.compose(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"{path.name}:{mark.line + 1}" if mark else path.name
+        where = path.name + (messages.KB_PROBLEM_LINE.format(line=mark.line + 1) if mark else "")
         problem = getattr(exc, "problem", None) or str(exc)
-        raise KnowledgeBaseError(str(path), [f"{where}: bad YAML: {problem} (check indentation and quote "
-                                             "strings that contain ': ' or start with '*', '&', '!' or '#')"]
-                                 ) from exc
+        raise KnowledgeBaseError(str(path), [messages.KB_BAD_YAML.format(where=where, problem=problem)]) from exc
     return _Validator(path).build(root)
 
 
@@ -148,25 +146,25 @@ class _Validator:
         self.problems: list[str] = []
 
     def err(self, node: yaml.Node | None, message: str) -> None:
-        line = f":{node.start_mark.line + 1}" if node is not None else ""
-        self.problems.append(f"{self.path.name}{line}: {message}")
+        line = messages.KB_PROBLEM_LINE.format(line=node.start_mark.line + 1) if node is not None else ""
+        self.problems.append(messages.KB_PROBLEM.format(file=self.path.name, line=line, problem=message))
 
     def mapping(self, node: yaml.Node | None, allowed: dict[str, bool], what: str) -> dict[str, yaml.Node]:
         if not isinstance(node, yaml.MappingNode):
-            self.err(node, f"{what} should be a mapping of keys to values")
+            self.err(node, messages.KB_NOT_MAPPING.format(what=what))
             return {}
         out: dict[str, yaml.Node] = {}
         for key_node, value_node in node.value:
             key = str(key_node.value)
             if key not in allowed:
-                self.err(key_node, f"unknown key '{key}' in {what}; allowed keys: {', '.join(allowed)}")
+                self.err(key_node, messages.KB_UNKNOWN_KEY.format(key=key, what=what, allowed=", ".join(allowed)))
             elif key in out:
-                self.err(key_node, f"key '{key}' appears twice in {what}; keep one")
+                self.err(key_node, messages.KB_KEY_TWICE.format(key=key, what=what))
             else:
                 out[key] = value_node
         for key, required in allowed.items():
             if required and key not in out:
-                self.err(node, f"{what} is missing '{key}'; add it")
+                self.err(node, messages.KB_KEY_MISSING.format(what=what, key=key))
         return out
 
     def string(self, node: yaml.Node | None, what: str, required: bool = True) -> str:
@@ -174,7 +172,7 @@ class _Validator:
             return ""
         if not isinstance(node, yaml.ScalarNode) or not str(node.value).strip():
             if required:
-                self.err(node, f"{what} should be non-empty text")
+                self.err(node, messages.KB_NOT_TEXT.format(what=what))
             return ""
         return str(node.value).strip()
 
@@ -182,17 +180,17 @@ class _Validator:
         if node is None:
             return []
         if not isinstance(node, yaml.SequenceNode):
-            self.err(node, f"{what} should be a list (lines starting with '- ')")
+            self.err(node, messages.KB_NOT_LIST.format(what=what))
             return []
         out = []
         for item in node.value:
-            text = self.string(item, f"an entry of {what}")
+            text = self.string(item, messages.KB_WHAT_ENTRY.format(what=what))
             if text:
                 out.append((text, item))
         return out
 
     def build(self, root: yaml.Node | None) -> KnowledgeBase:
-        top = self.mapping(root, _TOP_KEYS, "the top level")
+        top = self.mapping(root, _TOP_KEYS, messages.KB_WHAT_TOP_LEVEL)
         company = self.company(top.get("company"))
         intents = self.intents(top.get("intents"))
         sentiment = self.sentiments(top.get("sentiment_examples"))
@@ -209,32 +207,32 @@ class _Validator:
         if node is None:  # a missing 'intents' key is already reported, with its line
             return {}
         if not isinstance(node, yaml.SequenceNode) or not node.value:
-            self.err(node, "intents should be a non-empty list of intents")
+            self.err(node, messages.KB_NO_INTENTS)
             return {}
         intents: dict[str, Intent] = {}
         seen_examples: dict[str, str] = {}
         follow_up_refs: list[tuple[str, yaml.Node, str]] = []
         for item in node.value:
-            fields = self.mapping(item, _INTENT_KEYS, "an intent")
+            fields = self.mapping(item, _INTENT_KEYS, messages.KB_WHAT_INTENT)
             name = self.string(fields.get("name"), "intent name") if "name" in fields else ""
             if name and not _NAME.match(name):
-                self.err(fields["name"], f"intent name '{name}' should be snake_case (a-z, 0-9, _)")
+                self.err(fields["name"], messages.KB_INTENT_NAME.format(name=name))
             if name in intents:
-                self.err(fields["name"], f"intent '{name}' is defined twice; merge the two or rename one")
-            label = f"intent '{name or '?'}'"
+                self.err(fields["name"], messages.KB_INTENT_TWICE.format(name=name))
+            label = messages.KB_WHAT_INTENT_LABEL.format(name=name or "?")
             examples = self.strings(fields.get("examples"), f"{label} examples")
             if "examples" in fields and not examples:
-                self.err(fields["examples"], f"{label} has no examples; add at least {MIN_EXAMPLES} phrasings")
+                self.err(fields["examples"], messages.KB_NO_EXAMPLES.format(label=label, minimum=MIN_EXAMPLES))
             elif examples and len(examples) < MIN_EXAMPLES:
-                self.err(fields["examples"], f"{label} has {len(examples)} examples; add at least "
-                                             f"{MIN_EXAMPLES} varied phrasings")
+                self.err(fields["examples"], messages.KB_FEW_EXAMPLES.format(label=label, count=len(examples),
+                                                                             minimum=MIN_EXAMPLES))
             for text, ex_node in examples:
                 key = " ".join(text.lower().split())
                 if seen_examples.get(key) == label:
-                    self.err(ex_node, f"example \"{text}\" is listed twice under {label}; remove one")
+                    self.err(ex_node, messages.KB_EXAMPLE_TWICE.format(text=text, label=label))
                 elif key in seen_examples:
-                    self.err(ex_node, f"example \"{text}\" is listed under {seen_examples[key]} and {label}; "
-                                      "keep it under one intent only")
+                    self.err(ex_node, messages.KB_EXAMPLE_SHARED.format(text=text, first=seen_examples[key],
+                                                                        label=label))
                 else:
                     seen_examples[key] = label
             answer = self.string(fields.get("answer"), f"{label} answer") if "answer" in fields else ""
@@ -250,7 +248,7 @@ class _Validator:
                     follow_ups=tuple(r for r, _, owner in follow_up_refs if owner == label))
         for ref, ref_node, label in follow_up_refs:
             if ref not in intents:
-                self.err(ref_node, f"{label} follows up with unknown intent '{ref}'; use one of the intent names")
+                self.err(ref_node, messages.KB_UNKNOWN_FOLLOW_UP.format(label=label, ref=ref))
         return intents
 
     def boolean(self, node: yaml.Node | None, what: str) -> bool:
@@ -258,7 +256,7 @@ class _Validator:
             return False
         value = str(node.value).lower() if isinstance(node, yaml.ScalarNode) else ""
         if value not in ("true", "false", "yes", "no"):
-            self.err(node, f"{what} should be true or false")
+            self.err(node, messages.KB_NOT_BOOLEAN.format(what=what))
             return False
         return value in ("true", "yes")
 
@@ -266,14 +264,14 @@ class _Validator:
         if node is None:
             return ()
         if not isinstance(node, yaml.SequenceNode):
-            self.err(node, f"{label} links should be a list of {{title, url}}")
+            self.err(node, messages.KB_LINKS_NOT_LIST.format(label=label))
             return ()
         out = []
         for item in node.value:
-            fields = self.mapping(item, _LINK_KEYS, f"a link of {label}")
+            fields = self.mapping(item, _LINK_KEYS, messages.KB_WHAT_LINK.format(label=label))
             title, url = self.string(fields.get("title"), "link title"), self.string(fields.get("url"), "link url")
             if url and not url.startswith(("https://", "http://", "mailto:")):
-                self.err(fields.get("url"), f"link url '{url}' should start with https://")
+                self.err(fields.get("url"), messages.KB_LINK_URL.format(url=url))
             if title and url:
                 out.append(Link(title, url))
         return tuple(out)

@@ -122,8 +122,8 @@ def start_retrain(settings: Settings, trigger: str, *, force: bool = False, mode
         except OSError as exc:
             update_run(store, run_id, status="failed", ended_at=iso(clock()), log_excerpt=f"could not start: {exc}")
             release_lock(store, f"run:{run_id}")
-            raise CsbotError(f"Could not start the training process: {exc}",
-                             "check that the training extras are installed (pip install -e .[train]).") from exc
+            raise CsbotError(messages.TRAINING_START_FAILED.format(error=exc),
+                             messages.TRAINING_START_FAILED_FIX) from exc
         update_run(store, run_id, pid=process.pid, run_dir=str(run_dir))
         acquire_lock(store, f"run:{run_id}", pid=process.pid, clock=clock)
     log.info("retrain run %s started (%s, pid %s), log %s", run_id, trigger, process.pid, log_path)

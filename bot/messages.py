@@ -53,6 +53,8 @@ CHAT_NO_SLACK = ("No Slack tokens in .env (SLACK_BOT_TOKEN), so csbot is serving
                  "the terminal. See the README, 'Connect to Slack', to run it in Slack.")
 CHAT_CHOOSE = "Type 1 or 2 to choose, or anything else to ask again."
 CHAT_BYE = "Bye! Everything from this session is saved in {db}."
+CHAT_PROMPT_USER = "you> "
+CHAT_PROMPT_BOT = "bot> "
 
 # Slack
 SLACK_ERROR = "Sorry, something went wrong on my side. Please try again in a minute."
@@ -229,6 +231,9 @@ HOME_CUSTOMER = ("Hi! I'm {bot_name}, {company}'s support assistant. Send me a d
                  "team takes over in the same thread. Tap 👍 or 👎 under my answers so I get better.")
 HOME_TOPICS = "*I can help with*: {topics}"
 
+# Before every error, wherever it is shown (the CLI, the terminal chat, Slack)
+ERROR_PREFIX = "Error: "
+
 # `csbot kb` and `csbot db`
 KB_OK = "{path}: OK. {company}: {intents} intents, {examples} examples, {sentiments} sentiment examples."
 PURGED = ("Purged the text of {messages} messages and {replies} replies older than {older_than}; "
@@ -239,9 +244,20 @@ PURGED_UNREVIEWED = "{count} of the purged messages were waiting in the review q
 BACKUP_EXISTS = "{path} already exists."
 BACKUP_EXISTS_FIX = "choose a new file name; backups never overwrite."
 BACKED_UP = "Backed up to {path}."
+PURGE_AGE_INVALID = "--older-than {value!r}: {error}"
+PURGE_AGE_INVALID_FIX = "write e.g. --older-than 90d."
+AGE_INVALID = "invalid age {text!r}: expected a number followed by d, h or w, e.g. 90d"
+AGE_ZERO = "invalid age {text!r}: must be greater than zero, e.g. 90d"
+AGE_TOO_LONG = "invalid age {text!r}: at most 100 years, e.g. 90d"
+BACKUP_FOLDER_FAILED = "Cannot create the folder for the backup {path}: {error}."
+BACKUP_FOLDER_FAILED_FIX = "choose a path in a folder you can write to, e.g. backups/csbot.db."
+BACKUP_WRITE_FAILED = "Cannot write the backup {path}: {error}."
+BACKUP_WRITE_FAILED_FIX = "choose a path in a folder you can write to, with free space."
 
 # `csbot retrain` and `csbot predict`
 RETRAIN_LOG = "Log: {path} (pid {pid})"
+TRAINING_START_FAILED = "Could not start the training process: {error}"
+TRAINING_START_FAILED_FIX = "check that the training extras are installed (pip install -e .[train])."
 NO_ACTIVE_MODEL_YET = "There is no active model yet."
 NO_ACTIVE_MODEL_YET_FIX = "train one with `csbot train`."
 PREDICT_MODEL = "model {version} on {device} ({provider}, {variant})"
@@ -259,6 +275,11 @@ NO_ACTIVE_MODEL_FIX = "train one with `csbot train` (or run `make run`)."
 SOCKET_MODE_READY = "csbot is connected to Slack over Socket Mode (model {version}). Ctrl+C stops."
 HTTP_READY = ("csbot is serving http://{host}:{port}{path} (also /healthz and /metrics), model {version}. "
               "Ctrl+C stops.")
+SLACK_TOKEN_REJECTED = "Slack rejected SLACK_BOT_TOKEN ({error})."
+SLACK_TOKEN_REJECTED_FIX = ("copy the Bot User OAuth Token (xoxb-...) from the app's OAuth & Permissions page "
+                            "into .env; reinstall the app if it was revoked.")
+SLACK_API_UNREACHABLE = "Cannot reach the Slack Web API at {url} ({error})."
+SLACK_API_UNREACHABLE_FIX = "check the network and SLACK_API_URL (default https://slack.com/api/)."
 
 # Settings (`.env` and the environment), checked at start-up
 SETTING_MISSING = "{name} is not set."
@@ -300,8 +321,42 @@ DB_FULL_FIX = "free some space on that disk (old runs in the data folder's runs/
 DB_CANNOT_WRITE = "{path} cannot be opened for writing ({error})."
 DB_CANNOT_WRITE_FIX = ("check that the user running csbot may read and write the file and its folder, or set "
                        "CSBOT_DATA_DIR to a folder it may write to.")
+DATA_DIR_CANNOT_CREATE = "Cannot create the data folder {path} ({error})."
+DATA_DIR_CANNOT_CREATE_FIX = "set CSBOT_DATA_DIR to a folder csbot may write to, e.g. var/."
 DB_DAMAGED = "{path} cannot be opened as a csbot database ({error})."
 DB_DAMAGED_FIX = ("move the file away (csbot creates a new one), or restore a copy made with `csbot db backup`; "
                   "to use another folder set CSBOT_DATA_DIR.")
 CRON_INVALID = "CSBOT_RETRAIN_CRON={cron!r} is not a valid cron expression ({error})."
 CRON_INVALID_FIX = "write five fields: minute hour day month weekday, e.g. '0 2 * * *' for 02:00."
+
+# Knowledge-base validation (`csbot kb check`, start-up): each problem names the file and line
+KB_PROBLEM = "{file}{line}: {problem}"
+KB_PROBLEM_LINE = ":{line}"
+KB_UNKNOWN_INTENT = "unknown intent '{name}'; known: {known}"
+KB_CANNOT_READ = "cannot read the file ({error}); check the path (CSBOT_KB_PATH)"
+KB_NOT_UTF8 = "{file}: the file is not UTF-8 text ({reason} at byte {start}); save it as UTF-8"
+KB_BAD_YAML = ("{where}: bad YAML: {problem} (check indentation and quote strings that contain ': ' or start "
+               "with '*', '&', '!' or '#')")
+KB_NOT_MAPPING = "{what} should be a mapping of keys to values"
+KB_UNKNOWN_KEY = "unknown key '{key}' in {what}; allowed keys: {allowed}"
+KB_KEY_TWICE = "key '{key}' appears twice in {what}; keep one"
+KB_KEY_MISSING = "{what} is missing '{key}'; add it"
+KB_NOT_TEXT = "{what} should be non-empty text"
+KB_NOT_LIST = "{what} should be a list (lines starting with '- ')"
+KB_NOT_BOOLEAN = "{what} should be true or false"
+KB_NO_INTENTS = "intents should be a non-empty list of intents"
+KB_INTENT_NAME = "intent name '{name}' should be snake_case (a-z, 0-9, _)"
+KB_INTENT_TWICE = "intent '{name}' is defined twice; merge the two or rename one"
+KB_NO_EXAMPLES = "{label} has no examples; add at least {minimum} phrasings"
+KB_FEW_EXAMPLES = "{label} has {count} examples; add at least {minimum} varied phrasings"
+KB_EXAMPLE_TWICE = "example \"{text}\" is listed twice under {label}; remove one"
+KB_EXAMPLE_SHARED = "example \"{text}\" is listed under {first} and {label}; keep it under one intent only"
+KB_UNKNOWN_FOLLOW_UP = "{label} follows up with unknown intent '{ref}'; use one of the intent names"
+KB_LINKS_NOT_LIST = "{label} links should be a list of {{title, url}}"
+KB_LINK_URL = "link url '{url}' should start with https://"
+# What the problems above call the parts of the file
+KB_WHAT_TOP_LEVEL = "the top level"
+KB_WHAT_INTENT = "an intent"
+KB_WHAT_INTENT_LABEL = "intent '{name}'"
+KB_WHAT_ENTRY = "an entry of {what}"
+KB_WHAT_LINK = "a link of {label}"

@@ -95,8 +95,8 @@ class StoreBase:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreError(f"Cannot create the data folder {self.path.parent} ({exc.strerror or exc}).",
-                             "set CSBOT_DATA_DIR to a folder csbot may write to, e.g. var/.") from exc
+            raise StoreError(messages.DATA_DIR_CANNOT_CREATE.format(path=self.path.parent, error=exc.strerror or exc),
+                             messages.DATA_DIR_CANNOT_CREATE_FIX) from exc
         try:
             self.migrate()
         except sqlite3.DatabaseError as exc:

@@ -16,6 +16,7 @@ from contextlib import closing
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from bot import messages
 from bot.store_core import StoreBase, _scalar, iso
 from bot.store_feedback import AWAITING_REVIEW
 from models.errors import StoreError
@@ -31,16 +32,16 @@ def parse_age(text: str) -> timedelta:
     """``"90d"``, ``"12h"`` or ``"2w"`` as a timedelta."""
     match = _AGE.match(text)
     if not match:
-        raise ValueError(f"invalid age {text!r}: expected a number followed by d, h or w, e.g. 90d")
+        raise ValueError(messages.AGE_INVALID.format(text=text))
     amount, unit = int(match.group(1)), match.group(2).lower()
     if amount == 0:
         # A zero age would make purge() blank everything, which is never what was meant.
-        raise ValueError(f"invalid age {text!r}: must be greater than zero, e.g. 90d")
+        raise ValueError(messages.AGE_ZERO.format(text=text))
     if amount > _MAX_AGE.days * 24:  # no unit makes this fewer than 100 years of hours
-        raise ValueError(f"invalid age {text!r}: at most 100 years, e.g. 90d")
+        raise ValueError(messages.AGE_TOO_LONG.format(text=text))
     age = timedelta(**{_AGE_UNITS[unit]: amount})
     if age > _MAX_AGE:
-        raise ValueError(f"invalid age {text!r}: at most 100 years, e.g. 90d")
+        raise ValueError(messages.AGE_TOO_LONG.format(text=text))
     return age
 
 
@@ -76,8 +77,8 @@ class RetentionMixin(StoreBase):
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreError(f"Cannot create the folder for the backup {dest}: {exc.strerror or exc}.",
-                             "choose a path in a folder you can write to, e.g. backups/csbot.db.") from exc
+            raise StoreError(messages.BACKUP_FOLDER_FAILED.format(path=dest, error=exc.strerror or exc),
+                             messages.BACKUP_FOLDER_FAILED_FIX) from exc
         try:
             with closing(sqlite3.connect(dest)) as target:
                 # pages=-1 copies the whole database in one step, i.e. from a single snapshot.
@@ -85,7 +86,7 @@ class RetentionMixin(StoreBase):
         except BaseException as exc:
             dest.unlink(missing_ok=True)  # a half-written copy would block the retry
             if isinstance(exc, (OSError, sqlite3.OperationalError)):
-                raise StoreError(f"Cannot write the backup {dest}: {exc}.",
-                                 "choose a path in a folder you can write to, with free space.") from exc
+                raise StoreError(messages.BACKUP_WRITE_FAILED.format(path=dest, error=exc),
+                                 messages.BACKUP_WRITE_FAILED_FIX) from exc
             raise
         return dest

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import click
 
+from bot import messages
 from models.errors import CsbotError
 
 
 def _fail(error: CsbotError) -> None:
-    click.echo(f"Error: {error}", err=True)
+    click.echo(f"{messages.ERROR_PREFIX}{error}", err=True)
     sys.exit(1)
 
 

@@ -133,7 +133,7 @@ class Agents:
             text = await self.rt.in_thread(lambda: admin.label(settings, message_id, intent, agent=user,
                                                                confirm_guess=True))
         except CsbotError as error:
-            await tell(self.rt, user=user, channel=channel, thread_ts=ts, text=f"Error: {error}")
+            await tell(self.rt, user=user, channel=channel, thread_ts=ts, text=f"{messages.ERROR_PREFIX}{error}")
             return
         posted = body.get("message") or {}
         note = messages.HANDOFF_CONFIRMED.format(user=user, intent=intent)

@@ -22,6 +22,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import messages
 from bot.context import Context
 from bot.slack import blocks
 from bot.slack.actions import Actions
@@ -107,12 +108,11 @@ class SlackService:
             return dict((await client.auth_test()).data)  # type: ignore[arg-type]
         except SlackApiError as exc:
             error = exc.response.get("error")
-            raise ConfigError(f"Slack rejected SLACK_BOT_TOKEN ({error}).",
-                              "copy the Bot User OAuth Token (xoxb-...) from the app's OAuth & Permissions page "
-                              "into .env; reinstall the app if it was revoked.") from exc
+            raise ConfigError(messages.SLACK_TOKEN_REJECTED.format(error=error),
+                              messages.SLACK_TOKEN_REJECTED_FIX) from exc
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
-            raise ConfigError(f"Cannot reach the Slack Web API at {url} ({exc or type(exc).__name__}).",
-                              "check the network and SLACK_API_URL (default https://slack.com/api/).") from exc
+            raise ConfigError(messages.SLACK_API_UNREACHABLE.format(url=url, error=exc or type(exc).__name__),
+                              messages.SLACK_API_UNREACHABLE_FIX) from exc
 
     async def _prune_events(self, rt: Runtime, every: float = 3600.0) -> None:
         """Forget claimed event ids after a day: Slack's last retry comes within the hour."""
