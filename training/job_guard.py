@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from bot import messages
 from models.errors import CsbotError
 
 LOG_EXCERPT_LINES = 40
@@ -59,5 +60,5 @@ class JobLog(logging.Handler):
 def describe_error(exc: BaseException) -> str:
     """A failed run's reason as admins read it: a CsbotError's text, else the exception's type and text."""
     if isinstance(exc, CsbotError):
-        return f"Error: {exc}"
-    return f"Error: {type(exc).__name__}: {exc}" if str(exc) else f"Error: {type(exc).__name__}"
+        return f"{messages.ERROR_PREFIX}{exc}"
+    return messages.ERROR_PREFIX + (f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)

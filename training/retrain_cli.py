@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from bot import messages
 from models.errors import CsbotError
 
 
@@ -55,7 +56,7 @@ def retrain(trigger: str, mode: str, force: bool, run_id: int | None, overrides:
             raise
         report = run_retrain(settings, options)
     except CsbotError as error:
-        click.echo(f"Error: {error}", err=True)
+        click.echo(f"{messages.ERROR_PREFIX}{error}", err=True)
         sys.exit(1)
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))
