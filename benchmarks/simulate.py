@@ -53,7 +53,7 @@ def build_kb(train: list, intents: list[str], per_intent: int, rng: random.Rando
     for intent in intents:
         texts = by_intent[intent][:]
         rng.shuffle(texts)
-        # The knowledge base's own split rule (bot.knowledge.is_held_out) by each text's hash bucket.
+        # The knowledge base's own split rule (bot.knowledge.held_out_texts): each text's hash bucket.
         kept = [t for t in texts if not in_test_bucket(t)][:per_intent]
         held = [t for t in texts if in_test_bucket(t)][:per_intent]
         used.update(text_key(t) for t in kept + held)

@@ -95,24 +95,30 @@ class KnowledgeBase:
             raise ValueError("split must be all, train or test")
         out = []
         for intent in self.intents.values():
+            held = held_out_texts(intent.examples)
             for text in intent.examples:
-                if split == "all" or (split == "test") == is_held_out(text, intent.examples):
+                if split == "all" or (split == "test") == (text in held):
                     out.append(LabelledText(text, intent.name, None))
         for sentiment, texts in self.sentiment_examples.items():
+            held = held_out_texts(texts)
             for text in texts:
-                if split == "all" or (split == "test") == is_held_out(text, texts):
+                if split == "all" or (split == "test") == (text in held):
                     out.append(LabelledText(text, None, sentiment))
         return out
 
 
-def is_held_out(text: str, siblings: tuple[str, ...]) -> bool:
-    """A stable 20% of each group, but never so many that fewer than 2 remain to train on.
+def held_out_texts(siblings: tuple[str, ...]) -> set[str]:
+    """The texts of one group (an intent's examples) held out for testing: a stable 20% by hash, but none
+    when fewer than 4, so that at least 2 remain to train on.
 
     Variants of one phrasing ("Hi!" and "hi") follow the first of them listed, so they never sit on both
     sides of the split, where the test would score a message the model trained on."""
-    key = text_key(text)
-    first = next((s for s in siblings if text_key(s) == key), text)
-    return in_test_bucket(first) and len(siblings) >= 4
+    if len(siblings) < 4:
+        return set()
+    first: dict[str, str] = {}
+    for text in siblings:
+        first.setdefault(text_key(text), text)
+    return {text for text in siblings if in_test_bucket(first[text_key(text)])}
 
 
 def in_test_bucket(text: str) -> bool:
