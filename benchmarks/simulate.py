@@ -35,6 +35,7 @@ from bot.config import load_settings
 from bot.context import Context
 from bot.knowledge import in_test_bucket
 from bot.service import Incoming
+from models.runtime import Classifier
 from training.data import Columns, Example, load_examples
 from training.dataset import text_key
 
@@ -64,8 +65,7 @@ def build_kb(train: list, intents: list[str], per_intent: int, rng: random.Rando
     return used
 
 
-def test_accuracy(ctx: Context, test: list) -> float:
-    model = ctx.live.current
+def test_accuracy(model: Classifier, test: list) -> float:
     index = {name: i for i, name in enumerate(model.intents)}
     right = 0
     for start in range(0, len(test), 128):
@@ -155,6 +155,16 @@ def _labels(row: dict) -> str:
     return f"{row['corrected']}" + (f" + {row['handoff_labelled']} handoffs" if row.get("handoff_labelled") else "")
 
 
+def _run(row: dict) -> str:
+    """The run's status, with the rejected candidate's test accuracy or a pass within chance."""
+    gate = row.get("gate_eval") or {}
+    if row.get("candidate_test_accuracy") is not None:
+        return f"{row['status']} (candidate {100 * row['candidate_test_accuracy']:.2f}%)"
+    if gate.get("within_chance"):
+        return f"{row['status']} (within chance, p {gate['p_value']:.2f})"
+    return str(row["status"])
+
+
 def _pct(row: dict, key: str) -> str:
     return f"{100 * row[key] / row['messages']:.1f}%" if row.get("messages") else "-"
 
@@ -203,7 +213,7 @@ def main() -> None:
     if first.get("status") != "promoted":
         sys.exit(f"the first model was not promoted: {first.get('status')}; see {handle.log_path}")
     ctx = Context.open(settings)
-    rows = [{"night": 0, "test_accuracy": test_accuracy(ctx, test), "version": ctx.live.current.version,
+    rows = [{"night": 0, "test_accuracy": test_accuracy(ctx.live.current, test), "version": ctx.live.current.version,
              "status": first["status"], "mode": first.get("mode"), "wall_s": time.perf_counter() - started,
              "train_examples": (first.get("manifest") or {}).get("examples")}]
     print(json.dumps(rows[-1]), flush=True)
@@ -222,7 +232,13 @@ def main() -> None:
                "version": ctx.live.current.version, "wall_s": wall,
                "train_examples": (run.get("manifest") or {}).get("examples"),
                "per_source": (run.get("manifest") or {}).get("per_source"),
-               "test_accuracy": test_accuracy(ctx, test)}
+               "test_accuracy": test_accuracy(ctx.live.current, test),
+               "gate_eval": ((run.get("gate") or {}).get("checks") or {}).get("eval")}
+        if run.get("status") == "rejected" and run.get("version"):
+            # Was the gate right? Score the rejected candidate on the test set as the bot would serve it.
+            candidate = Classifier.load(settings.models_dir / run["version"], provider=settings.onnx_provider,
+                                        variant=settings.onnx_variant, threads=settings.threads)
+            row["candidate_test_accuracy"] = test_accuracy(candidate, test)
         rows.append(row)
         print(json.dumps(row), flush=True)
     png = out / "simulate.png"
@@ -232,7 +248,7 @@ def main() -> None:
              "clarified / handed over | answered wrong | corrections | wall time |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        table.append(f"| {r['night']} | {100 * r['test_accuracy']:.2f}% | {r['version']} | {r['status']} | "
+        table.append(f"| {r['night']} | {100 * r['test_accuracy']:.2f}% | {r['version']} | {_run(r)} | "
                      f"{r['mode']} | {r.get('train_examples') or '-'} | {_pct(r, 'answered_right')} | "
                      f"{_pct(r, 'clarified_or_handed')} | {_pct(r, 'answered_wrong')} | {_labels(r)} | "
                      f"{r['wall_s'] / 60:.1f} min |")

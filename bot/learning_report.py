@@ -108,6 +108,9 @@ def report_text(run: dict[str, Any]) -> str:
         if names:
             lines.append(messages.REPORT_INTENTS.format(label=label, intents=", ".join(
                 messages.REPORT_INTENT_DELTA.format(intent=n["intent"], delta=n["delta_f1"]) for n in names[:8])))
+    eval_check = (gate.get("checks") or {}).get("eval") or {}
+    if eval_check.get("within_chance"):
+        lines.append(messages.REPORT_WITHIN_CHANCE.format(**eval_check))
     if gate.get("reasons"):
         lines.append(messages.REPORT_GATE.format(reasons="; ".join(gate["reasons"])))
     elif gate.get("reason"):

@@ -194,6 +194,41 @@ def test_gate_checks_corrections_and_parity() -> None:
     assert not drift["passed"] and "parity" in drift["reasons"][0]
 
 
+def test_sign_test_matches_hand_computed_values() -> None:
+    from training.gate import sign_test
+
+    assert sign_test(0, 7) == 1.0
+    assert sign_test(5, 0) == pytest.approx(1 / 32)
+    assert sign_test(7, 3) == pytest.approx((120 + 45 + 10 + 1) / 1024)  # P(X >= 7), X ~ Bin(10, 1/2)
+    assert 0 < sign_test(700, 500) < 1e-8  # exact: 0.5**1200 would underflow to 0 in floats
+
+
+def test_gate_lets_a_drop_within_chance_through_and_says_so() -> None:
+    from bot.learning_report import report_text
+    from training.retrain import apply_gate
+
+    fp32 = {"fp32": {"max_abs_diff": 1e-6, "intent_top1_agreement": 1.0}}
+    active = {"accuracy": 0.836, "correct": [True] * 322 + [False] * 63}
+    # 4 messages worse on 385: the active model alone is right on 19, the candidate alone on 15.
+    noisy = {"accuracy": 0.826, "correct": [True] * 303 + [False] * 19 + [True] * 15 + [False] * 48}
+    gate = apply_gate(noisy, active, {"total": 0}, fp32, None, 0.005, 0.8, alpha=0.1)
+    check = gate["checks"]["eval"]
+    assert gate["passed"] and check["within_chance"] and gate["reasons"] == []
+    assert (check["only_active_right"], check["only_candidate_right"]) == (19, 15)
+    assert check["p_value"] == pytest.approx(0.3038, abs=1e-4)
+    run = {"id": 3, "status": "promoted", "gate": gate,
+           "metrics": {"candidate": {"accuracy": 0.826, "samples": 385}, "active": {"accuracy": 0.836}}}
+    assert "within chance: the active model alone gets 19 evaluation messages right and the candidate alone 15 " \
+        "(p = 0.30" in report_text(run)
+    # The bare tolerance rule (alpha 1) rejects the same candidate, and the reason gives the split.
+    strict = apply_gate(noisy, active, {"total": 0}, fp32, None, 0.005, 0.8, alpha=1.0)
+    assert not strict["passed"] and "alone 15, a split with probability 0.304" in strict["reasons"][0]
+    # 15 messages worse, 25 against 10, is not chance at 0.1.
+    worse = {"accuracy": 0.797, "correct": [True] * 297 + [False] * 25 + [True] * 10 + [False] * 53}
+    rejected = apply_gate(worse, active, {"total": 0}, fp32, None, 0.005, 0.8, alpha=0.1)
+    assert not rejected["passed"] and "probability 0.008" in rejected["reasons"][0]
+
+
 def test_promotion_and_rollback_are_atomic_while_predicting(tmp_path: Path, word_base: Path, kw_kb: Path,
                                                             good_model: Path, weak_model: Path) -> None:
     from bot.context import Context

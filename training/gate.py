@@ -1,7 +1,8 @@
 """Evaluate a candidate against the active model and decide whether it may be promoted.
 
 Promote only if (1) eval accuracy >= the active model's minus ``CSBOT_GATE_TOLERANCE`` on the
-same fixed evaluation set (less what would favour one side: ``comparison_set``), (2) the candidate
+same fixed evaluation set (less what would favour one side: ``comparison_set``), or the shortfall is
+within chance by a paired sign test at ``CSBOT_GATE_ALPHA``, (2) the candidate
 gets right ``CSBOT_GATE_CORRECTIONS_SHARE`` of the corrected examples it trained on (with a binomial
 allowance for small counts), and (3) its ONNX export passed the parity check.
 Otherwise the version is registered ``rejected`` with the reasons.
@@ -35,6 +36,26 @@ CORRECTIONS_ALPHA = 0.1
 def binomial_cdf(k: int, n: int, p: float) -> float:
     """P(X <= k) for X ~ Binomial(n, p)."""
     return float(sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k + 1)))
+
+
+def sign_test(only_active: int, only_candidate: int) -> float:
+    """One-sided p-value of the candidate losing ``only_active`` of the messages one model alone gets right.
+
+    The probability that two equally good models split their disagreements at least this much against
+    the candidate: P(X >= only_active) for X ~ Binomial(only_active + only_candidate, 1/2)."""
+    n = only_active + only_candidate
+    # Exact integers: with floats, 0.5**n underflows once a few hundred messages disagree.
+    return sum(math.comb(n, i) for i in range(only_active, n + 1)) / 2**n
+
+
+def paired_counts(candidate: dict[str, Any], active: dict[str, Any]) -> tuple[int, int] | None:
+    """(messages only the active model gets right, messages only the candidate gets right), when both
+    were scored on the same examples."""
+    cand, act = candidate.get("correct"), active.get("correct")
+    if cand is None or act is None or len(cand) != len(act):
+        return None
+    return sum(a and not c for c, a in zip(cand, act, strict=True)), \
+        sum(c and not a for c, a in zip(cand, act, strict=True))
 
 
 def _classifier(path: Path, settings: Settings) -> Any:
@@ -85,6 +106,7 @@ def evaluate_model(path: Path, examples: Sequence[Example], labels: list[str], s
         pred = _intent_predictions(classifier, [e.text for e in with_intent], labels)
         report = classification_report([index[e.intent] for e in with_intent], pred, labels)  # type: ignore[index]
         out.update({k: report[k] for k in ("accuracy", "macro_f1", "samples", "per_label", "confusion")})
+        out["correct"] = [bool(p == index[e.intent]) for p, e in zip(pred, with_intent, strict=True)]  # type: ignore[index]
     with_sentiment = [e for e in examples if e.sentiment]
     if with_sentiment:
         logits = classifier.logits([e.text for e in with_sentiment])[1]
@@ -110,7 +132,7 @@ def corrections_check(path: Path, corrections: Sequence[Example], settings: Sett
 
 def apply_gate(candidate: dict[str, Any] | None, active: dict[str, Any] | None, corrections: dict[str, Any],
                parity: dict[str, Any] | None, parity_error: str | None, tolerance: float,
-               corrections_share: float) -> dict[str, Any]:
+               corrections_share: float, alpha: float = 1.0) -> dict[str, Any]:
     """The three promotion checks; ``reasons`` says in words why a candidate was rejected."""
     reasons: list[str] = []
     checks: dict[str, Any] = {}
@@ -130,10 +152,21 @@ def apply_gate(candidate: dict[str, Any] | None, active: dict[str, Any] | None, 
         eval_ok = True  # no active model (first version) or no intent examples to compare on
     else:
         eval_ok = cand_acc >= act_acc - tolerance
-        if not eval_ok:
-            reasons.append(f"accuracy on the fixed evaluation set is {cand_acc:.1%}, below the active model's "
-                           f"{act_acc:.1%} by more than the tolerance of {tolerance:.1%}")
-    checks["eval"] = {"passed": eval_ok, "candidate": cand_acc, "active": act_acc, "tolerance": tolerance}
+    pairs = paired_counts(candidate, active) if candidate and active else None
+    p_value = sign_test(*pairs) if pairs else None
+    eval_check: dict[str, Any] = {"candidate": cand_acc, "active": act_acc, "tolerance": tolerance, "alpha": alpha}
+    if pairs:
+        eval_check.update(only_active_right=pairs[0], only_candidate_right=pairs[1], p_value=round(p_value or 1.0, 4))
+    if candidate is not None and not eval_ok and p_value is not None and p_value >= alpha:
+        # Below the tolerance, but by a margin two equally good models show this often on this many messages.
+        eval_ok, eval_check["within_chance"] = True, True
+    elif candidate is not None and not eval_ok:
+        chance = (f"; the active model alone gets {pairs[0]} of its messages right and the candidate alone "
+                  f"{pairs[1]}, a split with probability {p_value:.3f} between equally good models, below "
+                  f"{alpha}") if pairs and p_value is not None else ""
+        reasons.append(f"accuracy on the fixed evaluation set is {cand_acc:.1%}, below the active model's "
+                       f"{act_acc:.1%} by more than the tolerance of {tolerance:.1%}{chance}")
+    checks["eval"] = {"passed": eval_ok, **eval_check}
     # 2. learned the corrections it trained on
     share, total = corrections.get("share"), int(corrections.get("total") or 0)
     chance = binomial_cdf(int(corrections.get("right") or 0), total, corrections_share) if total else 1.0
@@ -151,7 +184,7 @@ def apply_gate(candidate: dict[str, Any] | None, active: dict[str, Any] | None, 
 def _metrics(cand: dict[str, Any] | None, act: dict[str, Any] | None, corrections: dict[str, Any],
              labels: list[str]) -> dict[str, Any]:
     def slim(m: dict[str, Any] | None) -> dict[str, Any]:
-        return {k: v for k, v in (m or {}).items() if k not in ("per_label", "confusion")}
+        return {k: v for k, v in (m or {}).items() if k not in ("per_label", "confusion", "correct")}
 
     out: dict[str, Any] = {"candidate": slim(cand), "active": slim(act), "corrections": corrections}
     delta: dict[str, float] = {}

@@ -220,7 +220,7 @@ def _run(settings: Settings, store: Store, opts: RetrainOptions, run_id: int, ru
     corrections = corrections_check(card.path, data.corrections, settings) if card else {"total": 0}
     parity = card.metrics.get("parity") if card else None
     gate = apply_gate(cand, act, corrections, parity, parity_error, settings.gate_tolerance,
-                      settings.gate_corrections_share)
+                      settings.gate_corrections_share, settings.gate_alpha)
     if heartbeat.lost or not learning.acquire_lock(store, f"run:{run_id}", pid=os.getpid(), clock=clock):
         gate["passed"] = False
         gate["reasons"].append("the run lost its lock (another process took over), so it may not promote")
