@@ -239,6 +239,36 @@ def test_a_reaction_before_the_answer_ts_is_stored_still_counts(env: Env) -> Non
     assert (row["rating"], row["source"]) == (1, "reaction")
 
 
+def test_a_failed_write_of_the_answer_ts_is_retried_and_the_vote_still_counts(
+        env: Env, caplog: pytest.LogCaptureFixture) -> None:
+    # The database refuses to store the ts at first (a real SQLite error from a trigger, as a full disk or a
+    # lock held past the busy timeout would raise); without the retry the answer's 👍 would find nothing.
+    db = env.ctx.store.db
+    db.execute("CREATE TABLE IF NOT EXISTS test_refuse_ts (on_ INTEGER)")
+    db.execute("INSERT INTO test_refuse_ts VALUES (1)")
+    db.execute("CREATE TRIGGER IF NOT EXISTS test_refuse_ts BEFORE UPDATE OF ts ON replies "
+               "WHEN EXISTS (SELECT 1 FROM test_refuse_ts) BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END")
+    try:
+        with caplog.at_level(logging.WARNING, logger="bot.slack.pipeline"):
+            event = dm_event("track my parcel", channel="D0RETRYTS")
+            env.send(event)
+            call = env.reply_to(event)[0]
+            wait_until(lambda: "failed; retrying" in caplog.text, what="the failed write to be logged")
+            reply_id = int(call.params["blocks"][-1]["elements"][0]["value"])
+            assert env.rows("SELECT ts FROM replies WHERE id = ?", [reply_id]) == [{"ts": None}]
+            db.execute("DELETE FROM test_refuse_ts")  # the disk has room again
+            ts = wait_until(lambda: env.rows("SELECT ts FROM replies WHERE id = ? AND ts IS NOT NULL", [reply_id]),
+                            what="the retried write")[0]["ts"]
+    finally:
+        db.execute("DROP TRIGGER IF EXISTS test_refuse_ts")
+        db.execute("DROP TABLE IF EXISTS test_refuse_ts")
+    assert ts == call.response["ts"]  # type: ignore[index]
+    env.react("reaction_added", "thumbsup", "D0RETRYTS", ts)
+    row = wait_until(lambda: env.rows("SELECT * FROM feedback WHERE reply_id = ?", [reply_id]), what="the vote")[0]
+    assert (row["rating"], row["source"]) == (1, "reaction")
+    assert "could not store the ts" not in caplog.text
+
+
 def test_clarify_click_answers_the_chosen_intent(env: Env) -> None:
     env.use("clarify")
     event = dm_event("money for my order", channel="D0CLARIFY")
