@@ -215,7 +215,7 @@ HANDOFF_NO_GUESS = "The model made no guess for this message, so there is nothin
 REFUSED_UNSIGNED = ("Refused {count} request(s) to /slack/events: the Slack signature is invalid or the timestamp is "
                     "more than 5 minutes old. If these are Slack's own requests, check SLACK_SIGNING_SECRET (the "
                     "app's Basic Information → Signing Secret) and the server's clock.")
-BAD_REQUEST_BODY = "Bad Request: the body is not a Slack payload (not UTF-8, JSON or form data)."
+BAD_REQUEST_BODY = "Bad Request: the body is not a Slack payload (not UTF-8, not a JSON object or not form data)."
 
 # `/csbot` in Slack
 RETRAIN_PHASE = "…{phase}"

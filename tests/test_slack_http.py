@@ -463,7 +463,9 @@ def test_forged_signature_and_stale_timestamp_are_rejected(env: Env, caplog: pyt
     # Bolt decodes and parses the body before it checks the signature: a body that is not UTF-8, not
     # JSON or not a form payload is refused with a 400, not a 500 and a traceback.
     for content_type, data in [("application/json", b"\xff\xfe{}"), ("application/json", b"{not json"),
-                               ("application/x-www-form-urlencoded", b"payload=%7Bbad")]:
+                               ("application/x-www-form-urlencoded", b"payload=%7Bbad"),
+                               ("application/json", b"[1]"), ("application/json", b'"x"'),
+                               ("application/x-www-form-urlencoded", b"payload=null")]:
         raw = urllib.request.Request(env.url, data=data, method="POST", headers={
             "Content-Type": content_type, "X-Slack-Request-Timestamp": str(int(time.time())),
             "X-Slack-Signature": "v0=" + "0" * 64})

@@ -85,9 +85,11 @@ class SlackAsgi:
             try:
                 bolt = await self._handler.dispatch(AsgiHttpRequest(scope, receive))  # type: ignore[arg-type]
                 response = AsgiHttpResponse(status=bolt.status, headers=bolt.headers, body=bolt.body)
-            except ValueError as error:
+            except (ValueError, AttributeError, TypeError) as error:
                 # Bolt decodes and parses the body before it checks the signature, so a body that is
-                # not UTF-8, JSON or form data raises here. It cannot be from Slack: refuse it.
+                # not UTF-8, JSON or form data raises ValueError here, and JSON that is not an object
+                # (`[1]`, `payload=null`) an AttributeError. It cannot be from Slack: refuse it. (Errors
+                # in listeners never reach this: bolt answers those itself.)
                 log.warning("refused a request whose body is not a Slack payload: %s", error)
                 response = AsgiHttpResponse(400, {"content-type": ["text/plain"]}, messages.BAD_REQUEST_BODY)
             await self._send(send, response)
