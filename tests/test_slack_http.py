@@ -249,11 +249,11 @@ def test_a_failed_write_of_the_answer_ts_is_retried_and_the_vote_still_counts(
     db.execute("CREATE TRIGGER IF NOT EXISTS test_refuse_ts BEFORE UPDATE OF ts ON replies "
                "WHEN EXISTS (SELECT 1 FROM test_refuse_ts) BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END")
     try:
-        with caplog.at_level(logging.WARNING, logger="bot.slack.pipeline"):
+        with caplog.at_level(logging.WARNING, logger="bot.slack"):
             event = dm_event("track my parcel", channel="D0RETRYTS")
             env.send(event)
             call = env.reply_to(event)[0]
-            wait_until(lambda: "failed; retrying" in caplog.text, what="the failed write to be logged")
+            wait_until(lambda: "retrying in" in caplog.text, what="the failed write to be logged")
             reply_id = int(call.params["blocks"][-1]["elements"][0]["value"])
             assert env.rows("SELECT ts FROM replies WHERE id = ?", [reply_id]) == [{"ts": None}]
             db.execute("DELETE FROM test_refuse_ts")  # the disk has room again
@@ -266,7 +266,32 @@ def test_a_failed_write_of_the_answer_ts_is_retried_and_the_vote_still_counts(
     env.react("reaction_added", "thumbsup", "D0RETRYTS", ts)
     row = wait_until(lambda: env.rows("SELECT * FROM feedback WHERE reply_id = ?", [reply_id]), what="the vote")[0]
     assert (row["rating"], row["source"]) == (1, "reaction")
-    assert "could not store the ts" not in caplog.text
+    assert "could not store" not in caplog.text
+
+
+def test_a_reaction_whose_vote_cannot_be_written_at_first_is_retried_not_lost(
+        env: Env, caplog: pytest.LogCaptureFixture) -> None:
+    ts, reply_id = env.answered("track my parcel", "D0RETRYVOTE")
+    db = env.ctx.store.db
+    db.execute("CREATE TABLE IF NOT EXISTS test_refuse_vote (on_ INTEGER)")
+    db.execute("INSERT INTO test_refuse_vote VALUES (1)")
+    db.execute("CREATE TRIGGER IF NOT EXISTS test_refuse_vote BEFORE INSERT ON feedback "
+               "WHEN EXISTS (SELECT 1 FROM test_refuse_vote) "
+               "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END")
+    try:
+        with caplog.at_level(logging.WARNING, logger="bot.slack"):
+            env.react("reaction_added", "thumbsdown", "D0RETRYVOTE", ts)
+            wait_until(lambda: "retrying in" in caplog.text, what="the failed vote to be logged")
+            assert not env.rows("SELECT * FROM feedback WHERE reply_id = ?", [reply_id])
+            db.execute("DELETE FROM test_refuse_vote")
+            # The failed write also undid the event's claim, so the retry stores the vote.
+            row = wait_until(lambda: env.rows("SELECT * FROM feedback WHERE reply_id = ?", [reply_id]),
+                             what="the retried vote")[0]
+    finally:
+        db.execute("DROP TRIGGER IF EXISTS test_refuse_vote")
+        db.execute("DROP TABLE IF EXISTS test_refuse_vote")
+    assert (row["rating"], row["source"]) == (-1, "reaction")
+    assert "could not store" not in caplog.text
 
 
 def test_clarify_click_answers_the_chosen_intent(env: Env) -> None:

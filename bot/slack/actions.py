@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 HAND_OVER = "hand_over"
 FAILED = "failed"
 NOT_YOURS = "not_yours"  # someone else in the channel clicked the customer's buttons
-REACTION_RETRY_SECONDS = (0.5, 1.0, 2.0, 4.0)
+REACTION_RETRY_SECONDS = (0.5, 1.0, 2.0, 4.0, 8.0)
 
 Body = dict[str, Any]
 
@@ -75,7 +75,10 @@ class Actions:
             self.rt.ctx.bot.rate(reply_id, user, rating, "button")
             return True
 
-        if not await self.rt.in_thread(work):
+        done, found = await self.rt.write(f"a {'👍' if rating > 0 else '👎'} from {user} on reply {reply_id}", work)
+        if not done:
+            return  # logged; the buttons stay, so the customer can click again
+        if not found:
             log.warning("a feedback click named reply %s, which does not exist", reply_id)
             return
         self.rt.metrics.inc("csbot_feedback_total", rating="up" if rating > 0 else "down", source="button")
@@ -183,7 +186,8 @@ class Actions:
                                     text=blocks.fallback(reply.text), blocks=blocks.answer_blocks(reply, reply_id),
                                     unfurl_links=False)
         if posted and posted.get("ts"):
-            await self.rt.in_thread(self.rt.ctx.store.set_reply_ts, reply_id, channel, str(posted["ts"]))
+            await self.rt.write(f"the ts of reply {reply_id} (reactions to it will not count)",
+                                self.rt.ctx.store.set_reply_ts, reply_id, channel, str(posted["ts"]))
 
     # --- reactions -----------------------------------------------------------------
 
@@ -194,6 +198,13 @@ class Actions:
         reply = store.find_reply(job.channel, job.ts)
         if reply is None:
             return "not_found"  # not claimed: the reply's ts may not be stored yet, so try again
+        # The claim and the vote are one transaction: a failed write also undoes the claim, so the retry
+        # in ``reaction`` stores the vote instead of finding it a duplicate.
+        with store.transaction():
+            return self._vote(job, reply, still)
+
+    def _vote(self, job: ReactionJob, reply: Row, still: int | None) -> str:
+        store = self.rt.ctx.store
         if not claim_many(store, [job.event_id])[0]:
             return "duplicate"
         if reply["kind"] != ANSWER:
@@ -225,14 +236,21 @@ class Actions:
 
     async def reaction(self, job: ReactionJob) -> None:
         still = await self._still_reacted(job)
-        result = await self.rt.in_thread(self._react, job, still)
+        what = f"a {'👍' if job.rating > 0 else '👎'} from {job.user} on {job.channel}/{job.ts}"
+        _, result = await self.rt.write(what, self._react, job, still)
         # A customer can react in the moment between the answer appearing in Slack and its ts being
-        # stored (longer when a post in the same batch is rate-limited). Look again before giving up.
+        # stored (longer when a post in the same batch is rate-limited, or the write of the ts is being
+        # retried: rt.write's ~10 s). Look again before giving up.
         for delay in REACTION_RETRY_SECONDS if job.on_bot_message else ():
             if result != "not_found":
                 break
             await asyncio.sleep(delay)
-            result = await self.rt.in_thread(self._react, job, still)
+            _, result = await self.rt.write(what, self._react, job, still)
+        if result == "not_found" and job.on_bot_message:
+            # Usually a 👍 on one of the bot's other posts (a handoff, a report); for an answer whose ts
+            # could not be stored, this line is what is left of the vote.
+            log.info("%s matches no stored answer; not counted", what)
+            self.rt.metrics.inc("csbot_feedback_unmatched_total")
         if result == "duplicate":
             self.rt.metrics.inc("csbot_slack_duplicates_total", kind="event_id")
         elif result == "stored":

@@ -38,7 +38,6 @@ log = logging.getLogger(__name__)
 
 
 # Waits between tries at storing a reply's ts (a locked database frees up within seconds).
-SAVE_TS_RETRY_SECONDS = (0.5, 2.0, 8.0)
 
 
 class MessagePipeline:
@@ -195,17 +194,8 @@ class MessagePipeline:
         metrics.observe("csbot_reply_seconds", time.perf_counter() - job.received)
 
     async def _save_ts_soon(self, saved: tuple[int, str, str]) -> None:
-        """Store a posted reply's ts, retrying a busy database: without it the answer's 👍/👎 find nothing."""
-        for delay in (*SAVE_TS_RETRY_SECONDS, None):
-            try:
-                await self.rt.in_thread(self._save_ts, [saved])
-                return
-            except Exception:
-                if delay is None:
-                    log.exception("could not store the ts of reply %s; reactions to it will not be counted", saved[0])
-                    return
-                log.warning("storing the ts of reply %s failed; retrying in %s s", saved[0], delay)
-                await asyncio.sleep(delay)
+        """Store a posted reply's ts, retrying a failed write: without it the answer's 👍/👎 find nothing."""
+        await self.rt.write(f"the ts of reply {saved[0]} (reactions to it will not count)", self._save_ts, [saved])
 
     async def _apologise(self, job: MessageJob) -> None:
         await self.rt.call("chat.postMessage", channel=job.incoming.channel, thread_ts=job.incoming.thread_ts,

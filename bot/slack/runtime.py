@@ -24,6 +24,7 @@ from bot.slack.metrics import Metrics
 log = logging.getLogger(__name__)
 
 R = TypeVar("R")
+WRITE_RETRY_SECONDS = (0.5, 2.0, 8.0)
 
 
 @dataclass
@@ -60,6 +61,22 @@ class Runtime:
 
     async def in_thread(self, func: Callable[..., R], *args: Any) -> R:
         return await asyncio.get_running_loop().run_in_executor(self.pool, func, *args)
+
+    async def write(self, what: str, func: Callable[..., R], *args: Any) -> tuple[bool, R | None]:
+        """Run the database write ``func`` in a thread, retrying a failure (a lock held past the busy
+        timeout, a full disk) for about 10 s: (done, its result). The event is acked, so Slack will not
+        send it again; ``what`` names the write in the warnings and the final error."""
+        for delay in (*WRITE_RETRY_SECONDS, None):
+            try:
+                return True, await self.in_thread(func, *args)
+            except Exception as exc:
+                if delay is None:
+                    log.error("could not store %s: %r; it is lost", what, exc, exc_info=exc)
+                    self.metrics.inc("csbot_store_write_failures_total")
+                    return False, None
+                log.warning("storing %s failed (%r); retrying in %s s", what, exc, delay)
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
 
     async def call(self, method: str, **kwargs: Any) -> dict[str, Any] | None:
         """Call a Web API method; on failure log it, count it and return None.
