@@ -62,6 +62,18 @@ def test_generic_label_column_is_decided_by_its_values(tmp_path: Path) -> None:
     assert [e.intent for e in load_examples(intents)] == ["track_order", "refund"]
 
 
+def test_short_rows_and_an_oversized_cell(tmp_path: Path) -> None:
+    # A spreadsheet export often drops a row's empty trailing cells; csv then gives None for them.
+    short = write(tmp_path, "short.csv", "text,sentiment\nI love it,positive\nhello\n")
+    assert load_examples(short) == [Example("I love it", None, "positive", source="short.csv")]
+    label = write(tmp_path, "label.csv", "text,label\nwhere,track_order\nhello\n")
+    assert [e.intent for e in load_examples(label)] == ["track_order"]
+    huge = write(tmp_path, "huge.csv", "text,intent\nwhere,track_order\n" + "x" * 140_000 + ",refund\n")
+    message = data_error(huge)
+    assert "huge.csv:3 cannot be read as CSV (field larger than field limit" in message
+    assert "fix or remove that line" in message
+
+
 def test_knowledge_base_yaml_loads_training_split(tiny_kb_path: Path) -> None:
     examples = load_examples(tiny_kb_path)
     assert {e.intent for e in examples if e.intent} == {"track_order", "refund", "reset_password"}

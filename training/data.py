@@ -65,7 +65,12 @@ def load_examples(path: str | Path, columns: Columns | None = None) -> list[Exam
 def _read_delimited(path: Path, delimiter: str) -> tuple[list[str], list[dict[str, str]]]:
     with path.open(newline="", encoding="utf-8-sig") as fh:  # -sig: spreadsheets often write a BOM
         reader = csv.DictReader(fh, delimiter=delimiter, quoting=csv.QUOTE_MINIMAL)
-        rows = list(reader)
+        try:
+            rows = list(reader)
+        except csv.Error as exc:  # e.g. a field over csv's 131,072-character limit
+            # line_num counts the lines read whole; the bad one is the next.
+            raise DataError(f"{path}:{reader.line_num + 1} cannot be read as {'TSV' if delimiter == chr(9) else 'CSV'} "
+                            f"({exc}).", "fix or remove that line (a cell that long is not one message).") from exc
         return list(reader.fieldnames or []), rows
 
 
@@ -125,7 +130,7 @@ def rows_to_examples(rows: list[dict[str, str]], header: Sequence[str], columns:
             "rename the column or pass --text-column.",
         )
     if label_col and not intent_col and not sentiment_col:
-        if _looks_like_sentiment({r.get(label_col, "") for r in rows}):
+        if _looks_like_sentiment({r.get(label_col) or "" for r in rows}):
             sentiment_col = label_col
         else:
             intent_col = label_col
@@ -134,7 +139,7 @@ def rows_to_examples(rows: list[dict[str, str]], header: Sequence[str], columns:
             f"{origin} has no label column (looked for {', '.join(INTENT_COLUMNS + SENTIMENT_COLUMNS)}, label).",
             "add an intent or sentiment column, or pass --intent-column / --sentiment-column.",
         )
-    sentiment_map = _sentiment_map({r.get(sentiment_col, "") for r in rows}) if sentiment_col else {}
+    sentiment_map = _sentiment_map({r.get(sentiment_col) or "" for r in rows}) if sentiment_col else {}
     examples = []
     for row in rows:
         text = (row.get(text_col) or "").strip()
