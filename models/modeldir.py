@@ -179,8 +179,15 @@ def read(path: str | Path, *, verify_hashes: bool = True) -> ModelCard:
         return _card(path, manifest, labels, intents)
     except (TypeError, ValueError, AttributeError) as exc:
         # manifest.json is not covered by its own checksums, so a hand edit reaches here unchecked.
-        raise ModelDirError(f"{path / MANIFEST_FILE} or {LABELS_FILE} has a value of the wrong type ({exc}).",
+        raise ModelDirError(f"{path / MANIFEST_FILE} or {LABELS_FILE} has a value of the wrong type or range ({exc}).",
                             _FIX) from exc
+
+
+def _positive_length(value: Any) -> int:
+    length = int(value)
+    if not 1 <= length <= 100_000:
+        raise ValueError(f"max_length {length} is not a token count")
+    return length
 
 
 def _card(path: Path, manifest: dict[str, Any], labels: dict[str, Any], intents: list[Any]) -> ModelCard:
@@ -189,7 +196,7 @@ def _card(path: Path, manifest: dict[str, Any], labels: dict[str, Any], intents:
         version=str(manifest.get("version", path.name)),
         intents=tuple(intents),
         sentiments=tuple(labels.get("sentiments", SENTIMENTS)),
-        max_length=int(manifest.get("max_length", 128)),
+        max_length=_positive_length(manifest.get("max_length", 128)),
         base_model=str(manifest.get("base_model", "")),
         data_hash=str(manifest.get("data_hash", "")),
         created_at=str(manifest.get("created_at", "")),

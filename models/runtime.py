@@ -107,15 +107,24 @@ class Classifier:
 
     def _check_outputs(self) -> None:
         names = [o.name for o in self._session.get_outputs()]
-        if names[:3] != ["intent_logits", "sentiment_logits", "embedding"]:
-            raise ModelDirError(f"{self.card.path} has an ONNX graph with outputs {names}.",
-                                "export it with `csbot train`; the graph needs intent_logits, "
-                                "sentiment_logits and embedding.")
-        probe = self._run(["hello"])
-        if probe[0].shape[-1] != len(self.card.intents):
-            raise ModelDirError(
-                f"{self.card.path}: the graph has {probe[0].shape[-1]} intent outputs but labels.json lists "
-                f"{len(self.card.intents)} intents.", "retrain; labels.json must match the graph.")
+        inputs = sorted(i.name for i in self._session.get_inputs())
+        if names[:3] != ["intent_logits", "sentiment_logits", "embedding"] or inputs != ["attention_mask",
+                                                                                          "input_ids"]:
+            raise ModelDirError(f"{self.card.path} has an ONNX graph with inputs {inputs} and outputs {names}.",
+                                "export it with `csbot train`; the graph takes input_ids and attention_mask and "
+                                "gives intent_logits, sentiment_logits and embedding.")
+        try:
+            probe = self._run(["hello"])
+        except Exception as exc:  # onnxruntime's own errors: a shape or type the graph does not take
+            raise ModelDirError(f"{self.card.path}: the ONNX graph fails on a test message ({exc}).",
+                                "retrain with `csbot train`, or go back to a working version with "
+                                "`csbot rollback`.") from exc
+        for output, labels, what in ((probe[0], self.card.intents, "intents"),
+                                     (probe[1], self.card.sentiments, "sentiments")):
+            if output.shape[-1] != len(labels):
+                raise ModelDirError(
+                    f"{self.card.path}: the graph has {output.shape[-1]} {what[:-1]} outputs but labels.json lists "
+                    f"{len(labels)} {what}.", "retrain; labels.json must match the graph.")
 
     def _run(self, texts: Sequence[str]) -> list[np.ndarray]:
         encodings = self._tokenizer.encode_batch(list(texts))

@@ -159,6 +159,7 @@ def test_corrupt_onnx_fails_its_checksum(model_copy: Path) -> None:
 
 
 @pytest.mark.parametrize("field, value", [("thresholds", {"answer_min": "high"}), ("max_length", "long"),
+                                          ("max_length", -1), ("max_length", 10**12),
                                           ("files", ["model.onnx"]), ("variants", 3)])
 def test_hand_edited_manifest_value_is_a_model_error(model_copy: Path, field: str, value: object) -> None:
     manifest = json.loads((model_copy / "manifest.json").read_text())
@@ -214,6 +215,29 @@ def test_labels_that_do_not_match_the_graph(model_copy: Path) -> None:
     fix_hash(model_copy, modeldir.LABELS_FILE)
     with pytest.raises(ModelDirError, match="the graph has 3 intent outputs but labels.json lists 4 intents"):
         Classifier.load(model_copy)
+
+
+def test_sentiment_labels_that_do_not_match_the_graph(model_copy: Path) -> None:
+    labels = json.loads((model_copy / modeldir.LABELS_FILE).read_text())
+    modeldir.write_json(model_copy / modeldir.LABELS_FILE, {**labels, "sentiments": ["negative", "positive"]})
+    fix_hash(model_copy, modeldir.LABELS_FILE)
+    with pytest.raises(ModelDirError, match="the graph has 3 sentiment outputs but labels.json lists 2 sentiments"):
+        Classifier.load(model_copy)
+
+
+def test_a_graph_that_wants_other_inputs_is_a_model_error(model_copy: Path) -> None:
+    # A stock Hugging Face export also takes token_type_ids; the runtime feeds only two inputs.
+    import onnx
+
+    graph = onnx.load(str(model_copy / "model.onnx"))
+    graph.graph.input.append(onnx.helper.make_tensor_value_info("token_type_ids", onnx.TensorProto.INT64,
+                                                                ["batch", "sequence"]))
+    onnx.save(graph, str(model_copy / "model.onnx"))
+    fix_hash(model_copy, "model.onnx")
+    with pytest.raises(ModelDirError) as info:
+        Classifier.load(model_copy, variant="fp32")
+    assert "inputs ['attention_mask', 'input_ids', 'token_type_ids']" in info.value.what
+    assert "export it with `csbot train`" in info.value.fix
 
 
 @pytest.mark.parametrize("broken", ["no-dir", "no-manifest", "bad-json", "no-labels"])
