@@ -77,7 +77,7 @@ def predict(text: tuple[str, ...], model: str | None, top_k: int, as_json: bool)
             registry = Registry(cfg.models_dir, store)
             version = model or registry.active()
             if version is None:
-                raise CsbotError(messages.NO_ACTIVE_MODEL_YET, messages.NO_ACTIVE_MODEL_YET_FIX)
+                raise CsbotError(messages.NO_ACTIVE_MODEL, messages.NO_ACTIVE_MODEL_FIX)
             path = registry.path(version)
     classifier = Classifier.load(path, provider=cfg.onnx_provider, variant=cfg.onnx_variant)
     message = normalize(" ".join(text), cfg.max_message_chars)

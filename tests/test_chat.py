@@ -298,6 +298,6 @@ def test_chat_without_an_active_model_is_a_clear_error(tmp_path: Path, tiny_kb_p
     proc = subprocess.run([sys.executable, "-m", "bot.cli", "chat"], input="hello\n", cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
-    assert "Error: There is no active model." in proc.stderr
+    assert "Error: There is no active model yet." in proc.stderr
     assert "Fix: train one with `csbot train`" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -240,7 +240,14 @@ def test_cli_train_bad_option_names_it(tmp_path: Path, monkeypatch: pytest.Monke
     assert result.exit_code == 1 and f"Cannot load the base model '{tmp_path}/nope'" in result.output
     result = runner.invoke(main, ["train", "--data", str(data), "--out", "X", "--intent-column", "nope"])
     assert result.exit_code == 1 and "Column 'nope' (the intent column)" in result.output
+    # Test rows whose intent the model will not learn would be left out of its score without a word.
+    test = tmp_path / "t.csv"
+    test.write_text("text,intent\nhello there,greeting\nwhere is it,track_order\n")
+    result = runner.invoke(main, ["train", "--data", str(data), "--out", "X", "--test-data", str(test)])
+    assert result.exit_code == 1 and f"1 intent(s) in {test} are not in the training data: greeting" in result.output
+    assert "remove those rows from --test-data" in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert not (tmp_path / "X").exists()
 
 
 def test_cli_eval_writes_report_and_confusion_png(tiny_model: Path, tmp_path: Path,

@@ -41,6 +41,11 @@ def train_command(settings: Any, data: tuple[Path, ...], column_names: tuple[str
     if data:
         examples: list[Example] = [ex for path in data for ex in load_examples(path, columns)]
         test = load_examples(test_data, columns) if test_data else []
+        unknown = sorted({e.intent for e in test if e.intent} - {e.intent for e in examples if e.intent})
+        if unknown:  # they would be left out of the test score without a word
+            raise DataError(f"{len(unknown)} intent(s) in {test_data} are not in the training data: "
+                            f"{', '.join(unknown[:8])}.", "remove those rows from --test-data, or add training "
+                            "examples for those intents.")
     else:
         kb = _load_kb(settings)
         examples, test = knowledge_base_examples(kb, "train"), knowledge_base_examples(kb, "test")
@@ -90,9 +95,13 @@ def _register_trained(store: Any, registry: Registry, card: modeldir.ModelCard, 
                       activate: bool | None) -> None:
     dest = card.path
     val, tst = card.metrics["validation"], card.metrics.get("test", {})
-    click.echo(f"Saved {dest}: validation accuracy {val.get('accuracy', 0):.2%}"
-               + (f", held-out test accuracy {tst['accuracy']:.2%} (macro-F1 {tst['macro_f1']:.3f})" if tst else "")
-               + f"; training took {card.metrics['train_seconds'] / 60:.1f} min.")
+    held_out = ""
+    if tst.get("accuracy") is not None:
+        held_out += f", held-out test accuracy {tst['accuracy']:.2%} (macro-F1 {tst['macro_f1']:.3f})"
+    if tst.get("sentiment_accuracy") is not None:
+        held_out += f", held-out sentiment accuracy {tst['sentiment_accuracy']:.2%}"
+    click.echo(f"Saved {dest}: validation accuracy {val.get('accuracy', 0):.2%}{held_out}"
+               f"; training took {card.metrics['train_seconds'] / 60:.1f} min.")
     if out is None:
         register_version(store, card, status="candidate")
         if activate or (activate is None and registry.active() is None):
@@ -167,5 +176,5 @@ def _model_path(settings: Any, model: str | None) -> Path:
     store, registry = _store_and_registry(settings)
     version = model or registry.active()
     if version is None:
-        raise DataError("There is no active model yet.", "train one with `csbot train`.")
+        raise DataError(messages.NO_ACTIVE_MODEL, messages.NO_ACTIVE_MODEL_FIX)
     return registry.path(version)
