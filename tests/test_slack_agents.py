@@ -85,7 +85,10 @@ def test_modal_errors_without_an_intent_or_sentiment(env: Env) -> None:
     errors = env.errors(env.action(view_submission_body(user=GROUP_AGENT, view=view, values=values())))
     assert errors == {modal.INTENT_BLOCK: messages.FLAG_NEED_INTENT}
     errors = env.errors(env.action(view_submission_body(user=GROUP_AGENT, view=view, values=values("nope"))))
-    assert "'nope' is not an intent" in errors[modal.INTENT_BLOCK]
+    # The CLI's text (what, then the fix), the intent list shortened so the fix always shows.
+    error = errors[modal.INTENT_BLOCK]
+    assert error.startswith("'nope' is not an intent") and error.endswith(f"\nFix: {messages.UNKNOWN_INTENT_FIX}")
+    assert len(error) <= blocks.MODAL_ERROR_MAX
     assert not env.rows("SELECT * FROM corrections WHERE message_id = ?", [message_id])
     # A sentiment alone is a valid correction.
     assert env.action(view_submission_body(user=GROUP_AGENT, view=view, values=values(None, "positive"))).body == ""

@@ -163,7 +163,7 @@ class Agents:
                     settings, target.message_id, submission.intent, agent=user, sentiment=submission.sentiment,
                     note=submission.note, known_intents=tuple(kb.intents)))
             except CsbotError as error:
-                errors = {modal.INTENT_BLOCK: blocks.cut(error.what, 150)}
+                errors = {modal.INTENT_BLOCK: blocks.error_text(error)}
         if errors:
             await ack(response_action="errors", errors=errors)
             return

@@ -13,10 +13,12 @@ from typing import Any
 from bot import messages
 from bot.router import ANSWER, CLARIFY, ESCALATE, HANDOFF
 from bot.service import Reply
+from models.errors import CsbotError
 
 Block = dict[str, Any]
 
 SECTION_MAX = 3000
+MODAL_ERROR_MAX = 300  # a field error in a modal: what went wrong and the fix, a few lines
 BUTTON_TEXT_MAX = 75
 FALLBACK_MAX = 3000
 FEEDBACK_BLOCK = "csbot_feedback"
@@ -28,6 +30,15 @@ HANDOFF_BLOCK, HANDOFF_RIGHT, HANDOFF_CORRECT = "csbot_handoff", "handoff_right"
 
 def cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def error_text(error: CsbotError, limit: int = MODAL_ERROR_MAX) -> str:
+    """An error as the CLI prints it (what, then "Fix: ..."), shortened in its first part so the fix
+    always shows (a modal's field error is a line or two under the field)."""
+    if not error.fix:
+        return cut(error.what, limit)
+    tail = f"\nFix: {error.fix}"
+    return cut(error.what, max(40, limit - len(tail))) + tail
 
 
 def section(text: str) -> Block:

@@ -13,8 +13,9 @@ from typing import Any
 from bot import messages
 from bot.knowledge import KnowledgeBase
 from bot.service import SENTIMENTS
-from bot.slack.blocks import Block, context, cut, section
+from bot.slack.blocks import Block, context, cut, error_text, section
 from bot.store import NEW_TOPIC, Row
+from models.errors import CsbotError
 
 CALLBACK = "flag_submit"
 SHORTCUT = "flag_wrong_answer"
@@ -119,5 +120,6 @@ def validate(submission: Submission, kb: KnowledgeBase) -> dict[str, str]:
     intent = submission.intent
     if intent and intent != NEW_TOPIC and intent not in kb.intents:
         known = ", ".join(sorted(kb.intents))
-        return {INTENT_BLOCK: cut(messages.UNKNOWN_INTENT.format(intent=intent, known=known), 150)}
+        error = CsbotError(messages.UNKNOWN_INTENT.format(intent=intent, known=known), messages.UNKNOWN_INTENT_FIX)
+        return {INTENT_BLOCK: error_text(error)}
     return {}
