@@ -39,6 +39,7 @@ def run_chat(ctx: Context, stdin: TextIO, stdout: TextIO, user: str | None = Non
     conversation = ctx.store.get_or_create_conversation("terminal", None, user, "terminal")
     last: Outcome | None = None
     last_reply_id: int | None = None
+    last_message_id: int | None = None  # the message /correct applies to, also after a clarify pick
     handled = 0
     unloadable: set[str] = set()  # active versions that failed to load: warned about once
     for raw in stdin:
@@ -49,7 +50,7 @@ def run_chat(ctx: Context, stdin: TextIO, stdout: TextIO, user: str | None = Non
             if line.strip() in ("/quit", "/exit"):
                 break
             if line.startswith("/"):
-                _command(ctx, stdout, line, last, last_reply_id, user)
+                _command(ctx, stdout, line, last_message_id, last_reply_id, user)
                 continue
             if last and last.route.decision == CLARIFY and line.strip() in ("1", "2"):
                 intent = last.route.candidates[int(line.strip()) - 1]
@@ -58,6 +59,7 @@ def run_chat(ctx: Context, stdin: TextIO, stdout: TextIO, user: str | None = Non
                 last = None
                 continue
             last = ctx.bot.handle(Incoming(text=line, user=user, conversation_id=conversation))
+            last_message_id = last.message_id
             # Only answers are rated (as in Slack, where only they get the buttons).
             last_reply_id = last.reply_id if last.reply.rateable else None
             handled += 1
@@ -73,7 +75,7 @@ def run_chat(ctx: Context, stdin: TextIO, stdout: TextIO, user: str | None = Non
     return handled
 
 
-def _command(ctx: Context, out: TextIO, line: str, last: Outcome | None, reply_id: int | None, user: str) -> None:
+def _command(ctx: Context, out: TextIO, line: str, message_id: int | None, reply_id: int | None, user: str) -> None:
     name, _, arg = line.partition(" ")
     if name in ("/up", "/down"):
         if reply_id is None:
@@ -82,10 +84,10 @@ def _command(ctx: Context, out: TextIO, line: str, last: Outcome | None, reply_i
         ctx.bot.rate(reply_id, user, 1 if name == "/up" else -1, "terminal")
         _show(out, messages.RATED_UP if name == "/up" else messages.RATED_DOWN)
     elif name == "/correct":
-        if last is None:
-            _show(out, messages.NOTHING_TO_RATE)
+        if message_id is None:
+            _show(out, messages.NOTHING_TO_CORRECT)
             return
-        _correct(ctx, out, last.message_id, arg.split(), user)
+        _correct(ctx, out, message_id, arg.split(), user)
     elif name == "/intents":
         _show(out, ", ".join(sorted(ctx.kb.intents)))
     else:

@@ -70,7 +70,9 @@ def rows(db: Path, sql: str) -> list[dict[str, Any]]:
 
 def test_terminal_chat_session_is_recorded(chat_setup: ChatSetup) -> None:
     a, c = chat_setup.clear
-    script = [a, "/up", chat_setup.close, "2", "/down", c, "/correct refund", "", "/intents", LONG, "/bogus",
+    # /correct after a clarify pick applies to the clarified message (the customer's pick may be wrong too).
+    script = [a, "/up", chat_setup.close, "2", "/down", "/correct track_order", c, "/correct refund", "", "/intents",
+              LONG, "/bogus",
               "/quit", "never read"]
     proc = subprocess.run([sys.executable, "-m", "bot.cli", "chat"], input="\n".join(script) + "\n",
                           cwd=chat_setup.data_dir.parent, env=chat_setup.env, capture_output=True, text=True,
@@ -122,7 +124,8 @@ def test_terminal_chat_session_is_recorded(chat_setup: ChatSetup) -> None:
         (msgs[1]["id"], chat_setup.candidates[1], "clarify")]
     corrections = rows(db, "SELECT * FROM corrections")
     assert [(x["message_id"], x["correct_intent"], x["predicted_intent"], x["agent"], x["status"])
-            for x in corrections] == [(msgs[2]["id"], "refund", msgs[2]["intent"], "terminal:tester", "open")]
+            for x in corrections] == [(msgs[1]["id"], "track_order", msgs[1]["intent"], "terminal:tester", "open"),
+                                      (msgs[2]["id"], "refund", msgs[2]["intent"], "terminal:tester", "open")]
     assert f"Noted: message {msgs[2]['id']} is really 'refund'" in out
 
 
@@ -143,7 +146,8 @@ def test_chat_commands_without_an_answer_and_bad_corrections(chat_setup: ChatSet
     text = out.getvalue()
     assert handled == 2
     assert "bot> Commands:" not in text  # every command was understood despite the \r
-    assert text.count(messages.NOTHING_TO_RATE) == 3  # /up and /correct before any message, /down after a prompt
+    assert text.count(messages.NOTHING_TO_RATE) == 2  # /up before any message, /down after a prompt
+    assert text.count(messages.NOTHING_TO_CORRECT) == 1  # /correct before any message
     assert "bot> Error: 'nope' is not an intent in the knowledge base. Known intents: refund, reset_password" in text
     assert f"Fix: {messages.UNKNOWN_INTENT_FIX}" in text  # the same fix as in Slack's modal and `csbot label`
     assert rows(chat_setup.data_dir / "csbot.db", "SELECT * FROM corrections") == []
