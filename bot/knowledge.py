@@ -143,6 +143,8 @@ def load_knowledge_base(path: str | Path | None = None) -> KnowledgeBase:
         where = path.name + (messages.KB_PROBLEM_LINE.format(line=mark.line + 1) if mark else "")
         problem = getattr(exc, "problem", None) or str(exc)
         raise KnowledgeBaseError(str(path), [messages.KB_BAD_YAML.format(where=where, problem=problem)]) from exc
+    except RecursionError as exc:  # PyYAML's composer recurses once per level of nesting
+        raise KnowledgeBaseError(str(path), [messages.KB_TOO_DEEP.format(file=path.name)]) from exc
     return _Validator(path).build(root)
 
 

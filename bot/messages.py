@@ -338,6 +338,8 @@ KB_PROBLEM_LINE = ":{line}"
 KB_UNKNOWN_INTENT = "unknown intent '{name}'; known: {known}"
 KB_CANNOT_READ = "cannot read the file ({error}); check the path (CSBOT_KB_PATH)"
 KB_NOT_UTF8 = "{file}: the file is not UTF-8 text ({reason} at byte {start}); save it as UTF-8"
+KB_TOO_DEEP = ("{file}: bad YAML: nested hundreds of levels deep, which no knowledge base is (look for a run of "
+               "unclosed brackets)")
 KB_BAD_YAML = ("{where}: bad YAML: {problem} (check indentation and quote strings that contain ': ' or start "
                "with '*', '&', '!' or '#')")
 KB_NOT_MAPPING = "{what} should be a mapping of keys to values"
@@ -356,7 +358,7 @@ KB_EXAMPLE_TWICE = "example \"{text}\" is listed twice under {label}; remove one
 KB_EXAMPLE_SHARED = "example \"{text}\" is listed under {first} and {label}; keep it under one intent only"
 KB_UNKNOWN_FOLLOW_UP = "{label} follows up with unknown intent '{ref}'; use one of the intent names"
 KB_LINKS_NOT_LIST = "{label} links should be a list of {{title, url}}"
-KB_LINK_URL = "link url '{url}' should start with https://"
+KB_LINK_URL = "link url '{url}' should start with https://, http:// or mailto:"
 # What the problems above call the parts of the file
 KB_WHAT_TOP_LEVEL = "the top level"
 KB_WHAT_INTENT = "an intent"

@@ -123,6 +123,12 @@ def test_bad_yaml_names_line_and_fix(tmp_path: Path) -> None:
     assert "check indentation" in found[0]
 
 
+def test_absurdly_deep_nesting_is_bad_yaml_not_a_recursion_error(tmp_path: Path) -> None:
+    found = problems(write(tmp_path, "[" * 5000 + "]" * 5000 + "\n"))
+    assert found == ["kb.yaml: bad YAML: nested hundreds of levels deep, which no knowledge base is (look for a run "
+                     "of unclosed brackets)"]
+
+
 def test_tab_indentation_is_bad_yaml(tmp_path: Path) -> None:
     text = "company:\n\tname: x\n"
     found = problems(write(tmp_path, text))
@@ -167,7 +173,8 @@ def test_bad_link_and_flag_and_name(tmp_path: Path) -> None:
     joined = "\n".join(problems(write(tmp_path, text)))
     assert "should be snake_case" in joined
     assert f"kb.yaml:{line_of(text, 'handoff:')}: intent 'Refund-Now' handoff should be true or false" in joined
-    assert f"kb.yaml:{line_of(text, 'url:')}: link url 'www.example.com' should start with https://" in joined
+    assert f"kb.yaml:{line_of(text, 'url:')}: link url 'www.example.com' should start with https://, http:// or " \
+        "mailto:" in joined
 
 
 def test_missing_file_and_empty_file(tmp_path: Path) -> None:
