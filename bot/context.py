@@ -75,6 +75,15 @@ class Context:
         self.live.swap(classifier)
         return True
 
+    def refresh_model_or_keep(self) -> None:
+        """``refresh_model`` after a retrain: a new version that does not load is logged, never raised,
+        and the current one goes on serving."""
+        try:
+            self.refresh_model()
+        except Exception:
+            log.exception(messages.NEW_MODEL_UNLOADABLE.format(version=self.registry.active(),
+                                                               current=self.live.current.version))
+
     def _reload_knowledge_base(self) -> None:
         """A new version is usually trained on an edited knowledge base (new intents, new answers)."""
         try:
@@ -100,8 +109,8 @@ class Context:
                     self.refresh_model()
                 except Exception:  # a bad new version must not stop serving the current one
                     failed.add(str(version))
-                    log.exception("could not load the new active model %s; still serving %s (fix it with "
-                                  "`csbot rollback` or `csbot promote VERSION`)", version, self.live.current.version)
+                    log.exception(messages.NEW_MODEL_UNLOADABLE.format(version=version,
+                                                                       current=self.live.current.version))
 
         threading.Thread(target=loop, name="model-watch", daemon=True).start()
         return stop

@@ -70,8 +70,8 @@ class Company:
     name: str
     bot_name: str = "csbot"
     greeting: str = ""
-    handoff_text: str = "I'm passing this to one of our support agents; someone will reply here soon."
-    escalation_text: str = "I'm sorry about this. I've flagged your message as urgent for a senior agent."
+    handoff_text: str = messages.DEFAULT_HANDOFF_TEXT  # customers see these when the knowledge base has none
+    escalation_text: str = messages.DEFAULT_ESCALATION_TEXT
     support_hours: str = ""
 
 

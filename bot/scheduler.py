@@ -150,10 +150,7 @@ class RetrainScheduler:
             else:
                 result = handle.wait()
                 if self.context is not None:
-                    try:
-                        self.context.refresh_model()
-                    except Exception:  # keep serving the current model
-                        log.exception("could not load the new active model")
+                    self.context.refresh_model_or_keep()
                 if self.notify is not None:
                     self.notify(result)
                 else:

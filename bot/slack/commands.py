@@ -83,10 +83,7 @@ async def _follow_retrain(rt: Runtime, handle: learning.RetrainHandle, started: 
             if now and now != phase and thread_ts:
                 phase = now
                 await say(messages.RETRAIN_PHASE.format(phase=now))
-    try:
-        await rt.in_thread(rt.ctx.refresh_model)
-    except Exception:  # keep serving the current model; status shows what happened
-        log.exception("could not load the new active model after the retrain")
+    await rt.in_thread(rt.ctx.refresh_model_or_keep)
     await say(learning.report_text(run) if run.get("id") else
               messages.RETRAIN_DONE_FALLBACK.format(status=run.get("status")))
 
