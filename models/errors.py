@@ -18,6 +18,8 @@ This module sits in ``models`` because it is the package every other one imports
 
 from __future__ import annotations
 
+from models import messages
+
 
 class CsbotError(Exception):
     """Base class: ``what`` went wrong, and the ``fix`` a user can apply."""
@@ -45,11 +47,12 @@ class KnowledgeBaseError(CsbotError):
     def __init__(self, path: str, problems: list[str]) -> None:
         self.path = path
         self.problems = problems
-        count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
-        body = "\n".join(f"  - {p}" for p in problems)
+        count = (messages.KB_PROBLEM_COUNT_ONE if len(problems) == 1 else messages.KB_PROBLEM_COUNT_MANY
+                 ).format(count=len(problems))
+        body = "\n".join(messages.KB_PROBLEM_ITEM.format(problem=p) for p in problems)
         super().__init__(
-            f"Knowledge base {path} has {count}:\n{body}",
-            f"edit {path} and run `csbot kb check` until it passes.",
+            messages.KB_INVALID.format(path=path, count=count, body=body),
+            messages.KB_INVALID_FIX.format(path=path),
         )
 
 

@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from models import messages
 from models.errors import ModelDirError
 
 FORMAT_VERSION = 1
@@ -39,9 +40,6 @@ METRICS_FILE = "metrics.json"
 MANIFEST_FILE = "manifest.json"
 REQUIRED_FILES = (ONNX_FILE, TOKENIZER_FILE, LABELS_FILE, CONFIG_FILE, METRICS_FILE)
 SENTIMENTS = ("negative", "neutral", "positive")
-
-_FIX = ("retrain with `csbot train`, or go back to a working version with `csbot rollback` or `csbot promote "
-        "VERSION` (versions live in CSBOT_DATA_DIR/models).")
 
 
 @dataclass(frozen=True)
@@ -66,8 +64,9 @@ class ModelCard:
     def onnx_path(self, variant: str = "fp32") -> Path:
         if variant not in self.variants:
             raise ModelDirError(
-                f"Model {self.version} has no '{variant}' variant (it has: {', '.join(self.variants)}).",
-                "choose one of the listed variants (CSBOT_ONNX_VARIANT).",
+                messages.MODEL_NO_VARIANT.format(version=self.version, variant=variant,
+                                                 variants=", ".join(self.variants)),
+                messages.MODEL_NO_VARIANT_FIX,
             )
         return self.path / (INT8_FILE if variant == "int8" else ONNX_FILE)
 
@@ -106,7 +105,8 @@ def finalize(
     """
     missing = [name for name in REQUIRED_FILES if not (staging / name).is_file()]
     if missing:
-        raise ModelDirError(f"Cannot finalise {staging}: missing {', '.join(missing)}.", _FIX)
+        raise ModelDirError(messages.CANNOT_FINALISE.format(staging=staging, missing=", ".join(missing)),
+                            messages.MODEL_DIR_FIX)
     files = [p.name for p in sorted(staging.iterdir()) if p.is_file() and p.name != MANIFEST_FILE]
     manifest = {
         "format_version": FORMAT_VERSION,
@@ -123,7 +123,7 @@ def finalize(
     }
     write_json(staging / MANIFEST_FILE, manifest)
     if dest.exists():
-        raise ModelDirError(f"{dest} already exists.", "pick a new version name or delete the old folder.")
+        raise ModelDirError(messages.MODEL_DIR_EXISTS.format(dest=dest), messages.MODEL_DIR_EXISTS_FIX)
     dest.parent.mkdir(parents=True, exist_ok=True)
     os.replace(staging, dest)
     return read(dest)
@@ -143,44 +143,40 @@ def read(path: str | Path, *, verify_hashes: bool = True) -> ModelCard:
     """Check a model directory and return its card, or raise ModelDirError saying what is wrong."""
     path = Path(path)
     if not path.is_dir():
-        raise ModelDirError(f"Model directory {path} does not exist.", _FIX)
+        raise ModelDirError(messages.MODEL_DIR_MISSING.format(path=path), messages.MODEL_DIR_FIX)
     manifest = _load_json(path, MANIFEST_FILE)
     if manifest.get("format_version") != FORMAT_VERSION:
         raise ModelDirError(
-            f"{path / MANIFEST_FILE} has format_version {manifest.get('format_version')!r}; "
-            f"this csbot reads version {FORMAT_VERSION}.",
-            _FIX,
+            messages.MODEL_FORMAT_VERSION.format(manifest=path / MANIFEST_FILE, found=manifest.get("format_version"),
+                                                 expected=FORMAT_VERSION),
+            messages.MODEL_DIR_FIX,
         )
     missing = [name for name in REQUIRED_FILES if not (path / name).is_file()]
     if missing:
-        what = ", ".join(missing)
-        hint = " (the tokenizer is saved by `csbot train`; copy tokenizer.json from the base model)" if (
-            TOKENIZER_FILE in missing
-        ) else ""
-        raise ModelDirError(f"Model directory {path} is missing {what}{hint}.", _FIX)
+        hint = messages.MODEL_TOKENIZER_HINT if TOKENIZER_FILE in missing else ""
+        raise ModelDirError(messages.MODEL_FILES_MISSING.format(path=path, names=", ".join(missing), hint=hint),
+                            messages.MODEL_DIR_FIX)
     files = manifest.get("files", {})
     if not isinstance(files, dict):
-        raise ModelDirError(f"{path / MANIFEST_FILE}: 'files' should map file names to checksums.", _FIX)
+        raise ModelDirError(messages.MODEL_FILES_NOT_MAPPING.format(manifest=path / MANIFEST_FILE),
+                            messages.MODEL_DIR_FIX)
     if verify_hashes:
         for name, expected in files.items():
             file = path / name
             if not file.is_file():
-                raise ModelDirError(f"Model directory {path} is missing {name}.", _FIX)
+                raise ModelDirError(messages.MODEL_FILE_MISSING.format(path=path, name=name), messages.MODEL_DIR_FIX)
             if sha256_file(file) != expected:
-                raise ModelDirError(
-                    f"{file} does not match its checksum in manifest.json: the file is corrupt or was changed.",
-                    _FIX,
-                )
+                raise ModelDirError(messages.MODEL_CHECKSUM.format(file=file), messages.MODEL_DIR_FIX)
     labels = _load_json(path, LABELS_FILE)
     intents = labels.get("intents")
     if not isinstance(intents, list) or not intents:
-        raise ModelDirError(f"{path / LABELS_FILE} has no 'intents' list.", _FIX)
+        raise ModelDirError(messages.MODEL_NO_INTENTS.format(labels=path / LABELS_FILE), messages.MODEL_DIR_FIX)
     try:
         return _card(path, manifest, labels, intents)
     except (TypeError, ValueError, AttributeError) as exc:
         # manifest.json is not covered by its own checksums, so a hand edit reaches here unchecked.
-        raise ModelDirError(f"{path / MANIFEST_FILE} or {LABELS_FILE} has a value of the wrong type or range ({exc}).",
-                            _FIX) from exc
+        what = messages.MODEL_BAD_VALUE.format(manifest=path / MANIFEST_FILE, labels=LABELS_FILE, error=exc)
+        raise ModelDirError(what, messages.MODEL_DIR_FIX) from exc
 
 
 def _positive_length(value: Any) -> int:
@@ -217,11 +213,11 @@ def copy_model_dir(src: Path, dest: Path) -> None:
 def _load_json(path: Path, name: str) -> dict[str, Any]:
     file = path / name
     if not file.is_file():
-        raise ModelDirError(f"Model directory {path} is missing {name}.", _FIX)
+        raise ModelDirError(messages.MODEL_FILE_MISSING.format(path=path, name=name), messages.MODEL_DIR_FIX)
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise ModelDirError(f"{file} is not valid JSON ({exc}).", _FIX) from exc
+        raise ModelDirError(messages.MODEL_JSON_INVALID.format(file=file, error=exc), messages.MODEL_DIR_FIX) from exc
     if not isinstance(data, dict):
-        raise ModelDirError(f"{file} should hold a JSON object.", _FIX)
+        raise ModelDirError(messages.MODEL_JSON_NOT_OBJECT.format(file=file), messages.MODEL_DIR_FIX)
     return data

@@ -22,7 +22,7 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, Protocol
 
-from models import modeldir
+from models import messages, modeldir
 from models.errors import RegistryError
 
 ACTIVE_KEY = "active_model"
@@ -60,9 +60,9 @@ class Registry:
         path = self.root / version
         # Checked by name first: "../x" or a 300-character word must not reach the file system.
         if not _VERSION.match(version) or not path.is_dir():
-            known = ", ".join(self.versions()) or "none yet"
-            raise RegistryError(f"Model version {version} does not exist (versions: {known}).",
-                                "run `csbot models list` to see the versions.")
+            known = ", ".join(self.versions()) or messages.VERSIONS_NONE_YET
+            raise RegistryError(messages.VERSION_UNKNOWN.format(version=version, known=known),
+                                messages.VERSION_UNKNOWN_FIX)
         return path
 
     def active(self) -> str | None:
@@ -98,11 +98,9 @@ class Registry:
         """The version ``rollback`` would restore, or RegistryError saying why there is none."""
         previous = self.previous()
         if not previous or previous == self.active():
-            raise RegistryError("There is no previous version to roll back to.",
-                                "promote a specific version with `csbot promote VERSION` (see `csbot models list`).")
+            raise RegistryError(messages.NO_PREVIOUS_VERSION, messages.NO_PREVIOUS_VERSION_FIX)
         if not (self.root / previous).is_dir():
-            raise RegistryError(f"The previous version {previous} has been deleted.",
-                                "promote a version that still exists with `csbot promote VERSION`.")
+            raise RegistryError(messages.PREVIOUS_DELETED.format(previous=previous), messages.PREVIOUS_DELETED_FIX)
         return previous
 
     def active_card(self) -> modeldir.ModelCard | None:

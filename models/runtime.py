@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from models import modeldir
+from models import messages, modeldir
 from models.errors import ModelDirError, ModelError
 
 log = logging.getLogger(__name__)
@@ -69,8 +69,8 @@ class Classifier:
         try:
             tokenizer = Tokenizer.from_file(str(card.path / modeldir.TOKENIZER_FILE))
         except Exception as exc:
-            raise ModelDirError(f"{card.path / modeldir.TOKENIZER_FILE} is not a valid tokenizer ({exc}).",
-                                "retrain with `csbot train`.") from exc
+            raise ModelDirError(messages.TOKENIZER_INVALID.format(path=card.path / modeldir.TOKENIZER_FILE, error=exc),
+                                messages.TOKENIZER_INVALID_FIX) from exc
         tokenizer.enable_truncation(card.max_length)
         if tokenizer.padding is None:  # training saves its pad token; older files may lack it
             tokenizer.enable_padding()
@@ -88,8 +88,7 @@ class Classifier:
             self.variant = "int8"
             self._session = _load_session(card.onnx_path("int8"), opts, [CPU], quiet=False)
         if provider == "cuda" and self.provider != CUDA:
-            log.warning("CUDA was requested but onnxruntime is using %s (CUDA 12/13 or cuDNN 9 missing?)",
-                        self.provider)
+            log.warning("%s", messages.CUDA_NOT_USED.format(provider=self.provider))
         self._check_outputs()
 
     @classmethod
@@ -110,21 +109,20 @@ class Classifier:
         inputs = sorted(i.name for i in self._session.get_inputs())
         if names[:3] != ["intent_logits", "sentiment_logits", "embedding"] or inputs != ["attention_mask",
                                                                                           "input_ids"]:
-            raise ModelDirError(f"{self.card.path} has an ONNX graph with inputs {inputs} and outputs {names}.",
-                                "export it with `csbot train`; the graph takes input_ids and attention_mask and "
-                                "gives intent_logits, sentiment_logits and embedding.")
+            raise ModelDirError(messages.GRAPH_SIGNATURE.format(path=self.card.path, inputs=inputs, outputs=names),
+                                messages.GRAPH_SIGNATURE_FIX)
         try:
             probe = self._run(["hello"])
         except Exception as exc:  # onnxruntime's own errors: a shape or type the graph does not take
-            raise ModelDirError(f"{self.card.path}: the ONNX graph fails on a test message ({exc}).",
-                                "retrain with `csbot train`, or go back to a working version with "
-                                "`csbot rollback`.") from exc
-        for output, labels, what in ((probe[0], self.card.intents, "intents"),
-                                     (probe[1], self.card.sentiments, "sentiments")):
+            raise ModelDirError(messages.GRAPH_FAILS.format(path=self.card.path, error=exc),
+                                messages.GRAPH_FAILS_FIX) from exc
+        for output, labels, kind in ((probe[0], self.card.intents, "intent"),
+                                     (probe[1], self.card.sentiments, "sentiment")):
             if output.shape[-1] != len(labels):
                 raise ModelDirError(
-                    f"{self.card.path}: the graph has {output.shape[-1]} {what[:-1]} outputs but labels.json lists "
-                    f"{len(labels)} {what}.", "retrain; labels.json must match the graph.")
+                    messages.GRAPH_LABELS_MISMATCH.format(path=self.card.path, outputs=output.shape[-1], kind=kind,
+                                                          count=len(labels)),
+                    messages.GRAPH_LABELS_MISMATCH_FIX)
 
     def _run(self, texts: Sequence[str]) -> list[np.ndarray]:
         encodings = self._tokenizer.encode_batch(list(texts))
@@ -185,9 +183,8 @@ def _load_session(path: Path, opts: object, providers: list[str], quiet: bool) -
         return _create_session(str(path), opts, providers, quiet=quiet)
     except Exception as exc:
         raise ModelError(
-            f"{path} could not be loaded by onnxruntime: {str(exc).splitlines()[0][:300]}",
-            "the file is corrupt or from an incompatible exporter; retrain with `csbot train` "
-            "or roll back with `csbot rollback`.",
+            messages.SESSION_FAILED.format(path=path, error=str(exc).splitlines()[0][:300]),
+            messages.SESSION_FAILED_FIX,
         ) from exc
 
 
@@ -207,7 +204,7 @@ def _create_session(path: str, opts: object, providers: list[str], quiet: bool) 
 
 def _provider_list(provider: str) -> list[str]:
     if provider not in ("auto", "cuda", "cpu"):
-        raise ModelError(f"Unknown onnxruntime provider '{provider}'.", "set CSBOT_ONNX_PROVIDER to auto, cuda or cpu.")
+        raise ModelError(messages.PROVIDER_UNKNOWN.format(provider=provider), messages.PROVIDER_UNKNOWN_FIX)
     if provider == "cpu":
         return [CPU]
     import onnxruntime as ort

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import click
 
-from bot import messages
+from bot import messages as bot_messages
+from models import messages
 from models.errors import CsbotError
 
 
 def _fail(error: CsbotError) -> None:
-    click.echo(f"{messages.ERROR_PREFIX}{error}", err=True)
+    click.echo(f"{bot_messages.ERROR_PREFIX}{error}", err=True)
     sys.exit(1)
 
 
@@ -28,7 +29,7 @@ def _parse_set(items: tuple[str, ...]) -> dict[str, object]:
     out: dict[str, object] = {}
     for item in items:
         if "=" not in item:
-            raise CsbotError(f"--set {item!r} is not KEY=VALUE.", "write e.g. --set lr_body=5e-5.")
+            raise CsbotError(messages.SET_NOT_KEY_VALUE.format(item=item), messages.SET_NOT_KEY_VALUE_FIX)
         key, raw = item.split("=", 1)
         try:
             out[key] = json.loads(raw)

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from models import messages
 from models.errors import ConfigError
 from training.selection import RULES
 
@@ -103,8 +104,9 @@ class TrainConfig:
             if kind is float and isinstance(value, int) and not isinstance(value, bool):
                 setattr(self, f.name, float(value))
             elif not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-                raise ConfigError(f"Training option {f.name}={value!r} is invalid: it should be "
-                                  f"{_KIND_NAMES[kind]}.", f"set {f.name} to {_KIND_NAMES[kind]}, e.g. {f.default!r}.")
+                raise ConfigError(messages.OPTION_WRONG_TYPE.format(name=f.name, value=value, kind=_KIND_NAMES[kind]),
+                                  messages.OPTION_WRONG_TYPE_FIX.format(name=f.name, kind=_KIND_NAMES[kind],
+                                                                        default=f.default))
         checks: list[tuple[str, bool, str]] = [
             ("epochs", 1 <= self.epochs <= 100, "an integer from 1 to 100"),
             ("batch_size", 1 <= self.batch_size <= 4096, "an integer from 1 to 4096"),
@@ -140,10 +142,8 @@ class TrainConfig:
         ]
         for name, ok, expected in checks:
             if not ok:
-                raise ConfigError(
-                    f"Training option {name}={getattr(self, name)!r} is invalid.",
-                    f"set {name} to {expected}.",
-                )
+                raise ConfigError(messages.OPTION_INVALID.format(name=name, value=getattr(self, name)),
+                                  messages.OPTION_INVALID_FIX.format(name=name, expected=expected))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -156,10 +156,8 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ConfigError(
-                f"Unknown training option(s): {', '.join(unknown)}.",
-                f"use only: {', '.join(sorted(known))}.",
-            )
+            raise ConfigError(messages.OPTION_UNKNOWN.format(names=", ".join(unknown)),
+                              messages.OPTION_UNKNOWN_FIX.format(known=", ".join(sorted(known))))
         return cls(**data)
 
     def replace(self, **changes: Any) -> TrainConfig:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from models import messages
 from models.errors import DataError
 from models.modeldir import SENTIMENTS
 
@@ -52,13 +53,11 @@ def load_examples(path: str | Path, columns: Columns | None = None) -> list[Exam
     """Load a CSV, TSV, JSONL or knowledge-base YAML file into examples."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"Dataset {path} does not exist.", "check the path.")
+        raise DataError(messages.DATASET_MISSING.format(path=path), messages.DATASET_MISSING_FIX)
     loader = _LOADERS.get(path.suffix.lower())
     if loader is None:
-        raise DataError(
-            f"Don't know how to read {path.name}.",
-            f"use one of: {', '.join(sorted(_LOADERS))} (columns text + intent and/or sentiment).",
-        )
+        raise DataError(messages.DATASET_FORMAT.format(name=path.name),
+                        messages.DATASET_FORMAT_FIX.format(suffixes=", ".join(sorted(_LOADERS))))
     return loader(path, columns or Columns())
 
 
@@ -69,8 +68,10 @@ def _read_delimited(path: Path, delimiter: str) -> tuple[list[str], list[dict[st
             rows = list(reader)
         except csv.Error as exc:  # e.g. a field over csv's 131,072-character limit
             # line_num counts the lines read whole; the bad one is the next.
-            raise DataError(f"{path}:{reader.line_num + 1} cannot be read as {'TSV' if delimiter == chr(9) else 'CSV'} "
-                            f"({exc}).", "fix or remove that line (a cell that long is not one message).") from exc
+            kind = "TSV" if delimiter == "\t" else "CSV"
+            raise DataError(messages.DATASET_ROW_UNREADABLE.format(path=path, line=reader.line_num + 1, format=kind,
+                                                                   error=exc),
+                            messages.DATASET_ROW_UNREADABLE_FIX) from exc
         return list(reader.fieldnames or []), rows
 
 
@@ -82,9 +83,11 @@ def _read_jsonl(path: Path) -> tuple[list[str], list[dict[str, str]]]:
         try:
             row = json.loads(line)
         except ValueError as exc:
-            raise DataError(f"{path}:{lineno} is not valid JSON ({exc}).", "fix or remove that line.") from exc
+            raise DataError(messages.JSONL_LINE_INVALID.format(path=path, line=lineno, error=exc),
+                            messages.JSONL_LINE_INVALID_FIX) from exc
         if not isinstance(row, dict):
-            raise DataError(f"{path}:{lineno} is not a JSON object.", "write one object per line.")
+            raise DataError(messages.JSONL_LINE_NOT_OBJECT.format(path=path, line=lineno),
+                            messages.JSONL_LINE_NOT_OBJECT_FIX)
         rows.append({k: "" if v is None else str(v) for k, v in row.items()})
     header = list(dict.fromkeys(k for row in rows for k in row))
     return header, rows
@@ -96,11 +99,10 @@ def _table_loader(reader: Callable[[Path], tuple[list[str], list[dict[str, str]]
         try:
             header, rows = reader(path)
         except UnicodeDecodeError as exc:
-            raise DataError(f"Dataset {path} is not UTF-8 text ({exc.reason} at byte {exc.start}).",
-                            "save the file as UTF-8 (in a spreadsheet: 'CSV UTF-8').") from exc
+            raise DataError(messages.DATASET_NOT_UTF8.format(path=path, reason=exc.reason, start=exc.start),
+                            messages.DATASET_NOT_UTF8_FIX) from exc
         if not header and not rows:
-            raise DataError(f"Dataset {path} is empty: no header and no rows.",
-                            "add a header (e.g. text,intent or text,sentiment) and labelled rows.")
+            raise DataError(messages.DATASET_NO_ROWS.format(path=path), messages.DATASET_NO_ROWS_FIX)
         return rows_to_examples(rows, header, columns, origin=str(path))
     return load
 
@@ -112,8 +114,8 @@ def _pick(header: Sequence[str], wanted: str | None, candidates: Iterable[str], 
         if wanted in header:
             return wanted
         raise DataError(
-            f"Column '{wanted}' (the {role} column) is not in {origin}; its columns are: {', '.join(header)}.",
-            f"pass --{role}-column with one of those names.",
+            messages.COLUMN_MISSING.format(column=wanted, role=role, origin=origin, columns=", ".join(header)),
+            messages.COLUMN_MISSING_FIX.format(role=role),
         )
     return next((lowered[c] for c in candidates if c in lowered), None)
 
@@ -126,8 +128,9 @@ def rows_to_examples(rows: list[dict[str, str]], header: Sequence[str], columns:
     label_col = _pick(header, columns.label, ("label",), "label", origin)
     if text_col is None:
         raise DataError(
-            f"{origin} has no text column (looked for {', '.join(TEXT_COLUMNS)}; found {', '.join(header)}).",
-            "rename the column or pass --text-column.",
+            messages.NO_TEXT_COLUMN.format(origin=origin, candidates=", ".join(TEXT_COLUMNS),
+                                           columns=", ".join(header)),
+            messages.NO_TEXT_COLUMN_FIX,
         )
     if label_col and not intent_col and not sentiment_col:
         if _looks_like_sentiment({r.get(label_col) or "" for r in rows}):
@@ -136,8 +139,8 @@ def rows_to_examples(rows: list[dict[str, str]], header: Sequence[str], columns:
             intent_col = label_col
     if intent_col is None and sentiment_col is None:
         raise DataError(
-            f"{origin} has no label column (looked for {', '.join(INTENT_COLUMNS + SENTIMENT_COLUMNS)}, label).",
-            "add an intent or sentiment column, or pass --intent-column / --sentiment-column.",
+            messages.NO_LABEL_COLUMN.format(origin=origin, candidates=", ".join(INTENT_COLUMNS + SENTIMENT_COLUMNS)),
+            messages.NO_LABEL_COLUMN_FIX,
         )
     sentiment_map = _sentiment_map({r.get(sentiment_col) or "" for r in rows}) if sentiment_col else {}
     examples = []
@@ -167,10 +170,7 @@ def _sentiment_map(values: set[str]) -> dict[str, str]:
     for value in present:
         name = _SENTIMENT_ALIASES.get(value.lower(), value.lower())
         if name not in SENTIMENTS:
-            raise DataError(
-                f"Unknown sentiment label '{value}'.",
-                "use negative/neutral/positive, or 0/1 (SST-2 style), or 0/1/2.",
-            )
+            raise DataError(messages.SENTIMENT_UNKNOWN.format(value=value), messages.SENTIMENT_UNKNOWN_FIX)
         mapping[value] = name
     return mapping
 
@@ -199,22 +199,20 @@ _LOADERS: dict[str, Callable[[Path, Columns], list[Example]]] = {
 def check_trainable(examples: Sequence[Example], min_per_intent: int = 2) -> None:
     """Refuse data the trainer cannot learn from, with a message that says why."""
     if not examples:
-        raise DataError("The dataset is empty: no rows with text and a label.",
-                        "check the file and its columns (text plus intent and/or sentiment).")
+        raise DataError(messages.DATASET_EMPTY, messages.DATASET_EMPTY_FIX)
     counts = Counter(e.intent for e in examples if e.intent)
     if not counts:
-        raise DataError("The dataset has no intent labels; the intent head needs at least two intents.",
-                        "add an intent column, or train on the knowledge base.")
+        raise DataError(messages.DATASET_NO_INTENTS, messages.DATASET_NO_INTENTS_FIX)
     if len(counts) < 2:
-        raise DataError(f"The dataset has one intent ({next(iter(counts))}); a classifier needs two or more.",
-                        "add examples of other intents.")
+        raise DataError(messages.DATASET_ONE_INTENT.format(intent=next(iter(counts))),
+                        messages.DATASET_ONE_INTENT_FIX)
     thin = sorted(name for name, n in counts.items() if n < min_per_intent)
     if thin:
-        shown = ", ".join(f"'{n}' ({counts[n]})" for n in thin[:10]) + (" ..." if len(thin) > 10 else "")
+        shown = ", ".join(messages.INTENT_COUNT.format(intent=n, count=counts[n]) for n in thin[:10]) + (
+            messages.LIST_MORE if len(thin) > 10 else "")
         raise DataError(
-            f"{len(thin)} intent(s) have fewer than {min_per_intent} examples: {shown}.",
-            f"give every intent at least {min_per_intent} examples (one is kept aside for validation), "
-            "or remove the intent.",
+            messages.INTENTS_TOO_FEW.format(count=len(thin), minimum=min_per_intent, shown=shown),
+            messages.INTENTS_TOO_FEW_FIX.format(minimum=min_per_intent),
         )
 
 

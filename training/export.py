@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from models import messages
 from models.errors import ExportError
 from models.network import IntentSentimentModel
 
@@ -144,7 +145,7 @@ def export_checked(model: IntentSentimentModel, tokenizer: Any, out_dir: Path, t
     check, ``model.int8.onnx``. Raises ExportError if no fp32 graph matches PyTorch.
     """
     if not texts:
-        raise ExportError("No validation messages to check the export with.", "train on more data.")
+        raise ExportError(messages.EXPORT_NO_TEXTS, messages.EXPORT_NO_TEXTS_FIX)
     texts = texts[:512]
     raw = out_dir / "model.raw.onnx"
     export_onnx(model, tokenizer, raw)
@@ -154,10 +155,9 @@ def export_checked(model: IntentSentimentModel, tokenizer: Any, out_dir: Path, t
     if not raw_parity.passes(max_abs_diff, min_agreement):
         raw.unlink(missing_ok=True)
         raise ExportError(
-            f"The ONNX export disagrees with PyTorch: max |Δlogit| {raw_parity.max_abs_diff:.2e} "
-            f"(limit {max_abs_diff:.0e}), top-1 agreement {raw_parity.intent_top1_agreement:.2%} "
-            f"(limit {min_agreement:.1%}). The model was not saved.",
-            "check the onnxruntime and torch versions; report a bug with the base model name.",
+            messages.EXPORT_PARITY.format(max_abs_diff=raw_parity.max_abs_diff, limit=max_abs_diff,
+                                          agreement=raw_parity.intent_top1_agreement, min_agreement=min_agreement),
+            messages.EXPORT_PARITY_FIX,
         )
     final = out_dir / "model.onnx"
     cfg = model.encoder.config

@@ -12,8 +12,8 @@ from typing import Any
 import click
 import numpy as np
 
-from bot import messages
-from models import modeldir
+from bot import messages as bot_messages
+from models import messages, modeldir
 from models.errors import DataError, RegistryError
 from models.registry import Registry
 from training.config import DEFAULT_BASE_MODEL, TrainConfig
@@ -43,14 +43,14 @@ def train_command(settings: Any, data: tuple[Path, ...], column_names: tuple[str
         test = load_examples(test_data, columns) if test_data else []
         unknown = sorted({e.intent for e in test if e.intent} - {e.intent for e in examples if e.intent})
         if unknown:  # they would be left out of the test score without a word
-            raise DataError(f"{len(unknown)} intent(s) in {test_data} are not in the training data: "
-                            f"{', '.join(unknown[:8])}.", "remove those rows from --test-data, or add training "
-                            "examples for those intents.")
+            raise DataError(messages.TEST_INTENTS_UNKNOWN.format(count=len(unknown), path=test_data,
+                                                                 intents=", ".join(unknown[:8])),
+                            messages.TEST_INTENTS_UNKNOWN_FIX)
     else:
         kb = _load_kb(settings)
         examples, test = knowledge_base_examples(kb, "train"), knowledge_base_examples(kb, "test")
-        click.echo(f"Training on the knowledge base {kb.path} ({len(kb.intents)} intents, "
-                   f"{len(examples)} training and {len(test)} held-out examples).")
+        click.echo(messages.TRAIN_ON_KB.format(path=kb.path, intents=len(kb.intents), train=len(examples),
+                                               test=len(test)))
     # The settings' base model, then `--set key=value`, then the dedicated flags, later winning.
     options: dict[str, object] = {"base_model": settings.base_model or DEFAULT_BASE_MODEL, **overrides}
     if base_model:
@@ -82,8 +82,9 @@ def _training_lock(store: Any, registered: bool) -> Iterator[None]:
     owner = f"train:{learning.hostname()}:{os.getpid()}"
     if not learning.acquire_lock(store, owner):
         holder = learning.lock_holder(store) or {}
-        raise RegistryError(messages.TRAIN_LOCKED.format(owner=holder.get("owner"), host=holder.get("host"),
-                                                         since=holder.get("acquired_at")), messages.TRAIN_LOCKED_FIX)
+        raise RegistryError(bot_messages.TRAIN_LOCKED.format(owner=holder.get("owner"), host=holder.get("host"),
+                                                             since=holder.get("acquired_at")),
+                            bot_messages.TRAIN_LOCKED_FIX)
     try:
         with learning.Heartbeat(store, owner, learning.system_clock):
             yield
@@ -97,17 +98,17 @@ def _register_trained(store: Any, registry: Registry, card: modeldir.ModelCard, 
     val, tst = card.metrics["validation"], card.metrics.get("test", {})
     held_out = ""
     if tst.get("accuracy") is not None:
-        held_out += f", held-out test accuracy {tst['accuracy']:.2%} (macro-F1 {tst['macro_f1']:.3f})"
+        held_out += messages.TRAINED_TEST.format(accuracy=tst["accuracy"], macro_f1=tst["macro_f1"])
     if tst.get("sentiment_accuracy") is not None:
-        held_out += f", held-out sentiment accuracy {tst['sentiment_accuracy']:.2%}"
-    click.echo(f"Saved {dest}: validation accuracy {val.get('accuracy', 0):.2%}{held_out}"
-               f"; training took {card.metrics['train_seconds'] / 60:.1f} min.")
+        held_out += messages.TRAINED_TEST_SENTIMENT.format(accuracy=tst["sentiment_accuracy"])
+    click.echo(messages.TRAINED.format(path=dest, accuracy=val.get("accuracy", 0), held_out=held_out,
+                                       minutes=card.metrics["train_seconds"] / 60))
     if out is None:
         register_version(store, card, status="candidate")
         if activate or (activate is None and registry.active() is None):
             registry.activate(card.version)
             mark_active(store, card.version)
-            click.echo(f"Version {card.version} is now active.")
+            click.echo(messages.TRAINED_ACTIVE.format(version=card.version))
 
 
 def register_version(store: Any, card: modeldir.ModelCard, status: str, reason: str = "") -> None:
@@ -141,12 +142,13 @@ def eval_command(settings: Any, model: str | None, data: Path | None, intent_col
     else:
         examples = [e for e in knowledge_base_examples(_load_kb(settings), "test") if e.intent]
     if not examples:
-        raise DataError(f"No intent-labelled examples to evaluate in {data or 'the knowledge base'}.",
-                        "pass --data with a file that has text and intent columns.")
+        raise DataError(messages.EVAL_NO_EXAMPLES.format(source=data or messages.EVAL_SOURCE_KB),
+                        messages.EVAL_NO_EXAMPLES_FIX)
     unknown = sorted({e.intent for e in examples} - set(classifier.intents))  # type: ignore[arg-type]
     if unknown:
-        raise DataError(f"{len(unknown)} intent(s) in the data are unknown to model {classifier.version}: "
-                        f"{', '.join(unknown[:8])}.", "evaluate on data with the model's intents, or retrain.")
+        raise DataError(messages.EVAL_INTENTS_UNKNOWN.format(count=len(unknown), version=classifier.version,
+                                                             intents=", ".join(unknown[:8])),
+                        messages.EVAL_INTENTS_UNKNOWN_FIX)
     index = {name: i for i, name in enumerate(classifier.intents)}
     logits = np.concatenate([classifier.logits([e.text for e in examples[i : i + 64]])[0]
                              for i in range(0, len(examples), 64)])
@@ -154,20 +156,22 @@ def eval_command(settings: Any, model: str | None, data: Path | None, intent_col
     report = classification_report(gold, logits.argmax(-1), list(classifier.intents))
     report_dir = report_dir or path / "eval"
     report_dir.mkdir(parents=True, exist_ok=True)
-    png = save_confusion_png(report["confusion"], classifier.intents, report_dir / "confusion.png",
-                             title=f"{classifier.version} on {data.name if data else 'knowledge base (held out)'}")
+    title = messages.EVAL_CHART_TITLE.format(version=classifier.version,
+                                             data=data.name if data else messages.EVAL_CHART_KB)
+    png = save_confusion_png(report["confusion"], classifier.intents, report_dir / "confusion.png", title=title)
     (report_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    click.echo(f"Model {classifier.version} ({classifier.device}, {classifier.variant}) on {report['samples']} "
-               f"examples: accuracy {report['accuracy']:.2%}, macro-F1 {report['macro_f1']:.4f}")
+    click.echo(messages.EVAL_SUMMARY.format(version=classifier.version, device=classifier.device,
+                                            variant=classifier.variant, samples=report["samples"],
+                                            accuracy=report["accuracy"], macro_f1=report["macro_f1"]))
     worst = sorted(report["per_label"].items(), key=lambda kv: kv[1]["f1"])[:10]
-    click.echo("Lowest per-intent F1:")
+    click.echo(messages.EVAL_WORST_HEADER)
     for name, row in worst:
-        click.echo(f"  {name:<40} F1 {row['f1']:.3f}  (support {row['support']})")
+        click.echo(messages.EVAL_WORST_ROW.format(intent=name, f1=row["f1"], support=row["support"]))
     if report["confused_pairs"]:
-        click.echo("Most confused pairs:")
+        click.echo(messages.EVAL_CONFUSED_HEADER)
         for pair in report["confused_pairs"]:
-            click.echo(f"  {pair['a']} <-> {pair['b']}: {pair['count']}")
-    click.echo(f"Confusion matrix: {png}\nFull report: {report_dir / 'report.json'}")
+            click.echo(messages.EVAL_CONFUSED_ROW.format(a=pair["a"], b=pair["b"], count=pair["count"]))
+    click.echo(messages.EVAL_FILES.format(png=png, report=report_dir / "report.json"))
 
 
 def _model_path(settings: Any, model: str | None) -> Path:
@@ -176,5 +180,5 @@ def _model_path(settings: Any, model: str | None) -> Path:
     store, registry = _store_and_registry(settings)
     version = model or registry.active()
     if version is None:
-        raise DataError(messages.NO_ACTIVE_MODEL, messages.NO_ACTIVE_MODEL_FIX)
+        raise DataError(bot_messages.NO_ACTIVE_MODEL, bot_messages.NO_ACTIVE_MODEL_FIX)
     return registry.path(version)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from models import modeldir
+from models import messages, modeldir
 from models.modeldir import SENTIMENTS, ModelCard
 from training.config import TrainConfig
 from training.data import Example, manifest
@@ -48,7 +48,7 @@ def build_model(examples: Sequence[Example], config: TrainConfig, dest: Path, *,
     """
     dest = Path(dest)
     if dest.exists():  # checked now, not after minutes of training (finalize checks again)
-        raise modeldir.ModelDirError(f"{dest} already exists.", "pick a new version name or delete the old folder.")
+        raise modeldir.ModelDirError(messages.MODEL_DIR_EXISTS.format(dest=dest), messages.MODEL_DIR_EXISTS_FIX)
     data_manifest = data_manifest or manifest(examples)
     staging = dest.parent / f".{dest.name}.staging-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)

@@ -40,10 +40,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot import learning, messages
+from bot import learning
+from bot import messages as bot_messages
 from bot.config import Settings
 from bot.store import Store, iso
-from models import modeldir
+from models import messages, modeldir
 from models.errors import CsbotError, ExportError
 from models.registry import Registry
 from training.config import DEFAULT_BASE_MODEL, TrainConfig
@@ -98,8 +99,8 @@ def run_retrain(settings: Settings, options: RetrainOptions | None = None,
         row = learning.get_run(store, run_id)
         if row is None or row["status"] != "running":
             store.close()
-            raise CsbotError(f"Training run {run_id} is not waiting to run (status {row and row['status']}).",
-                             "start runs with `csbot retrain`; --run-id is for the bot's own launcher.")
+            raise CsbotError(messages.RUN_NOT_WAITING.format(run_id=run_id, status=row and row["status"]),
+                             messages.RUN_NOT_WAITING_FIX)
         learning.update_run(store, run_id, pid=os.getpid(), host=learning.hostname())
     run_dir = settings.data_dir / "runs" / f"run-{run_id:05d}"
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -116,7 +117,8 @@ def run_retrain(settings: Settings, options: RetrainOptions | None = None,
     def overrun() -> None:
         if (learning.get_run(store, run_id) or {}).get("status") == "promoted":
             return
-        reason = messages.RETRAIN_OVERRUN.format(minutes=settings.retrain_max_minutes) + messages.RETRAIN_OVERRUN_FIX
+        reason = (bot_messages.RETRAIN_OVERRUN.format(minutes=settings.retrain_max_minutes)
+                  + bot_messages.RETRAIN_OVERRUN_FIX)
         log.error("%s", reason)
         learning.update_run(store, run_id, status="failed", ended_at=iso(clock()), phase="done",
                             gate_json={"reason": reason}, log_excerpt=job_log.excerpt())

