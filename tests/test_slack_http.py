@@ -7,7 +7,6 @@ manifests carry different thresholds: real configuration, hot-swapped as in prod
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import time
@@ -19,6 +18,7 @@ from typing import Any
 
 import pytest
 import slack_env
+import yaml
 from fake_slack import (
     BOT_TOKEN,
     BOT_USER,
@@ -328,15 +328,23 @@ def test_clarify_click_on_an_intent_the_knowledge_base_lost_hands_over(env: Env)
     env.send(event)
     call = env.reply_to(event)[0]
     _, intent = blocks.parse_clarify_value(call.params["blocks"][-1]["elements"][1]["value"])
-    # What a promotion does when the retrained knowledge base dropped the intent (Context._reload_knowledge_base).
-    kb = env.ctx.kb
-    env.ctx.kb = env.ctx.bot.kb = dataclasses.replace(kb, intents={k: v for k, v in kb.intents.items() if k != intent})
+    # A support lead drops the intent from the knowledge base, and a new version is promoted: the running
+    # bot reloads the file with the model (Context.refresh_model), while the question is still on screen.
+    kb_path, original = env.ctx.settings.kb_path, env.ctx.settings.kb_path.read_text(encoding="utf-8")
+    edited = yaml.safe_load(original)
+    edited["intents"] = [entry for entry in edited["intents"] if entry["name"] != intent]
+    kb_path.write_text(yaml.safe_dump(edited, sort_keys=False, allow_unicode=True), encoding="utf-8")
     try:
+        env.use("answer")
+        assert intent not in env.ctx.kb.intents
         env.click("UCUSTOMER1", call, "clarify_1")
-        assert env.reply_to(event, 2)[1].params["text"] == kb.company.handoff_text
+        assert env.reply_to(event, 2)[1].params["text"] == env.ctx.kb.company.handoff_text
         env.agents_post("D0CLARIFYGONE")
-    finally:  # the app is shared by this module's tests
-        env.ctx.kb = env.ctx.bot.kb = kb
+    finally:  # the app is shared by this module's tests: the file back, and a swap to reload it
+        kb_path.write_text(original, encoding="utf-8")
+        env.use("clarify")
+        env.use("answer")
+    assert intent in env.ctx.kb.intents
 
 
 def test_handoff_posts_to_the_agents_channel(env: Env) -> None:
