@@ -43,7 +43,7 @@ def test_sources_and_weights(setup) -> None:  # noqa: ANN001
 
     by_text = {e.text: e for e in data.train}
     assert by_text[trained[0]].intent == "refund" and by_text[trained[0]].sentiment == "negative"
-    assert by_text[trained[0]].weight == 2.0 and by_text[trained[0]].source == "correction"
+    assert by_text[trained[0]].weight == 5.0 and by_text[trained[0]].source == "correction"
     assert by_text[trained[1]].intent is None and by_text[trained[1]].sentiment == "positive"
     assert by_text["where is the parcel tracking"].intent == "track_order"
     assert by_text["where is the parcel tracking"].source == "clarify"
