@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from common import DATA, OUT, intent_name, require
+from simulate import test_accuracy
 
 from bot.config import load_settings
 from models.runtime import Classifier
@@ -50,16 +51,6 @@ def copy_cut(simulation: Path, dest: Path, day: int, per_day: int) -> None:
         src.backup(db)
         for statement in filter(str.strip, CUT_AFTER.split(";")):
             db.execute(statement, {"last": day * per_day})
-
-
-def test_accuracy(model: Classifier, test: list[Example]) -> float:
-    index = {name: i for i, name in enumerate(model.intents)}
-    right = 0
-    for start in range(0, len(test), 128):
-        batch = test[start : start + 128]
-        predicted = model.logits([e.text for e in batch])[0].argmax(-1)
-        right += sum(int(p) == index.get(e.intent, -1) for p, e in zip(predicted, batch, strict=True))
-    return right / max(1, len(test))
 
 
 def main() -> None:

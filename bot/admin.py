@@ -190,10 +190,11 @@ def retrain_text(handle: learning.RetrainHandle) -> str:
 
 @contextlib.contextmanager
 def _store_errors(store: Store) -> Iterator[None]:
-    """A write refused by SQLite (busy past the timeout, a full disk) as the StoreError every command shows."""
+    """A write refused by SQLite (busy past the timeout, a full disk, a read-only file) as the StoreError
+    every command shows. Only OperationalError: anything else is a bug, not the database's state."""
     try:
         yield
-    except sqlite3.DatabaseError as exc:
+    except sqlite3.OperationalError as exc:
         raise open_error(store.path, exc, store.busy_timeout_ms) from exc
 
 

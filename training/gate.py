@@ -156,7 +156,7 @@ def apply_gate(candidate: dict[str, Any] | None, active: dict[str, Any] | None, 
     p_value = sign_test(*pairs) if pairs else None
     eval_check: dict[str, Any] = {"candidate": cand_acc, "active": act_acc, "tolerance": tolerance, "alpha": alpha}
     if pairs:
-        eval_check.update(only_active_right=pairs[0], only_candidate_right=pairs[1], p_value=round(p_value or 1.0, 4))
+        eval_check.update(only_active_right=pairs[0], only_candidate_right=pairs[1], p_value=round(p_value, 4))
     if candidate is not None and not eval_ok and p_value is not None and p_value >= alpha:
         # Below the tolerance, but by a margin two equally good models show this often on this many messages.
         eval_ok, eval_check["within_chance"] = True, True

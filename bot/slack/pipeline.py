@@ -37,9 +37,6 @@ from bot.slack.runtime import Runtime
 log = logging.getLogger(__name__)
 
 
-# Waits between tries at storing a reply's ts (a locked database frees up within seconds).
-
-
 class MessagePipeline:
     """``max_inflight`` bounds concurrent classifications. One is right for a CPU: onnxruntime
     already spreads one batch over every core, and two at once would fight over them while
