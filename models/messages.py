@@ -154,6 +154,17 @@ EVAL_CONFUSED_HEADER = "Most confused pairs:"
 EVAL_CONFUSED_ROW = "  {a} <-> {b}: {count}"
 EVAL_FILES = "Confusion matrix: {png}\nFull report: {report}"
 
+# Why the retrain job's gate rejected a candidate (training/gate.py), one sentence per failed check
+GATE_PARITY = "the ONNX export failed its parity check ({detail})"
+GATE_EVAL_BELOW = ("accuracy on the fixed evaluation set is {candidate:.1%}, below the active model's {active:.1%} by "
+                   "more than the tolerance of {tolerance:.1%}{chance}")
+GATE_EVAL_CHANCE = ("; the active model alone gets {only_active} of its messages right and the candidate alone "
+                    "{only_candidate}, a split with probability {p_value:.3f} between equally good models, "
+                    "below {alpha}")
+GATE_CORRECTIONS = ("it gets right only {right} of the {total} corrected examples it trained on ({share:.0%}); "
+                    "the gate needs {required:.0%} (a count this low has probability {chance:.3f} for a model "
+                    "that learns {required:.0%} of them, below {alpha})")
+
 # The retrain job (training/retrain.py)
 RUN_NOT_WAITING = "Training run {run_id} is not waiting to run (status {status})."
 RUN_NOT_WAITING_FIX = "start runs with `csbot retrain`; --run-id is for the bot's own launcher."

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from bot.config import Settings
+from models import messages
 from training.data import Example
 from training.evaluate import classification_report
 
@@ -142,7 +143,7 @@ def apply_gate(candidate: dict[str, Any] | None, active: dict[str, Any] | None, 
         fp32.get("intent_top1_agreement", 0.0) >= PARITY_MIN_AGREEMENT
     checks["parity"] = {"passed": parity_ok, "fp32": fp32, "error": parity_error}
     if not parity_ok:
-        reasons.append(f"the ONNX export failed its parity check ({parity_error or fp32})")
+        reasons.append(messages.GATE_PARITY.format(detail=parity_error or fp32))
     # 1. no worse than the active model on the fixed evaluation set
     cand_acc = candidate.get("accuracy") if candidate else None
     act_acc = active.get("accuracy") if active else None
@@ -161,21 +162,19 @@ def apply_gate(candidate: dict[str, Any] | None, active: dict[str, Any] | None, 
         # Below the tolerance, but by a margin two equally good models show this often on this many messages.
         eval_ok, eval_check["within_chance"] = True, True
     elif candidate is not None and not eval_ok:
-        chance = (f"; the active model alone gets {pairs[0]} of its messages right and the candidate alone "
-                  f"{pairs[1]}, a split with probability {p_value:.3f} between equally good models, below "
-                  f"{alpha}") if pairs and p_value is not None else ""
-        reasons.append(f"accuracy on the fixed evaluation set is {cand_acc:.1%}, below the active model's "
-                       f"{act_acc:.1%} by more than the tolerance of {tolerance:.1%}{chance}")
+        chance = messages.GATE_EVAL_CHANCE.format(only_active=pairs[0], only_candidate=pairs[1], p_value=p_value,
+                                                  alpha=alpha) if pairs and p_value is not None else ""
+        reasons.append(messages.GATE_EVAL_BELOW.format(candidate=cand_acc, active=act_acc, tolerance=tolerance,
+                                                       chance=chance))
     checks["eval"] = {"passed": eval_ok, **eval_check}
     # 2. learned the corrections it trained on
     share, total = corrections.get("share"), int(corrections.get("total") or 0)
     chance = binomial_cdf(int(corrections.get("right") or 0), total, corrections_share) if total else 1.0
     corr_ok = not total or (share is not None and (share >= corrections_share or chance >= CORRECTIONS_ALPHA))
     if not corr_ok:
-        reasons.append(f"it gets right only {corrections['right']} of the {total} corrected examples it trained on "
-                       f"({share:.0%}); the gate needs {corrections_share:.0%} (a count this low has probability "
-                       f"{chance:.3f} for a model that learns {corrections_share:.0%} of them, "
-                       f"below {CORRECTIONS_ALPHA})")
+        reasons.append(messages.GATE_CORRECTIONS.format(right=corrections["right"], total=total, share=share,
+                                                        required=corrections_share, chance=chance,
+                                                        alpha=CORRECTIONS_ALPHA))
     checks["corrections"] = {"passed": corr_ok, "required": corrections_share, "chance": round(chance, 4),
                              "alpha": CORRECTIONS_ALPHA, **{k: v for k, v in corrections.items() if k != "missed"}}
     return {"passed": parity_ok and eval_ok and corr_ok, "checks": checks, "reasons": reasons}

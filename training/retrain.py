@@ -180,7 +180,7 @@ def _run(settings: Settings, store: Store, opts: RetrainOptions, run_id: int, ru
     watermark = learning.data_watermark(store, settings.kb_path)
     stored = store.kv_get(learning.WATERMARK_KEY)
     if not opts.force and stored is not None and json.loads(stored) == watermark:
-        raise _Skip("nothing new since the last run")
+        raise _Skip(bot_messages.SKIP_NOTHING_NEW)
     data = build_dataset(store, load_knowledge_base(settings.kb_path), opts.dataset)
     data.manifest["watermark"] = watermark
     modeldir.write_json(run_dir / "manifest.json", data.manifest)
