@@ -56,3 +56,16 @@ def test_flips_count_regressions_and_fixes_separately() -> None:
     before = np.array([True, True, False, False, True])
     after = np.array([True, False, True, True, True])
     assert flips.flips(before, after) == (1, 2)
+
+
+def test_simulation_table_splits_clarified_from_handed_over(tmp_path: Path) -> None:
+    import simulate
+
+    day = {"night": 1, "messages": 500, "answered_right": 374, "clarified": 86, "clarified_or_handed": 112,
+           "answered_wrong": 14, "test_accuracy": 0.9}
+    assert simulate._handed(day) == 26
+    assert [simulate._pct(day, k) for k in ("answered_right", "clarified", "handed_over", "answered_wrong")] == \
+        ["74.8%", "17.2%", "5.2%", "2.8%"]
+    assert simulate._pct({"night": 0}, "clarified") == "-"
+    simulate.chart([{"night": 0, "test_accuracy": 0.8}, day], tmp_path / "sim.png")
+    assert (tmp_path / "sim.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
