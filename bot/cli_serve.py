@@ -73,7 +73,7 @@ def terminal_input() -> TextIO:
 @click.option("--http", is_flag=True, help="Serve the Events API over HTTP (production) instead of Socket Mode.")
 @friendly
 def serve(http: bool) -> None:
-    """Run the Slack app: Socket Mode when SLACK_APP_TOKEN is set, or HTTP with --http.
+    """Run the Slack app: Socket Mode (needs SLACK_APP_TOKEN), or HTTP with --http.
 
     \b
     Examples:

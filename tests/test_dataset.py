@@ -120,3 +120,25 @@ def test_downvoted_picks_new_topics_and_the_newest_verdict(setup) -> None:  # no
     excluded = data.manifest["excluded"]
     assert excluded["downvoted"] >= 1 and excluded["new_topic_text"] == 1
     assert text_key("Where is my card?") == text_key("where  is my card") == text_key("ＷＨＥＲＥ is my card!")
+
+
+def test_a_newer_new_topic_verdict_overrules_an_older_intent(setup) -> None:  # noqa: ANN001
+    store, kb = setup
+    texts = (t for t in (f"can i pay with a cheque {i}" for i in range(80)) if not held_out(t, 5))
+    retired, revived = next(texts), next(texts)
+    # The same words: first corrected to an intent, later called a new topic by another agent.
+    older = correct(store, retired, "refund")
+    store.db.execute("UPDATE corrections SET updated_at = '2020-01-01T00:00:00+00:00' WHERE message_id = ?", [older])
+    correct(store, retired.upper(), NEW_TOPIC)
+    # The other way round: a new topic first, an intent later, so a 👍 on those words is evidence again.
+    older = correct(store, revived, NEW_TOPIC)
+    store.db.execute("UPDATE corrections SET updated_at = '2020-01-01T00:00:00+00:00' WHERE message_id = ?", [older])
+    correct(store, revived + "!", "track_order")
+    upvoted(store, revived + "?", "track_order", 0.95)
+    data = build_dataset(store, kb)
+
+    trained = [e for e in data.train if text_key(e.text) in (text_key(retired), text_key(revived))]
+    assert [(e.intent, e.source) for e in trained] == [("track_order", "correction")]
+    assert text_key(trained[0].text) == text_key(revived)
+    excluded = data.manifest["excluded"]
+    assert excluded["superseded"] == 2 and excluded["new_topic"] == 1 and "new_topic_text" not in excluded

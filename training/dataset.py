@@ -97,6 +97,7 @@ def build_dataset(store: Any, kb: Any, options: DatasetOptions | None = None) ->
     corrections: list[Example] = []
     corrected: set[int] = set()
     new_topics: set[str] = set()
+    decided: set[str] = set()  # words the newest verdict has already settled
     for row in db.query("""SELECT c.message_id, c.correct_intent, c.correct_sentiment, m.text, m.normalized_text,
                                   m.text_purged, m.model_version
                            FROM corrections c JOIN messages m ON m.id = c.message_id
@@ -107,9 +108,14 @@ def build_dataset(store: Any, kb: Any, options: DatasetOptions | None = None) ->
         if not text:
             excluded["purged_text"] += 1
             continue
+        key = text_key(text)
+        if key in decided:  # an older verdict on the same words, e.g. an intent an agent later called a new topic
+            excluded["superseded"] += 1
+            continue
+        decided.add(key)
         if intent == NEW_TOPIC:
             excluded["new_topic"] += 1
-            new_topics.add(text_key(text))  # the same words elsewhere must not train as a known intent
+            new_topics.add(key)  # the same words elsewhere must not train as a known intent
             intent = None
             if not sentiment:
                 continue
