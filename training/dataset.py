@@ -153,6 +153,7 @@ def build_dataset(store: Any, kb: Any, options: DatasetOptions | None = None) ->
             clarify.append(Example(text, row["intent"], None, opt.clarify_weight, "clarify"))
 
     silver_by_intent: dict[str, list[Example]] = {}
+    silver_keys: set[str] = set()
     for row in db.query("""SELECT m.id AS message_id, m.text, m.normalized_text, m.text_purged, m.confidence,
                                   r.intent, sum(f.rating = 1) AS ups, sum(f.rating = -1) AS downs
                            FROM replies r
@@ -174,11 +175,15 @@ def build_dataset(store: Any, kb: Any, options: DatasetOptions | None = None) ->
         if not text or row["intent"] not in known:
             excluded["purged_text" if not text else "unknown_intent"] += 1
             continue
+        if text_key(text) in silver_keys:  # the same words 👍'd again take no second slot of the cap
+            excluded["duplicate"] += 1
+            continue
         group = silver_by_intent.setdefault(row["intent"], [])
         if len(group) >= opt.silver_cap:
             excluded["silver_over_cap"] += 1
             continue
         group.append(Example(text, row["intent"], None, opt.silver_weight, "silver"))
+        silver_keys.add(text_key(text))
     silver = [ex for name in sorted(silver_by_intent) for ex in silver_by_intent[name]]
 
     eval_examples, eval_dupes = _dedupe(eval_examples, set())
