@@ -253,6 +253,7 @@ def test_a_message_with_a_lone_surrogate_does_not_fail_its_batch(chat_setup: Cha
     texts = ["caf\udce9 where is my order", chat_setup.clear[0]]
     outcomes = ctx.bot.handle_many([Incoming(text=t, user="U9", channel="C1", thread_ts="3.0") for t in texts])
     assert all(o.reply.text for o in outcomes)
+    assert outcomes[1].route.decision == "answer"  # the clear message next to it is answered as if alone
     assert ctx.store.get_message(outcomes[0].message_id)["text"] == "caf\ufffd where is my order"
 
 
@@ -269,11 +270,11 @@ def test_bytes_that_are_not_utf8_on_stdin_are_a_message_not_a_traceback(chat_set
 
 def test_bot_handles_a_40k_message_and_batches(chat_setup: ChatSetup) -> None:
     ctx = open_context(chat_setup)
-    outcome = ctx.bot.handle(Incoming(text="x" + "😀 hello <@U1> " * 3500, user="U9", channel="C1",
-                                      thread_ts="1.0", source="slack"))
+    huge = "x" + "😀 hello <@U1> " * 3500  # 49,001 characters
+    outcome = ctx.bot.handle(Incoming(text=huge, user="U9", channel="C1", thread_ts="1.0", source="slack"))
     assert outcome.normalized.truncated and len(outcome.normalized.text) <= 2000
     stored = ctx.store.get_message(outcome.message_id)
-    assert stored is not None and len(stored["text"]) > 40_000
+    assert stored is not None and stored["text"] == huge  # the model reads the first 2,000; the log keeps it all
     assert ctx.store.get_reply(outcome.reply_id)["kind"] == outcome.route.decision
 
     batch = [Incoming(text=t, user="U9", channel="C1", thread_ts="2.0", source="slack")
@@ -293,8 +294,14 @@ def test_bot_handles_a_40k_message_and_batches(chat_setup: ChatSetup) -> None:
     with pytest.raises(CsbotError, match="'angry' is not a sentiment") as info:
         ctx.bot.correct(clarify.message_id, "agent", None, sentiment="angry")
     assert "negative, neutral, positive" in info.value.fix
-    assert ctx.bot.correct(clarify.message_id, "agent", "__new_topic__", note="new") > 0
-    assert ctx.bot.rate(reply_id, "U9", 1, "button") > 0
+    correction_id = ctx.bot.correct(clarify.message_id, "agent", "__new_topic__", note="new")
+    feedback_id = ctx.bot.rate(reply_id, "U9", 1, "button")
+    row = ctx.store.db.execute("SELECT message_id, correct_intent, note, agent FROM corrections WHERE id = ?",
+                               [correction_id]).fetchone()
+    assert tuple(row) == (clarify.message_id, "__new_topic__", "new", "agent")
+    row = ctx.store.db.execute("SELECT reply_id, user, rating, source FROM feedback WHERE id = ?",
+                               [feedback_id]).fetchone()
+    assert tuple(row) == (reply_id, "U9", 1, "button")
 
 
 def test_chat_without_an_active_model_is_a_clear_error(tmp_path: Path, tiny_kb_path: Path) -> None:

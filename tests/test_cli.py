@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import subprocess
 import sys
@@ -113,7 +114,8 @@ def test_help_and_version(csbot: CliRunner) -> None:
     assert result.exit_code == 0
     for command in ("chat", "db", "eval", "kb", "predict", "serve", "train", "up"):
         assert command in result.output
-    assert invoke(csbot, "--version").exit_code == 0
+    result = invoke(csbot, "--version")
+    assert result.exit_code == 0 and importlib.metadata.version("csbot") in result.output
 
 
 def test_every_command_and_group_has_help_with_an_example(csbot: CliRunner) -> None:

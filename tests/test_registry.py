@@ -8,7 +8,7 @@ import pytest
 
 from bot.store import Store
 from models import modeldir
-from models.errors import RegistryError
+from models.errors import CsbotError, RegistryError
 from models.registry import Registry
 
 
@@ -51,8 +51,9 @@ def test_a_corrupt_version_is_refused_and_the_pointer_stays(registry: Registry) 
     fake_version(registry.root, "v0002")
     registry.activate("v0001")
     (registry.root / "v0002" / modeldir.ONNX_FILE).write_text("tampered")
-    with pytest.raises(Exception, match="checksum"):
+    with pytest.raises(CsbotError, match="checksum") as info:
         registry.activate("v0002")
+    assert "csbot rollback" in info.value.fix
     assert registry.active() == "v0001"
 
 

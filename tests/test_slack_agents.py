@@ -41,9 +41,11 @@ def test_flag_wrong_answer_end_to_end(env: Env) -> None:
     event, message, message_id = env.ask("where is my order", "D0FLAG")
     opened = len(env.fake.of("views.open"))
     hook = env.fake.response_url("shortcut")
-    env.action(message_shortcut_body(user=AGENT, channel="D0FLAG", message=message, response_url=hook))
+    shortcut = message_shortcut_body(user=AGENT, channel="D0FLAG", message=message, response_url=hook)
+    env.action(shortcut)
     call, view = env.opened_view(opened + 1)
-    assert call.params["trigger_id"] and view["callback_id"] == modal.CALLBACK
+    # Slack opens a modal only for the trigger of the click it answers.
+    assert call.params["trigger_id"] == shortcut["trigger_id"] and view["callback_id"] == modal.CALLBACK
     assert modal.Target.load(view["private_metadata"]).message_id == message_id
     assert "where is my order" in json.dumps(view["blocks"])
 
