@@ -144,6 +144,7 @@ def test_dm_gets_an_answer_in_a_thread_with_buttons(env: Env) -> None:
                                                     messages.BUTTON_HUMAN]
     message = env.rows("SELECT * FROM messages WHERE ts = ?", [event["ts"]])[0]
     assert message["decision"] == "answer" and message["user"] == "UCUSTOMER1"
+    assert env.ctx.kb.intent(message["intent"]).answer.strip() in call.params["text"]  # the FAQ's own answer
     reply = env.rows("SELECT * FROM replies WHERE message_id = ?", [message["id"]])[0]
     assert buttons[0]["value"] == str(reply["id"])
     wait_until(lambda: env.rows("SELECT ts FROM replies WHERE id = ? AND ts IS NOT NULL", [reply["id"]]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -159,7 +160,8 @@ def test_model_dir_is_self_describing(trained: Trained) -> None:
         assert (trained.model_dir / name).is_file(), name
     manifest_data = json.loads((trained.model_dir / modeldir.MANIFEST_FILE).read_text())
     assert set(modeldir.REQUIRED_FILES) <= set(manifest_data["files"])
-    assert manifest_data["packages"]["torch"] and manifest_data["packages"]["onnxruntime-gpu"]
+    assert manifest_data["packages"]["torch"] == importlib.metadata.version("torch")
+    assert manifest_data["packages"]["onnxruntime-gpu"] == importlib.metadata.version("onnxruntime-gpu")
     assert card.version == "t-1" and card.intents == tuple(sorted(INTENT_DATA))
     assert card.sentiments == ("negative", "neutral", "positive")
     assert card.max_length == 16 and card.data_hash == manifest(tiny_examples())["hash"]
@@ -263,7 +265,9 @@ def test_cli_eval_writes_report_and_confusion_png(tiny_model: Path, tmp_path: Pa
     assert result.exit_code == 0, result.output
     assert f"Model tiny-v1 (CPU, fp32) on {sum(map(len, INTENT_DATA.values()))} examples: accuracy" in result.output
     report = json.loads((tmp_path / "rep" / "report.json").read_text())
-    assert set(report["per_label"]) <= set(INTENT_DATA) and 0.0 <= report["macro_f1"] <= 1.0
+    assert set(report["per_label"]) == set(INTENT_DATA)  # every intent of the data is scored
+    assert report["macro_f1"] == pytest.approx(np.mean([v["f1"] for v in report["per_label"].values()]))
+    assert report["accuracy"] == pytest.approx(np.trace(np.array(report["confusion"])) / 24)
     assert np.array(report["confusion"]).sum() == report["samples"] == 24
     assert (tmp_path / "rep" / "confusion.png").read_bytes()[:4] == b"\x89PNG"
     unknown = tmp_path / "unknown.csv"
