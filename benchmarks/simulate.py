@@ -141,8 +141,7 @@ def chart(rows: list[dict], path: Path) -> None:
                                   ("clarified", "tab:blue", "clarified, customer picked the right intent"),
                                   ("handed_over", "tab:orange", "handed over"),
                                   ("answered_wrong", "tab:red", "answered wrong")):
-            b.plot(x, [100 * _handed(r) / r["messages"] if key == "handed_over" else 100 * r[key] / r["messages"]
-                       for r in days], marker="o", color=color, label=label)
+            b.plot(x, [100 * r[key] / r["messages"] for r in days], marker="o", color=color, label=label)
         b.set_xlabel("day (handled by the model trained the night before)")
         b.set_ylabel("% of the day's messages")
         b.set_title("How messages were handled")
@@ -168,15 +167,8 @@ def _run(row: dict) -> str:
     return str(row["status"])
 
 
-def _handed(row: dict) -> int:
-    """Messages a person took over: every one neither answered nor resolved by a clarify pick."""
-    return row["clarified_or_handed"] - row["clarified"]
-
-
 def _pct(row: dict, key: str) -> str:
-    if not row.get("messages"):
-        return "-"
-    return f"{100 * (_handed(row) if key == 'handed_over' else row[key]) / row['messages']:.1f}%"
+    return f"{100 * row[key] / row['messages']:.1f}%" if row.get("messages") else "-"
 
 
 def main() -> None:
@@ -237,7 +229,8 @@ def main() -> None:
         row = {"night": night, "messages": len(day), "answered_right": counts["answered_right"],
                "clarified_or_handed": counts["clarified"] + counts["handed_over"],
                "answered_wrong": counts["answered_wrong"], "corrected": counts["corrected"],
-               "clarified": counts["clarified"], "handoff_labelled": counts["handoff_labelled"],
+               "clarified": counts["clarified"], "handed_over": counts["handed_over"],
+               "handoff_labelled": counts["handoff_labelled"],
                "status": run.get("status"), "mode": run.get("mode"),
                "version": ctx.live.current.version, "wall_s": wall,
                "train_examples": (run.get("manifest") or {}).get("examples"),

@@ -61,9 +61,8 @@ def test_flips_count_regressions_and_fixes_separately() -> None:
 def test_simulation_table_splits_clarified_from_handed_over(tmp_path: Path) -> None:
     import simulate
 
-    day = {"night": 1, "messages": 500, "answered_right": 374, "clarified": 86, "clarified_or_handed": 112,
+    day = {"night": 1, "messages": 500, "answered_right": 374, "clarified": 86, "handed_over": 26,
            "answered_wrong": 14, "test_accuracy": 0.9}
-    assert simulate._handed(day) == 26
     assert [simulate._pct(day, k) for k in ("answered_right", "clarified", "handed_over", "answered_wrong")] == \
         ["74.8%", "17.2%", "5.2%", "2.8%"]
     assert simulate._pct({"night": 0}, "clarified") == "-"

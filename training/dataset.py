@@ -175,7 +175,8 @@ def build_dataset(store: Any, kb: Any, options: DatasetOptions | None = None) ->
         if not text or row["intent"] not in known:
             excluded["purged_text" if not text else "unknown_intent"] += 1
             continue
-        if text_key(text) in silver_keys:  # the same words 👍'd again take no second slot of the cap
+        key = text_key(text)
+        if key in silver_keys:  # the same words 👍'd again take no second slot of the cap
             excluded["duplicate"] += 1
             continue
         group = silver_by_intent.setdefault(row["intent"], [])
@@ -183,7 +184,7 @@ def build_dataset(store: Any, kb: Any, options: DatasetOptions | None = None) ->
             excluded["silver_over_cap"] += 1
             continue
         group.append(Example(text, row["intent"], None, opt.silver_weight, "silver"))
-        silver_keys.add(text_key(text))
+        silver_keys.add(key)
     silver = [ex for name in sorted(silver_by_intent) for ex in silver_by_intent[name]]
 
     eval_examples, eval_dupes = _dedupe(eval_examples, set())
