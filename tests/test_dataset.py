@@ -82,11 +82,39 @@ def test_correction_hold_out_is_stable_and_never_trained_on(setup) -> None:  # n
     assert [e.text for e in again.eval] == [e.text for e in data.eval]
 
 
+def picked(store: Store, text: str, intent: str) -> int:
+    message_id, _ = add_message(store, text, intent="refund", decision="clarify")
+    store.record_label(message_id, intent=intent, source="clarify", user="U1")
+    return message_id
+
+
+def test_clarify_picks_are_held_out_by_the_same_hash_as_corrections(setup) -> None:  # noqa: ANN001
+    store, kb = setup
+    texts = [f"parcel or refund question {i}" for i in range(60)]
+    for text in texts:
+        picked(store, text, "track_order")
+    held = {t for t in texts if held_out(t, 5)}
+    correct(store, next(iter(held)) + "!", "refund")  # the same words corrected: one held-out example, the verdict's
+    # Words the knowledge base trains on always train, whoever labels them: a held-out copy would push the
+    # admin's own example out of training.
+    kb_text = next(t.text for t in kb.examples("train") if held_out(t.text, 5))
+    picked(store, kb_text, "track_order")
+    data = build_dataset(store, kb)
+
+    eval_picks = [e for e in data.eval if e.source == "clarify"]
+    assert 5 <= len(held) <= 20  # about one in five
+    assert {e.text for e in eval_picks} == held - {next(iter(held))}
+    assert all(e.served_by == "v0001" and e.intent == "track_order" and e.weight == 1.0 for e in eval_picks)
+    assert [e.intent for e in data.eval if e.source == "correction"] == ["refund"]
+    train = {text_key(e.text): e for e in data.train}
+    assert {text_key(t) for t in texts if t not in held} <= train.keys() and not held & {e.text for e in data.train}
+    assert train[text_key(kb_text)].source == "clarify"  # the pick on the KB's words trains (it outranks the KB)
+    assert data.manifest["eval"]["per_source"]["clarify"] == len(eval_picks)
+
+
 def test_dedupe_keeps_the_strongest_label_and_caps_silver(setup) -> None:  # noqa: ANN001
     store, kb = setup
-    kb_text = next(t.text for t in kb.examples("train") if t.intent == "refund")
-    if held_out(kb_text, 5):
-        pytest.skip("picked text is in the correction hold-out")
+    kb_text = next(t.text for t in kb.examples("train") if t.intent == "refund" and held_out(t.text, 5))
     correct(store, kb_text.upper(), "track_order")  # an agent relabels a knowledge-base phrasing
     for i in range(8):
         upvoted(store, f"status of my parcel {i}", "track_order", 0.9)

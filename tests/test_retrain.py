@@ -143,7 +143,7 @@ def test_gate_promotes_a_better_candidate_then_skips_then_goes_fast(tmp_path: Pa
     # Its frozen encoder was trained on nearly all of its validation split: thresholds use only unseen data.
     fast_card = modeldir.read(settings.models_dir / "v0003")
     compared = fast["metrics"]["compared"]
-    unseen = fast["metrics"]["candidate"]["samples"] + compared["left_out_active_mistakes"] + \
+    unseen = fast["metrics"]["candidate"]["samples"] + compared["left_out_served_by_active"] + \
         compared["left_out_unshared_intent"]  # every intent-labelled example of the fixed evaluation set
     assert fast_card.metrics["validation"]["thresholds_fitted_on"] == unseen
 
@@ -408,12 +408,14 @@ def test_the_gate_compares_both_models_only_where_neither_is_favoured() -> None:
     examples = [Example("where is my parcel", "track_order", source="knowledge_base"),
                 Example("refund me now", "refund", source="correction", served_by="v0003"),  # v0003's own mistake
                 Example("refund me later", "refund", source="correction", served_by="v0002"),  # an older model's
+                Example("refund or track?", "refund", source="clarify", served_by="v0003"),  # v0003 was unsure
+                Example("track or refund?", "track_order", source="clarify", served_by="v0001"),
                 Example("gift cards?", "gift_cards", source="knowledge_base"),  # only the candidate knows it
                 Example("ugh", None, "negative", source="knowledge_base")]
     kept, labels, left_out = comparison_set(examples, ["track_order", "refund", "gift_cards"], "v0003",
                                             ["track_order", "refund", "reset_password"])
-    assert [e.text for e in kept] == ["where is my parcel", "refund me later", "ugh"]
+    assert [e.text for e in kept] == ["where is my parcel", "refund me later", "track or refund?", "ugh"]
     assert labels == ["refund", "track_order"]  # both models choose among the intents they share
-    assert left_out == {"left_out_active_mistakes": 1, "left_out_unshared_intent": 1}
+    assert left_out == {"left_out_served_by_active": 2, "left_out_unshared_intent": 1}
     first, first_labels, _ = comparison_set(examples, ["track_order", "refund", "gift_cards"], None, None)
     assert first == examples and first_labels == ["gift_cards", "refund", "track_order"]  # no active model yet

@@ -79,22 +79,23 @@ def comparison_set(examples: Sequence[Example], candidate_intents: Sequence[str]
                    active: str | None, active_intents: Sequence[str] | None) -> tuple[list[Example], list[str], dict]:
     """The examples and intents on which the candidate and the active model can be compared fairly.
 
-    Left out: a held-out correction of a message the active version answered (it exists because that
-    model got it wrong, so counting it hands the candidate a point), and intents only one model knows
-    (the other cannot be right on them). Both models then pick among the shared intents only."""
+    Left out: a held-out label of a message the active version served, because that message was chosen
+    by the active model's own output: a correction exists because it got the message wrong, and a clarify
+    pick because it was unsure, so counting either hands the candidate a point. Also left out: intents only
+    one model knows (the other cannot be right on them). Both models then pick among the shared intents."""
     if active is None or active_intents is None:
         labels = sorted(set(candidate_intents) | {e.intent for e in examples if e.intent})
-        return list(examples), labels, {"left_out_active_mistakes": 0, "left_out_unshared_intent": 0}
+        return list(examples), labels, {"left_out_served_by_active": 0, "left_out_unshared_intent": 0}
     shared = sorted(set(candidate_intents) & set(active_intents))
-    kept, mistakes, unshared = [], 0, 0
+    kept, served, unshared = [], 0, 0
     for e in examples:
-        if e.source == "correction" and e.served_by == active:
-            mistakes += 1
+        if e.source in ("correction", "clarify") and e.served_by == active:
+            served += 1
         elif e.intent and e.intent not in shared:
             unshared += 1
         else:
             kept.append(e)
-    return kept, shared, {"left_out_active_mistakes": mistakes, "left_out_unshared_intent": unshared}
+    return kept, shared, {"left_out_served_by_active": served, "left_out_unshared_intent": unshared}
 
 
 def evaluate_model(path: Path, examples: Sequence[Example], labels: list[str], settings: Settings) -> dict[str, Any]:
