@@ -94,16 +94,21 @@ def test_clarify_picks_are_held_out_by_the_same_hash_as_corrections(setup) -> No
     for text in texts:
         picked(store, text, "track_order")
     held = {t for t in texts if held_out(t, 5)}
-    correct(store, next(iter(held)) + "!", "refund")  # the same words corrected: one held-out example, the verdict's
+    assert 5 <= len(held) <= 20  # about one in five
+    corrected, new_topic = sorted(held)[:2]
+    correct(store, corrected + "!", "refund")  # the same words corrected: one held-out example, the verdict's
+    correct(store, new_topic, NEW_TOPIC)  # words an agent called a new topic test no intent either
     # Words the knowledge base trains on always train, whoever labels them: a held-out copy would push the
     # admin's own example out of training.
-    kb_text = next(t.text for t in kb.examples("train") if held_out(t.text, 5))
+    kb_text = next((t.text for t in kb.examples("train") if held_out(t.text, 5)), None)
+    assert kb_text, "the fixture's knowledge base has no training example in the hold-out bucket"
     picked(store, kb_text, "track_order")
     data = build_dataset(store, kb)
 
     eval_picks = [e for e in data.eval if e.source == "clarify"]
-    assert 5 <= len(held) <= 20  # about one in five
-    assert {e.text for e in eval_picks} == held - {next(iter(held))}
+    assert {e.text for e in eval_picks} == held - {corrected, new_topic}
+    # Duplicates: the pick that lost to the correction on the same words, and the KB example the pick outranks.
+    assert data.manifest["excluded"]["new_topic_text"] == 1 and data.manifest["excluded"]["duplicate"] == 2
     assert all(e.served_by == "v0001" and e.intent == "track_order" and e.weight == 1.0 for e in eval_picks)
     assert [e.intent for e in data.eval if e.source == "correction"] == ["refund"]
     train = {text_key(e.text): e for e in data.train}
@@ -114,7 +119,8 @@ def test_clarify_picks_are_held_out_by_the_same_hash_as_corrections(setup) -> No
 
 def test_dedupe_keeps_the_strongest_label_and_caps_silver(setup) -> None:  # noqa: ANN001
     store, kb = setup
-    kb_text = next(t.text for t in kb.examples("train") if t.intent == "refund" and held_out(t.text, 5))
+    kb_text = next((t.text for t in kb.examples("train") if t.intent == "refund" and held_out(t.text, 5)), None)
+    assert kb_text, "the fixture's knowledge base has no refund example in the hold-out bucket"
     correct(store, kb_text.upper(), "track_order")  # an agent relabels a knowledge-base phrasing
     for i in range(8):
         upvoted(store, f"status of my parcel {i}", "track_order", 0.9)

@@ -403,6 +403,7 @@ def test_a_run_past_its_time_limit_is_stopped_and_marked_failed(tmp_path: Path, 
 
 def test_the_gate_compares_both_models_only_where_neither_is_favoured() -> None:
     from training.data import Example
+    from training.dataset import example_key
     from training.gate import comparison_set
 
     examples = [Example("where is my parcel", "track_order", source="knowledge_base"),
@@ -416,6 +417,13 @@ def test_the_gate_compares_both_models_only_where_neither_is_favoured() -> None:
                                             ["track_order", "refund", "reset_password"])
     assert [e.text for e in kept] == ["where is my parcel", "refund me later", "track or refund?", "ugh"]
     assert labels == ["refund", "track_order"]  # both models choose among the intents they share
-    assert left_out == {"left_out_served_by_active": 2, "left_out_unshared_intent": 1}
+    assert left_out == {"left_out_served_by_active": 2, "left_out_trained_by_active": 0, "left_out_unshared_intent": 1}
+    # A label the active version trained on (same words, same intent) is no test of it; the same words with
+    # another label are (a relabelled example is exactly what the candidate should get right).
+    trained = {example_key(Example("Where is my parcel!", "track_order")), example_key(Example("ugh", "refund"))}
+    kept, _, left_out = comparison_set(examples, ["track_order", "refund"], "v0003", ["track_order", "refund"],
+                                       trained)
+    assert [e.text for e in kept] == ["refund me later", "track or refund?", "ugh"]
+    assert left_out["left_out_trained_by_active"] == 1
     first, first_labels, _ = comparison_set(examples, ["track_order", "refund", "gift_cards"], None, None)
     assert first == examples and first_labels == ["gift_cards", "refund", "track_order"]  # no active model yet

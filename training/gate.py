@@ -11,7 +11,7 @@ Otherwise the version is registered ``rejected`` with the reasons.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import numpy as np
 from bot.config import Settings
 from models import messages
 from training.data import Example
+from training.dataset import example_key
 from training.evaluate import classification_report
 
 PARITY_MAX_DIFF = 1e-3
@@ -76,26 +77,33 @@ def _intent_predictions(classifier: Any, texts: list[str], labels: list[str]) ->
 
 
 def comparison_set(examples: Sequence[Example], candidate_intents: Sequence[str],
-                   active: str | None, active_intents: Sequence[str] | None) -> tuple[list[Example], list[str], dict]:
+                   active: str | None, active_intents: Sequence[str] | None,
+                   active_trained: Collection[str] = frozenset()) -> tuple[list[Example], list[str], dict]:
     """The examples and intents on which the candidate and the active model can be compared fairly.
 
     Left out: a held-out label of a message the active version served, because that message was chosen
     by the active model's own output: a correction exists because it got the message wrong, and a clarify
-    pick because it was unsure, so counting either hands the candidate a point. Also left out: intents only
-    one model knows (the other cannot be right on them). Both models then pick among the shared intents."""
+    pick because it was unsure, so counting either hands the candidate a point. Also left out: an example
+    the active version trained on (``active_trained``, its ``example_key`` list: a label that moved into the
+    evaluation set after a knowledge-base edit or an upgrade from a version that trained on every pick),
+    and intents only one model knows (the other cannot be right on them). Both models then pick among the
+    shared intents."""
+    counts = {"left_out_served_by_active": 0, "left_out_trained_by_active": 0, "left_out_unshared_intent": 0}
     if active is None or active_intents is None:
         labels = sorted(set(candidate_intents) | {e.intent for e in examples if e.intent})
-        return list(examples), labels, {"left_out_served_by_active": 0, "left_out_unshared_intent": 0}
+        return list(examples), labels, counts
     shared = sorted(set(candidate_intents) & set(active_intents))
-    kept, served, unshared = [], 0, 0
+    kept = []
     for e in examples:
         if e.source in ("correction", "clarify") and e.served_by == active:
-            served += 1
+            counts["left_out_served_by_active"] += 1
+        elif example_key(e) in active_trained:
+            counts["left_out_trained_by_active"] += 1
         elif e.intent and e.intent not in shared:
-            unshared += 1
+            counts["left_out_unshared_intent"] += 1
         else:
             kept.append(e)
-    return kept, shared, {"left_out_served_by_active": served, "left_out_unshared_intent": unshared}
+    return kept, shared, counts
 
 
 def evaluate_model(path: Path, examples: Sequence[Example], labels: list[str], settings: Settings) -> dict[str, Any]:

@@ -25,7 +25,6 @@ corrections is simply rejected and the next larger batch of data triggers a full
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -35,7 +34,7 @@ from pathlib import Path
 from models import modeldir
 from training.config import TrainConfig
 from training.data import Example
-from training.dataset import RetrainDataset, text_key
+from training.dataset import RetrainDataset, example_key
 
 ENCODER_DIR = "encoder"
 DATA_KEYS_FILE = "data_keys.json"
@@ -44,16 +43,19 @@ FAST_MAX_SHARE = 0.05
 
 
 def _data_keys(examples: Sequence[Example]) -> set[str]:
-    return {hashlib.sha1(f"{text_key(e.text)}\x1f{e.intent}\x1f{e.sentiment}".encode()).hexdigest()[:16]
-            for e in examples}
+    return {example_key(e) for e in examples}
+
+
+def trained_keys(card: modeldir.ModelCard | None) -> set[str]:
+    """What ``card``'s version trained on (``example_key`` of each example); empty when it did not record it."""
+    if card is None or not (card.path / DATA_KEYS_FILE).is_file():
+        return set()
+    return set(json.loads((card.path / DATA_KEYS_FILE).read_text()))
 
 
 def choose_mode(requested: str, data: RetrainDataset, active: modeldir.ModelCard | None) -> tuple[str, str, int]:
     """(mode, why, number of new training examples) -- see the module docstring for the rule."""
-    known: set[str] = set()
-    if active and (active.path / DATA_KEYS_FILE).is_file():
-        known = set(json.loads((active.path / DATA_KEYS_FILE).read_text()))
-    new = len(_data_keys(data.train) - known)
+    new = len(_data_keys(data.train) - trained_keys(active))
     can_fast, why_not = True, ""
     if active is None:
         can_fast, why_not = False, "there is no active model to start from"
@@ -77,10 +79,13 @@ def choose_mode(requested: str, data: RetrainDataset, active: modeldir.ModelCard
 
 
 def build_version(data: RetrainDataset, config: TrainConfig, dest: Path, version: str, run_dir: Path,
-                  progress: bool = False, teacher: Path | None = None) -> modeldir.ModelCard:
+                  progress: bool = False, teacher: Path | None = None,
+                  calibration: Sequence[Example] | None = None) -> modeldir.ModelCard:
     """Fine-tune, save the encoder (for later fast runs), export with parity, and rename into place.
 
     ``teacher``: the active version's folder, distilled from when ``config.distill_weight`` > 0.
+    ``calibration``: the held-out examples the router's thresholds are fitted on besides the validation
+    split (default: the fixed evaluation set).
     """
     from training.finetune import train
     from training.pipeline import _write
@@ -96,7 +101,8 @@ def build_version(data: RetrainDataset, config: TrainConfig, dest: Path, version
         (staging / DATA_KEYS_FILE).write_text(json.dumps(sorted(_data_keys(data.train))))
         # A fast run's frozen encoder is the active version's, fine-tuned on nearly all of this validation
         # split: only the fixed evaluation set is unseen data for fitting the router's thresholds.
-        return _write(result, staging, dest, version, data.eval, data.manifest, progress, calibration=data.eval,
+        held = list(data.eval if calibration is None else calibration)
+        return _write(result, staging, dest, version, data.eval, data.manifest, progress, calibration=held,
                       calibration_only=config.freeze_encoder)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -48,13 +48,13 @@ from models import messages, modeldir
 from models.errors import CsbotError, ExportError
 from models.registry import Registry
 from training.config import DEFAULT_BASE_MODEL, TrainConfig
-from training.dataset import DatasetOptions, build_dataset
+from training.dataset import DatasetOptions, build_dataset, example_key
 from training.gate import PARITY_MAX_DIFF as PARITY_MAX_DIFF
 from training.gate import PARITY_MIN_AGREEMENT as PARITY_MIN_AGREEMENT
 from training.gate import _metrics, apply_gate, comparison_set, corrections_check, evaluate_model
 from training.job_guard import LOG_EXCERPT_LINES, JobLog, Watchdog, describe_error
 from training.modes import DATA_KEYS_FILE as DATA_KEYS_FILE
-from training.modes import ENCODER_DIR, build_version, choose_mode
+from training.modes import ENCODER_DIR, build_version, choose_mode, trained_keys
 from training.modes import FAST_MAX_NEW as FAST_MAX_NEW
 from training.modes import FAST_MAX_SHARE as FAST_MAX_SHARE
 from training.report_chart import _history, save_report_chart
@@ -194,6 +194,7 @@ def _run(settings: Settings, store: Store, opts: RetrainOptions, run_id: int, ru
             active_card = registry.check(active)
         except CsbotError as exc:
             log.warning("the active model %s cannot be read (%s); comparing against nothing", active, exc)
+    active_trained = trained_keys(active_card)
     mode, mode_reason, new_count = choose_mode(opts.mode, data, active_card)
     log.info("mode: %s (%s)", mode, mode_reason)
     learning.update_run(store, run_id, mode=mode, manifest_json=data.manifest)
@@ -208,7 +209,9 @@ def _run(settings: Settings, store: Store, opts: RetrainOptions, run_id: int, ru
     parity_error = None
     try:
         teacher = active_card.path if active_card and mode == "full" and config.distill_weight else None
-        card = build_version(data, config, registry.root / version, version, run_dir, opts.progress, teacher)
+        # A fast run keeps the active encoder, so its thresholds may only be fitted on what that encoder never saw.
+        unseen = [e for e in data.eval if example_key(e) not in active_trained] if mode == "fast" else None
+        card = build_version(data, config, registry.root / version, version, run_dir, opts.progress, teacher, unseen)
     except ExportError as exc:
         card, parity_error = None, str(exc).splitlines()[0]
     train_seconds = time.perf_counter() - train_started
@@ -216,7 +219,7 @@ def _run(settings: Settings, store: Store, opts: RetrainOptions, run_id: int, ru
     _phase(store, run_id, "evaluate")
     candidate_intents = card.intents if card else data.intents
     compared, labels, left_out = comparison_set(data.eval, candidate_intents, active if active_card else None,
-                                                active_card.intents if active_card else None)
+                                                active_card.intents if active_card else None, active_trained)
     cand = evaluate_model(card.path, compared, labels, settings) if card else None
     act = evaluate_model(active_card.path, compared, labels, settings) if active_card else None
     corrections = corrections_check(card.path, data.corrections, settings) if card else {"total": 0}
