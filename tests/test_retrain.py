@@ -409,21 +409,19 @@ def test_the_gate_compares_both_models_only_where_neither_is_favoured() -> None:
     examples = [Example("where is my parcel", "track_order", source="knowledge_base"),
                 Example("refund me now", "refund", source="correction", served_by="v0003"),  # v0003's own mistake
                 Example("refund me later", "refund", source="correction", served_by="v0002"),  # an older model's
-                Example("refund or track?", "refund", source="clarify", served_by="v0003"),  # v0003 was unsure
-                Example("track or refund?", "track_order", source="clarify", served_by="v0001"),
                 Example("gift cards?", "gift_cards", source="knowledge_base"),  # only the candidate knows it
                 Example("ugh", None, "negative", source="knowledge_base")]
     kept, labels, left_out = comparison_set(examples, ["track_order", "refund", "gift_cards"], "v0003",
                                             ["track_order", "refund", "reset_password"])
-    assert [e.text for e in kept] == ["where is my parcel", "refund me later", "track or refund?", "ugh"]
+    assert [e.text for e in kept] == ["where is my parcel", "refund me later", "ugh"]
     assert labels == ["refund", "track_order"]  # both models choose among the intents they share
-    assert left_out == {"left_out_served_by_active": 2, "left_out_trained_by_active": 0, "left_out_unshared_intent": 1}
+    assert left_out == {"left_out_served_by_active": 1, "left_out_trained_by_active": 0, "left_out_unshared_intent": 1}
     # A label the active version trained on (same words, same intent) is no test of it; the same words with
     # another label are (a relabelled example is exactly what the candidate should get right).
     trained = {example_key(Example("Where is my parcel!", "track_order")), example_key(Example("ugh", "refund"))}
     kept, _, left_out = comparison_set(examples, ["track_order", "refund"], "v0003", ["track_order", "refund"],
                                        trained)
-    assert [e.text for e in kept] == ["refund me later", "track or refund?", "ugh"]
+    assert [e.text for e in kept] == ["refund me later", "ugh"]
     assert left_out["left_out_trained_by_active"] == 1
     first, first_labels, _ = comparison_set(examples, ["track_order", "refund", "gift_cards"], None, None)
     assert first == examples and first_labels == ["gift_cards", "refund", "track_order"]  # no active model yet

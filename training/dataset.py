@@ -23,16 +23,15 @@ disagree on the same words, the newest verdict wins. "The same words" is ``text_
 spacing, punctuation and Unicode forms ignored.
 
 The fixed evaluation set is the knowledge base's held-out split plus a stable slice of the
-labelled messages, corrections and clarify picks alike, chosen by a hash of the normalised text
-(1 in ``eval_every``): the same text always lands on the same side, so a label is never both
-trained on and tested on, and the set grows as labels arrive. Words the knowledge base trains on
-are never held out (the admin's example would otherwise leave training), so editing the knowledge
-base can move a label from one side to the other; the gate leaves out what the active version
-trained on for that reason.
-Clarify picks are there for the gate's power, not its size: they are the messages near a boundary
-between two intents, where two models disagree, and only disagreements decide a paired comparison.
-(The 389 knowledge-base examples of the Banking77 simulation could not tell a 1.6-point gain from
-chance; ``training.gate.comparison_set`` leaves out the picks the active version itself asked about.)
+corrections, chosen by a hash of the normalised text (1 in ``eval_every``): the same text always
+lands on the same side, so a correction is never both trained on and tested on, and the set grows
+as corrections arrive. Words the knowledge base trains on are never held out (the admin's example
+would otherwise leave training), so editing the knowledge base can move a correction from one side
+to the other; the gate leaves out what the active version trained on for that reason.
+Clarify picks always train. Holding one in five out too (they sit on the boundary between two
+intents, where two models disagree, so they would give the gate more evidence per message) was
+measured and cost more than it gave: 40-160 fewer training examples a night, 0.6-2.1 points lower
+test accuracy on every night, and a worse candidate promoted (benchmarks/RESULTS.md, simulation run 13).
 """
 
 from __future__ import annotations
@@ -62,7 +61,7 @@ class DatasetOptions:
     silver_weight: float = 0.5
     silver_min_confidence: float = 0.7
     silver_cap: int = 50
-    eval_every: int = 5  # one labelled message in five (by hash) goes to the evaluation set
+    eval_every: int = 5  # one correction in five (by hash) goes to the evaluation set
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -150,8 +149,7 @@ def build_dataset(store: Any, kb: Any, options: DatasetOptions | None = None) ->
 
     clarify: list[Example] = []
     labelled: set[int] = set()
-    held_picks: list[Example] = []
-    for row in db.query("""SELECT l.message_id, l.intent, m.text, m.normalized_text, m.text_purged, m.model_version,
+    for row in db.query("""SELECT l.message_id, l.intent, m.text, m.normalized_text, m.text_purged,
                                   (SELECT count(*) FROM replies r JOIN feedback f ON f.reply_id = r.id
                                    WHERE r.message_id = l.message_id AND r.kind = 'answer' AND f.rating = -1) AS downs
                            FROM labels l JOIN messages m ON m.id = l.message_id
@@ -167,8 +165,6 @@ def build_dataset(store: Any, kb: Any, options: DatasetOptions | None = None) ->
             excluded["purged_text"] += 1
         elif row["intent"] not in known:
             excluded["unknown_intent"] += 1
-        elif to_eval(text):
-            held_picks.append(Example(text, row["intent"], None, 1.0, "clarify", row["model_version"]))
         else:
             clarify.append(Example(text, row["intent"], None, opt.clarify_weight, "clarify"))
 
@@ -209,8 +205,8 @@ def build_dataset(store: Any, kb: Any, options: DatasetOptions | None = None) ->
 
     # Customers' picks and 👍 answers on words an agent called a new topic are not evidence for an intent.
     # (The knowledge base is the admin's own word and stays.)
-    picked, held_picks, liked = (_without(examples, new_topics, excluded) for examples in (clarify, held_picks, silver))
-    eval_examples, eval_dupes = _dedupe([*eval_examples, *held_picks], set())
+    picked, liked = _without(clarify, new_topics, excluded), _without(silver, new_topics, excluded)
+    eval_examples, eval_dupes = _dedupe(eval_examples, set())
     eval_keys = {text_key(e.text) for e in eval_examples}
     train, dropped = _dedupe([*corrections, *picked, *kb_train, *liked], eval_keys)
     excluded["duplicate"] += dropped["duplicate"] + eval_dupes["duplicate"]

@@ -81,11 +81,10 @@ def comparison_set(examples: Sequence[Example], candidate_intents: Sequence[str]
                    active_trained: Collection[str] = frozenset()) -> tuple[list[Example], list[str], dict]:
     """The examples and intents on which the candidate and the active model can be compared fairly.
 
-    Left out: a held-out label of a message the active version served, because that message was chosen
-    by the active model's own output: a correction exists because it got the message wrong, and a clarify
-    pick because it was unsure, so counting either hands the candidate a point. Also left out: an example
-    the active version trained on (``active_trained``, its ``example_key`` list: a label that moved into the
-    evaluation set after a knowledge-base edit or an upgrade from a version that trained on every pick),
+    Left out: a held-out correction of a message the active version served (it exists because that model
+    got it wrong, so counting it hands the candidate a point). Also left out: an example
+    the active version trained on (``active_trained``, its ``example_key`` list: a correction moves into the
+    evaluation set when an edit takes its words out of the knowledge base's training examples),
     and intents only one model knows (the other cannot be right on them). Both models then pick among the
     shared intents."""
     counts = {"left_out_served_by_active": 0, "left_out_trained_by_active": 0, "left_out_unshared_intent": 0}
@@ -95,7 +94,7 @@ def comparison_set(examples: Sequence[Example], candidate_intents: Sequence[str]
     shared = sorted(set(candidate_intents) & set(active_intents))
     kept = []
     for e in examples:
-        if e.source in ("correction", "clarify") and e.served_by == active:
+        if e.source == "correction" and e.served_by == active:
             counts["left_out_served_by_active"] += 1
         elif example_key(e) in active_trained:
             counts["left_out_trained_by_active"] += 1
