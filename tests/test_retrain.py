@@ -25,6 +25,7 @@ from learning_helpers import (
 
 from bot import learning
 from bot.config import Settings
+from bot.knowledge import load_knowledge_base
 from bot.store import Store
 from models import modeldir
 from models.registry import Registry
@@ -100,6 +101,36 @@ def with_two_refund_corrections(tmp_path: Path, word_base: Path, kw_kb: Path, we
         for text in trained_side("refund", 2):
             correct(store, text, "refund", predicted="reset_password", sentiment="neutral")
     return settings
+
+
+def test_a_label_the_active_version_trained_on_is_left_out_of_the_gate_and_of_fast_calibration(
+        tmp_path: Path, word_base: Path, weak_model: Path) -> None:
+    from training.retrain import RetrainOptions, run_retrain
+
+    kb_path = keyword_kb(tmp_path / "kb.yaml")
+    kb = load_knowledge_base(kb_path)
+    moved = next((e.text for e in kb.examples("train") if e.intent == "refund" and held_out(e.text, 5)), None)
+    assert moved, "the fixture's knowledge base has no refund example in the hold-out bucket"
+    settings = make_settings(data_dir(tmp_path, weak_model), kb_path, word_base)
+    with Store(settings.db_path) as store:
+        correct(store, moved, "refund")  # words the knowledge base trains on: the correction trains too
+        for text in trained_side("refund", 2):
+            correct(store, text, "refund", predicted="reset_password")
+    assert run_retrain(settings, RetrainOptions(trigger="test", overrides=FAST))["active_after"] == "v0002"
+    # The admin drops that phrasing from the knowledge base, so the correction on it joins the evaluation set,
+    # although the active version v0002 trained on it.
+    kb_path.write_text(kb_path.read_text(encoding="utf-8").replace(f'      - "{moved}"\n', ""), encoding="utf-8")
+    with Store(settings.db_path) as store:
+        correct(store, trained_side("track_order", 1)[0], "track_order")
+    fast = run_retrain(settings, RetrainOptions(trigger="test", overrides=FAST))
+
+    assert fast["mode"] == "fast", fast["mode_reason"]
+    compared = fast["metrics"]["compared"]
+    assert compared["left_out_trained_by_active"] >= 1
+    # The frozen encoder saw those: the thresholds are fitted on the rest of the evaluation set only.
+    unseen = fast["metrics"]["candidate"]["samples"] + compared["left_out_served_by_active"] + \
+        compared["left_out_unshared_intent"]
+    assert modeldir.read(settings.models_dir / "v0003").metrics["validation"]["thresholds_fitted_on"] == unseen
 
 
 def test_gate_promotes_a_better_candidate_then_skips_then_goes_fast(tmp_path: Path, word_base: Path, kw_kb: Path,
@@ -418,10 +449,11 @@ def test_the_gate_compares_both_models_only_where_neither_is_favoured() -> None:
     assert left_out == {"left_out_served_by_active": 1, "left_out_trained_by_active": 0, "left_out_unshared_intent": 1}
     # A label the active version trained on (same words, same intent) is no test of it; the same words with
     # another label are (a relabelled example is exactly what the candidate should get right).
-    trained = {example_key(Example("Where is my parcel!", "track_order")), example_key(Example("ugh", "refund"))}
+    trained = {example_key(Example("Where is my parcel!", "track_order")), example_key(Example("ugh", "refund")),
+               example_key(Example("refund me now", "refund"))}  # served by the active version and trained on
     kept, _, left_out = comparison_set(examples, ["track_order", "refund"], "v0003", ["track_order", "refund"],
                                        trained)
     assert [e.text for e in kept] == ["refund me later", "ugh"]
-    assert left_out["left_out_trained_by_active"] == 1
+    assert left_out == {"left_out_served_by_active": 0, "left_out_trained_by_active": 2, "left_out_unshared_intent": 1}
     first, first_labels, _ = comparison_set(examples, ["track_order", "refund", "gift_cards"], None, None)
     assert first == examples and first_labels == ["gift_cards", "refund", "track_order"]  # no active model yet

@@ -94,10 +94,10 @@ def comparison_set(examples: Sequence[Example], candidate_intents: Sequence[str]
     shared = sorted(set(candidate_intents) & set(active_intents))
     kept = []
     for e in examples:
-        if e.source == "correction" and e.served_by == active:
-            counts["left_out_served_by_active"] += 1
-        elif example_key(e) in active_trained:
+        if example_key(e) in active_trained:  # first: a fast run's calibration leaves out exactly these
             counts["left_out_trained_by_active"] += 1
+        elif e.source == "correction" and e.served_by == active:
+            counts["left_out_served_by_active"] += 1
         elif e.intent and e.intent not in shared:
             counts["left_out_unshared_intent"] += 1
         else:
