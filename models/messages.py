@@ -160,7 +160,7 @@ GATE_EVAL_BELOW = ("accuracy on the fixed evaluation set is {candidate:.1%}, bel
                    "more than the tolerance of {tolerance:.1%}{chance}")
 GATE_EVAL_CHANCE = ("; the active model alone gets {only_active} of its messages right and the candidate alone "
                     "{only_candidate}, a split with probability {p_value:.3f} between equally good models, "
-                    "below {alpha}")
+                    "below CSBOT_GATE_ALPHA = {alpha:g}")
 GATE_CORRECTIONS = ("it gets right only {right} of the {total} corrected examples it trained on ({share:.0%}); "
                     "the gate needs {required:.0%} (a count this low has probability {chance:.3f} for a model "
                     "that learns {required:.0%} of them, below {alpha})")

@@ -1,8 +1,9 @@
 """Evaluate a candidate against the active model and decide whether it may be promoted.
 
 Promote only if (1) eval accuracy >= the active model's minus ``CSBOT_GATE_TOLERANCE`` on the
-same fixed evaluation set (less what would favour one side: ``comparison_set``), or the shortfall is
-within chance by a paired sign test at ``CSBOT_GATE_ALPHA``, (2) the candidate
+same fixed evaluation set (less what would favour one side: ``comparison_set``), or, when
+``CSBOT_GATE_ALPHA`` is set below its default 1, the shortfall is within chance by a paired sign
+test at that level, (2) the candidate
 gets right ``CSBOT_GATE_CORRECTIONS_SHARE`` of the corrected examples it trained on (with a binomial
 allowance for small counts), and (3) its ONNX export passed the parity check.
 Otherwise the version is registered ``rejected`` with the reasons.
