@@ -53,9 +53,13 @@ def trained_keys(card: modeldir.ModelCard | None) -> set[str]:
     return set(json.loads((card.path / DATA_KEYS_FILE).read_text()))
 
 
-def choose_mode(requested: str, data: RetrainDataset, active: modeldir.ModelCard | None) -> tuple[str, str, int]:
-    """(mode, why, number of new training examples) -- see the module docstring for the rule."""
-    new = len(_data_keys(data.train) - trained_keys(active))
+def choose_mode(requested: str, data: RetrainDataset, active: modeldir.ModelCard | None,
+                active_trained: set[str] | None = None) -> tuple[str, str, int]:
+    """(mode, why, number of new training examples) -- see the module docstring for the rule.
+
+    ``active_trained``: ``trained_keys(active)`` when the caller has already read it."""
+    known = trained_keys(active) if active_trained is None else active_trained
+    new = len(_data_keys(data.train) - known)
     can_fast, why_not = True, ""
     if active is None:
         can_fast, why_not = False, "there is no active model to start from"

@@ -195,7 +195,7 @@ def _run(settings: Settings, store: Store, opts: RetrainOptions, run_id: int, ru
         except CsbotError as exc:
             log.warning("the active model %s cannot be read (%s); comparing against nothing", active, exc)
     active_trained = trained_keys(active_card)
-    mode, mode_reason, new_count = choose_mode(opts.mode, data, active_card)
+    mode, mode_reason, new_count = choose_mode(opts.mode, data, active_card, active_trained)
     log.info("mode: %s (%s)", mode, mode_reason)
     learning.update_run(store, run_id, mode=mode, manifest_json=data.manifest)
 
