@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from fake_slack import (
     block_actions_body,
     block_suggestion_body,
@@ -150,6 +151,41 @@ def test_handoff_post_buttons(env: Env) -> None:
     env.fake.wait_for("chat.postEphemeral", channel=AGENTS_CHANNEL, user=AGENT, thread_ts=posted["ts"])
     rows = env.rows("SELECT * FROM corrections WHERE message_id = ?", [message_id])
     assert len(rows) == 1 and rows[0]["correct_intent"] == "refund"
+
+
+def test_a_guess_the_knowledge_base_lost_gets_no_answer_was_right(env: Env) -> None:
+    """A guess that is no longer an intent of the knowledge base cannot be confirmed: the next retrain would drop it
+    as an unknown intent, and the message would have left the review queue with its label lost."""
+    before = len(env.fake.of("chat.postMessage", channel=AGENTS_CHANNEL))
+    _, _, first = env.ask("my widget squeaks at night", "D0HANDGONE1", mode="handoff")
+    old_post = env.fake.wait_for("chat.postMessage", before + 1, channel=AGENTS_CHANNEL)[-1]
+    guessed = env.rows("SELECT intent FROM messages WHERE id = ?", [first])[0]["intent"]
+    kb_path, original = env.ctx.settings.kb_path, env.ctx.settings.kb_path.read_text(encoding="utf-8")
+    edited = yaml.safe_load(original)
+    edited["intents"] = [entry for entry in edited["intents"] if entry["name"] != guessed]
+    kb_path.write_text(yaml.safe_dump(edited, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    try:
+        env.use("answer")  # a swap reloads the knowledge base
+        assert guessed not in env.ctx.kb.intents
+        _, _, second = env.ask("my widget squeaks at night", "D0HANDGONE2")  # same words, same guess: no answer
+        assert env.rows("SELECT reason FROM messages WHERE id = ?", [second])[0]["reason"].split(":")[0] == "no_answer"
+        post = env.fake.wait_for("chat.postMessage", before + 2, channel=AGENTS_CHANNEL)[-1]
+        actions = next(b for b in post.params["blocks"] if b.get("block_id") == blocks.HANDOFF_BLOCK)
+        assert [e["action_id"] for e in actions["elements"]] == [blocks.HANDOFF_CORRECT]
+        # The post from before the edit still shows the button: a click is refused and nothing is stored.
+        posted = {"type": "message", "ts": "1700000000.000300", "text": old_post.params["text"],
+                  "blocks": old_post.params["blocks"]}
+        env.action(block_actions_body(user=AGENT, channel=AGENTS_CHANNEL, message=posted,
+                                      action_id=blocks.HANDOFF_RIGHT, value=str(first)))
+        refusal = env.fake.wait_for("chat.postEphemeral", channel=AGENTS_CHANNEL, user=AGENT,
+                                    thread_ts=posted["ts"])[-1]
+        assert messages.UNKNOWN_INTENT.split("'{intent}'")[0] + f"'{guessed}'" in refusal.params["text"]
+        assert not env.rows("SELECT * FROM corrections WHERE message_id = ?", [first])
+    finally:  # the app is shared by this module's tests: the file back, and a swap to reload it
+        kb_path.write_text(original, encoding="utf-8")
+        env.use("clarify")
+        env.use("answer")
+    assert guessed in env.ctx.kb.intents
 
 
 def test_a_correction_closes_the_handoff_post_and_a_later_right_click_keeps_it(env: Env) -> None:

@@ -128,10 +128,10 @@ class Agents:
             await tell(self.rt, user=user, channel=channel, thread_ts=ts,
                        text=messages.FLAG_GONE if message is None else messages.HANDOFF_NO_GUESS)
             return
-        settings, intent = self.rt.ctx.settings, str(message["intent"])
-        try:
+        settings, intent, known = self.rt.ctx.settings, str(message["intent"]), tuple(self.rt.ctx.kb.intents)
+        try:  # the guess may name an intent the knowledge base no longer has: refused, never stored untrainable
             text = await self.rt.in_thread(lambda: admin.label(settings, message_id, intent, agent=user,
-                                                               confirm_guess=True))
+                                                               known_intents=known, confirm_guess=True))
         except CsbotError as error:
             await tell(self.rt, user=user, channel=channel, thread_ts=ts, text=f"{messages.ERROR_PREFIX}{error}")
             return

@@ -129,8 +129,11 @@ def replace_actions(blocks: list[Block] | None, note: str, fallback_text: str = 
 
 def agents_blocks(*, title: str, user: str, text: str, intent: str | None, confidence: float | None,
                   sentiment: str | None, sentiment_score: float | None, reason: str, link: str | None,
-                  priority: bool, message_id: int | None = None) -> list[Block]:
-    """The post in the agents' channel: who, what they wrote, the model's guess and why it handed over."""
+                  priority: bool, message_id: int | None = None, guess_known: bool = True) -> list[Block]:
+    """The post in the agents' channel: who, what they wrote, the model's guess and why it handed over.
+
+    ``guess_known``: False when the guess is not an intent of the knowledge base, so "Answer was right" is left
+    out (a label the next retrain cannot train on)."""
     unknown = messages.AGENTS_UNKNOWN
     conf = f"{confidence:.0%}" if confidence is not None else unknown
     mood = f"{sentiment} ({sentiment_score:.0%} negative)" if sentiment and sentiment_score is not None else (
@@ -143,9 +146,10 @@ def agents_blocks(*, title: str, user: str, text: str, intent: str | None, confi
     if link:
         blocks.append(context(messages.AGENTS_LINK.format(link=link)))
     if message_id is not None:  # agents label the message right from the post
+        right = [button(HANDOFF_RIGHT, messages.BUTTON_ANSWER_RIGHT, str(message_id), "primary")] if (
+            intent and guess_known) else []
         blocks.append({"type": "actions", "block_id": HANDOFF_BLOCK, "elements": [
-            button(HANDOFF_RIGHT, messages.BUTTON_ANSWER_RIGHT, str(message_id), "primary"),
-            button(HANDOFF_CORRECT, messages.BUTTON_CORRECT_INTENT, str(message_id))]})
+            *right, button(HANDOFF_CORRECT, messages.BUTTON_CORRECT_INTENT, str(message_id))]})
     if priority:
         blocks[0]["block_id"] = "csbot_priority"
     return blocks

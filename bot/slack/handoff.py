@@ -51,7 +51,8 @@ async def post_handoff(rt: Runtime, handoff: Handoff) -> bool:
     rendered = blocks.agents_blocks(
         title=title, user=handoff.user, text=handoff.text, intent=handoff.intent, confidence=handoff.confidence,
         sentiment=handoff.sentiment, sentiment_score=handoff.sentiment_score, reason=reason, link=link,
-        priority=handoff.priority, message_id=handoff.message_id)
+        priority=handoff.priority, message_id=handoff.message_id,
+        guess_known=handoff.intent in rt.ctx.kb.intents)
     text = messages.AGENTS_FALLBACK.format(title=title, user=handoff.user, text=blocks.cut(handoff.text, 300),
                                            reason=reason)
     posted = await rt.call("chat.postMessage", channel=channel, text=blocks.fallback(text), blocks=rendered,
