@@ -92,8 +92,11 @@ class Bot:
             predictions[i] = p
         latency = (time.perf_counter() - started) * 1000 / max(1, len(batch))
         thresholds = model.card.thresholds_for(model.variant)  # fitted on what this variant outputs
-        return [self._record(m, n, p, route(n, p, self.kb, thresholds), latency)
-                for m, n, p in zip(batch, normalized, predictions, strict=True)]
+        # All the batch's rows or none: a caller that retries each message after a failed write (the Slack
+        # pipeline does) must not store the ones before the failure twice.
+        with self.store.transaction():
+            return [self._record(m, n, p, route(n, p, self.kb, thresholds), latency)
+                    for m, n, p in zip(batch, normalized, predictions, strict=True)]
 
     def _record(self, incoming: Incoming, normalized: Normalized, prediction: Prediction | None, decision: Route,
                 latency_ms: float) -> Outcome:

@@ -257,6 +257,31 @@ def test_a_message_with_a_lone_surrogate_does_not_fail_its_batch(chat_setup: Cha
     assert ctx.store.get_message(outcomes[0].message_id)["text"] == "caf\ufffd where is my order"
 
 
+def test_a_write_that_fails_mid_batch_stores_none_of_the_batch(chat_setup: ChatSetup) -> None:
+    """The Slack pipeline retries each message of a failed batch alone: rows written before the failure would
+    be stored twice (twice in the stats, twice in the review queue)."""
+    ctx = open_context(chat_setup)
+    # A real SQLite failure on the second message's insert (a temporary trigger on this connection).
+    ctx.store.db.execute("CREATE TEMP TRIGGER refuse_one BEFORE INSERT ON messages WHEN NEW.text = 'refuse me' "
+                         "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END")
+    texts = ["where is my order", "refuse me", "i want a refund"]
+    batch = [Incoming(text=t, user="U9", channel="C1", thread_ts="4.0") for t in texts]
+
+    def stored() -> list[str]:
+        return [r["text"] for r in ctx.store.db.query("SELECT m.text FROM messages m JOIN conversations c ON "
+                                                      "c.id = m.conversation_id WHERE c.thread_ts = '4.0'")]
+
+    with pytest.raises(sqlite3.IntegrityError, match="disk is full"):
+        ctx.bot.handle_many(batch)
+    assert stored() == [] and not ctx.store.db.conn.in_transaction
+    for incoming in batch:  # what the pipeline does next
+        try:
+            ctx.bot.handle(incoming)
+        except sqlite3.IntegrityError:
+            pass
+    assert stored() == ["where is my order", "i want a refund"]
+
+
 def test_bytes_that_are_not_utf8_on_stdin_are_a_message_not_a_traceback(chat_setup: ChatSetup) -> None:
     env = {**chat_setup.env, "PYTHONIOENCODING": "utf-8"}  # strict decoding, as in a UTF-8 locale
     proc = subprocess.run([sys.executable, "-m", "bot.cli", "chat"], input=b"caf\xe9 where is my order\n/quit\n",

@@ -111,8 +111,8 @@ class MessagePipeline:
             log.exception("classifying a batch of %d messages failed", len(fresh))
         if len(fresh) == 1:
             return [], [], fresh
-        # One bad message must not cost the others their answer: try each on its own. (Tokenising and
-        # inference, where such failures arise, run in handle_many before any row is written.)
+        # One bad message must not cost the others their answer: try each on its own. (handle_many writes
+        # the batch's rows in one transaction, so a failure leaves none of them stored twice.)
         handled, outcomes, failed = [], [], []
         for job in fresh:
             try:
