@@ -8,11 +8,8 @@ reads the same everywhere and nothing is done or stored for someone who may not 
 
 from __future__ import annotations
 
-import contextlib
 import re
 import shlex
-import sqlite3
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,7 +17,6 @@ from typing import Any
 from bot import learning, messages, stats
 from bot.config import Settings
 from bot.store import Store
-from bot.store_core import open_error
 from models.errors import CsbotError
 
 ADMIN_COMMANDS = ("status", "models", "retrain", "promote", "rollback", "stats")
@@ -188,14 +184,6 @@ def retrain_text(handle: learning.RetrainHandle) -> str:
     return messages.RETRAIN_SKIPPED.format(reason=handle.reason)
 
 
-@contextlib.contextmanager
-def _store_errors(store: Store) -> Iterator[None]:
-    """A write refused by SQLite (busy past the timeout, a full disk, a read-only file) as the StoreError
-    every command shows. Only OperationalError: anything else is a bug, not the database's state."""
-    try:
-        yield
-    except sqlite3.OperationalError as exc:
-        raise open_error(store.path, exc, store.busy_timeout_ms) from exc
 
 
 def label(settings: Settings, message_id: int, intent: str | None, *, agent: str | None,
@@ -214,7 +202,7 @@ def label(settings: Settings, message_id: int, intent: str | None, *, agent: str
     if intent and intent != NEW_TOPIC and known_intents and intent not in known_intents:
         raise CsbotError(messages.UNKNOWN_INTENT.format(intent=intent, known=", ".join(sorted(known_intents))),
                          messages.UNKNOWN_INTENT_FIX)
-    with Store(settings.db_path) as store, _store_errors(store):
+    with Store(settings.db_path) as store:  # a busy or full database raises StoreError (Store.transaction)
         with store.transaction() as db:  # the check and the write as one: two agents may click at once
             if store.get_message(message_id) is None:
                 raise CsbotError(messages.NO_SUCH_MESSAGE.format(message_id=message_id),

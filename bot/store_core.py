@@ -58,9 +58,14 @@ def _scalar(db: Database, sql: str, params: Params = ()) -> Any:
     return db.execute(sql, params).fetchone()[0]
 
 
+# SQLite result codes that describe the database file's state (not a mistake in csbot's SQL).
+_DATABASE_STATE = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_FULL", "SQLITE_READONLY", "SQLITE_CANTOPEN",
+                   "SQLITE_PERM", "SQLITE_IOERR")
+
+
 def open_error(path: Path, exc: sqlite3.DatabaseError, busy_timeout_ms: int) -> StoreError:
-    """Say what kept the database from opening. Only a damaged file gets "move it away": a busy, full or
-    read-only one holds every message and correction, and moving it would lose them from view."""
+    """Say what kept the database from opening or from taking a write. Only a damaged file gets "move it
+    away": a busy, full or read-only one holds every message and correction, and moving it would lose them."""
     code = getattr(exc, "sqlite_errorname", "")
     if code.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
         what, fix = messages.DB_BUSY.format(path=path, seconds=busy_timeout_ms / 1000), messages.DB_BUSY_FIX
@@ -135,15 +140,22 @@ class StoreBase:
         if db.conn.in_transaction:
             yield db
             return
-        db.conn.execute("BEGIN IMMEDIATE")
         try:
-            yield db
-            db.conn.execute("COMMIT")
-        except BaseException:
-            # Also after a failed COMMIT: a transaction left open would swallow later writes.
-            if db.conn.in_transaction:
-                db.conn.execute("ROLLBACK")
-            raise
+            db.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                db.conn.execute("COMMIT")
+            except BaseException:
+                # Also after a failed COMMIT: a transaction left open would swallow later writes.
+                if db.conn.in_transaction:
+                    db.conn.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as exc:
+            # Busy past the timeout, a full disk, a read-only file: the StoreError every surface shows (chat,
+            # CLI, Slack, logs) instead of a traceback. Any other OperationalError is a bug and stays one.
+            if not getattr(exc, "sqlite_errorname", "").startswith(_DATABASE_STATE):
+                raise
+            raise open_error(self.path, exc, self.busy_timeout_ms) from exc
 
     def close(self) -> None:
         """Close every connection this store opened, whichever thread opened it."""

@@ -155,6 +155,36 @@ def test_chat_commands_without_an_answer_and_bad_corrections(chat_setup: ChatSet
     assert [(f["rating"], f["user"]) for f in feedback] == [(1, "agent-1")]  # only the answer was rated
 
 
+def test_a_locked_database_is_a_message_in_the_chat_and_the_vote_can_be_given_again(chat_setup: ChatSetup) -> None:
+    from bot.chat import run_chat
+    from bot.store import Store
+
+    ctx = open_context(chat_setup)
+    ctx.store.db.execute("PRAGMA busy_timeout = 100")  # this connection gives up after 0.1 s, not 10
+    holder = Store(chat_setup.data_dir / "csbot.db")  # another csbot process (a purge, a backup) writing
+
+    def lines() -> Iterator[str]:
+        yield chat_setup.clear[0] + "\n"
+        holder.db.execute("BEGIN IMMEDIATE")
+        yield from ("/up\n", "where is my order\n")
+        holder.db.execute("COMMIT")
+        yield from ("/up\n", "/quit\n")
+
+    out = io.StringIO()
+    try:
+        assert run_chat(ctx, lines(), out, user="agent-3") == 1  # type: ignore[arg-type]
+    finally:
+        holder.close()
+    text = out.getvalue()
+    busy = messages.DB_BUSY.format(path=ctx.settings.db_path, seconds=ctx.store.busy_timeout_ms / 1000)
+    assert text.count(f"bot> {messages.ERROR_PREFIX}{busy}") == 2  # the vote and the message, not a traceback
+    assert f"Fix: {messages.DB_BUSY_FIX}" in text
+    assert text.count(messages.RATED_UP) == 1  # the vote given again once the lock is gone
+    db = chat_setup.data_dir / "csbot.db"
+    assert [m["text"] for m in rows(db, "SELECT text FROM messages")] == [chat_setup.clear[0]]
+    assert [(f["rating"], f["user"]) for f in rows(db, "SELECT * FROM feedback")] == [(1, "agent-3")]
+
+
 def test_chat_corrects_sentiment_and_picks_up_a_promoted_model(chat_setup: ChatSetup, tiny_model: Path) -> None:
     from bot.chat import run_chat
     from models import modeldir

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import sqlite_utils
 
+from bot import messages
 from bot.migrations import MIGRATIONS
 from bot.store import NEW_TOPIC, Store, iso, parse_age
 from models.errors import StoreError
@@ -151,14 +152,18 @@ def test_writer_waits_for_the_lock_then_gives_up_after_busy_timeout(tmp_path: Pa
     holder, patient, impatient = Store(path), Store(path), Store(path, busy_timeout_ms=50)
     conversation_id = patient.get_or_create_conversation("C1", "1.0", "U1", "slack")
     with holder.transaction():
-        with pytest.raises(sqlite3.OperationalError, match="locked"):
+        with pytest.raises(StoreError, match="is busy") as caught:  # what every surface shows, not a traceback
             impatient.kv_set("k", "v")
+        assert caught.value.fix == messages.DB_BUSY_FIX and "(nothing was changed)" in str(caught.value)
         waiter = threading.Thread(target=lambda: message(patient, conversation_id))
         waiter.start()
         time.sleep(0.2)
         assert waiter.is_alive(), "the second writer should be queued on the write lock"
     waiter.join(timeout=10)
     assert count(patient, "messages") == 1
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):  # a bug in csbot's SQL stays one
+        with impatient.transaction() as db:
+            db.execute("UPDATE no_such_table SET x = 1")
     for opened in (holder, patient, impatient):
         opened.close()
 
