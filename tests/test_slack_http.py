@@ -46,6 +46,7 @@ from bot.store import Store
 from models.registry import Registry
 
 AGENTS, AGENT, GROUP_AGENT = slack_env.AGENTS_CHANNEL, slack_env.AGENT, slack_env.GROUP_AGENT
+CLARIFY_FIRST = f"{blocks.CLARIFY_PREFIX}0"  # the first intent a clarify question offers
 
 
 class Env(slack_env.Env):
@@ -440,6 +441,74 @@ def test_only_the_customer_may_choose_or_ask_for_a_human_and_only_once(env: Env)
     assert len([c for c in env.fake.of("chat.postMessage", channel=AGENTS) if "C0BYSTAND" in json.dumps(c.params)]) == 1
     kinds = [r["kind"] for r in env.rows("SELECT kind FROM replies WHERE message_id = ? ORDER BY id", [message_id])]
     assert kinds == ["clarify", "handoff"]
+
+
+def test_a_bystanders_vote_is_stored_but_leaves_the_customer_their_buttons(env: Env) -> None:
+    """chat.update changes the message for everyone in the channel: a bystander's 👍 must not take away the
+    customer's buttons, "Talk to a human" among them."""
+    env.use("answer")
+    event = dm_event("i want a refund", channel="C0VOTERS")
+    env.send(event)
+    call = env.reply_to(event)[0]
+    reply_id = int(call.params["blocks"][-1]["elements"][0]["value"])
+    env.click("UBYSTANDER", call, blocks.UP)
+    note = env.fake.wait_for("chat.postEphemeral", channel="C0VOTERS", user="UBYSTANDER")[-1]
+    assert note.params["text"] == messages.FEEDBACK_THANKS
+    assert not env.fake.of("chat.update", channel="C0VOTERS")
+    assert [(r["user"], r["rating"]) for r in env.rows("SELECT * FROM feedback WHERE reply_id = ?", [reply_id])] \
+        == [("UBYSTANDER", 1)]
+    env.click("UCUSTOMER1", call, blocks.DOWN)
+    update = env.fake.wait_for("chat.update", channel="C0VOTERS")[0]
+    assert messages.FEEDBACK_THANKS in json.dumps(update.params["blocks"])
+    votes = env.rows("SELECT user, rating FROM feedback WHERE reply_id = ? ORDER BY id", [reply_id])
+    assert [(r["user"], r["rating"]) for r in votes] == [("UBYSTANDER", 1), ("UCUSTOMER1", -1)]
+
+
+def test_a_clarify_pick_and_neither_on_one_question_answer_it_once(env: Env) -> None:
+    """Both buttons answer the same question: whichever comes first wins, in either order (a second device, or
+    a click before the chat.update removing the buttons arrived)."""
+    env.use("clarify")
+    for first, then, channel in ((CLARIFY_FIRST, blocks.CLARIFY_NONE, "C0PICKNONE"),
+                                 (blocks.CLARIFY_NONE, CLARIFY_FIRST, "C0NONEPICK")):
+        event = dm_event("money for my order", channel=channel)
+        env.send(event)
+        call = env.reply_to(event)[0]
+        message_id, _ = blocks.parse_clarify_value(call.params["blocks"][-1]["elements"][0]["value"])
+        def clicks_dropped() -> float:
+            return env.server.service.metrics.value("csbot_slack_duplicates_total", kind="click")
+
+        dropped = clicks_dropped()
+        env.click("UCUSTOMER1", call, first)
+        env.click("UCUSTOMER1", call, then)
+        wait_until(lambda: clicks_dropped() == dropped + 1, what="the second click to be dropped")  # noqa: B023
+        kinds = [r["kind"] for r in env.rows("SELECT kind FROM replies WHERE message_id = ? ORDER BY id",
+                                             [message_id])]
+        labels = env.rows("SELECT * FROM labels WHERE message_id = ?", [message_id])
+        if first == CLARIFY_FIRST:
+            assert kinds == ["clarify", "answer"] and len(labels) == 1
+        else:
+            assert kinds == ["clarify", "handoff"] and not labels
+    env.agents_post("C0NONEPICK")
+    assert not [c for c in env.fake.of("chat.postMessage", channel=AGENTS) if "C0PICKNONE" in json.dumps(c.params)]
+
+
+def test_a_database_failure_on_talk_to_a_human_is_told_to_the_customer(env: Env) -> None:
+    env.use("answer")
+    event = dm_event("track my parcel", channel="D0HUMANFAIL")
+    env.send(event)
+    call = env.reply_to(event)[0]
+    db = env.ctx.store.db
+    # A real SQLite error on the handoff's write (as a lock held past the busy timeout or a full disk raises).
+    db.execute("CREATE TRIGGER test_refuse_handoff BEFORE INSERT ON replies WHEN NEW.kind = 'handoff' "
+               "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END")
+    try:
+        env.click("UCUSTOMER1", call, blocks.HUMAN)
+        assert env.reply_to(event, 2)[1].params["text"] == messages.SLACK_ERROR
+    finally:
+        db.execute("DROP TRIGGER test_refuse_handoff")
+    env.click("UCUSTOMER1", call, blocks.HUMAN)  # the claim rolled back with the write: a second click works
+    assert env.reply_to(event, 3)[2].params["text"] == env.ctx.kb.company.handoff_text
+    env.agents_post("D0HUMANFAIL")
 
 
 def test_a_retried_event_is_answered_once(env: Env) -> None:

@@ -63,26 +63,36 @@ class Actions:
     # --- 👍 / 👎 buttons -------------------------------------------------------------
 
     async def feedback(self, body: Body, rating: int) -> None:
-        user, *_ = _where(body)
+        user, channel, _, thread_ts = _where(body)
         try:
             reply_id = int(_action(body).get("value") or "")
         except ValueError:
             return
 
-        def work() -> bool:
-            if self.rt.ctx.store.get_reply(reply_id) is None:
-                return False
+        def work() -> tuple[bool, bool]:
+            """(the reply exists, the clicker is the customer who asked)."""
+            store = self.rt.ctx.store
+            reply = store.get_reply(reply_id)
+            if reply is None:
+                return False, False
             self.rt.ctx.bot.rate(reply_id, user, rating, "button")
-            return True
+            asker = (store.get_message(int(reply["message_id"])) or {}).get("user")
+            return True, not asker or asker == user
 
-        done, found = await self.rt.write(f"a {'👍' if rating > 0 else '👎'} from {user} on reply {reply_id}", work)
-        if not done:
-            return  # logged; the buttons stay, so the customer can click again
+        done, result = await self.rt.write(f"a {'👍' if rating > 0 else '👎'} from {user} on reply {reply_id}", work)
+        if not done or result is None:  # logged; the buttons stay, so the customer can click again
+            await tell(self.rt, user=user, channel=channel, thread_ts=thread_ts, text=messages.SLACK_ERROR)
+            return
+        found, by_customer = result
         if not found:
             log.warning("a feedback click named reply %s, which does not exist", reply_id)
             return
         self.rt.metrics.inc("csbot_feedback_total", rating="up" if rating > 0 else "down", source="button")
-        await self._update(body, messages.FEEDBACK_THANKS)
+        if by_customer:
+            await self._update(body, messages.FEEDBACK_THANKS)
+        else:  # chat.update changes the message for everyone: a bystander's vote must not take the customer's
+            # buttons ("Talk to a human" among them); it is stored as theirs, and thanked privately
+            await tell(self.rt, user=user, channel=channel, thread_ts=thread_ts, text=messages.FEEDBACK_THANKS)
 
     # --- "Talk to a human" and "Neither" ---------------------------------------------
 
@@ -100,11 +110,13 @@ class Actions:
             message_id = int(_action(body).get("value") or "")
         except ValueError:
             return
-        await self._hand_over(body, message_id)
+        await self._hand_over(body, message_id, from_clarify=True)
 
-    async def _hand_over(self, body: Body, message_id: int, *, checked: bool = False) -> None:
+    async def _hand_over(self, body: Body, message_id: int, *, checked: bool = False,
+                         from_clarify: bool = False) -> None:
         """Hand the customer's thread to people, once, and only when the customer asked (``checked``: the
-        caller already made sure of both, as a clarify click does)."""
+        caller already made sure of both, as a clarify click does). ``from_clarify``: "Neither" on a clarify
+        question, which answers that question as a pick does, so whichever of the two comes first wins."""
         user, channel, _, thread_ts = _where(body)
         store = self.rt.ctx.store
         text = self.rt.ctx.kb.company.handoff_text
@@ -116,6 +128,9 @@ class Actions:
                     return None
                 if not checked and message.get("user") and message["user"] != user:
                     return NOT_YOURS
+                if from_clarify and not claim_many(store, [f"clarify:{message_id}"])[0]:
+                    self.rt.metrics.inc("csbot_slack_duplicates_total", kind="click")
+                    return None  # the customer already picked an intent (its answer has its own human button)
                 if not checked and not claim_many(store, [f"handoff:{message_id}"])[0]:
                     self.rt.metrics.inc("csbot_slack_duplicates_total", kind="click")
                     return None  # a double click: the first one handed over
@@ -123,7 +138,12 @@ class Actions:
                 store.log_reply(message_id, text=text, kind="handoff", intent=message.get("intent"), channel=channel)
                 return message
 
-        message = await self.rt.in_thread(claim)
+        try:
+            message = await self.rt.in_thread(claim)
+        except (CsbotError, sqlite3.Error) as exc:  # a locked or full database: the customer must hear of it
+            log.warning("handing message %s to a person failed, the customer can click again: %s", message_id, exc)
+            await self.rt.call("chat.postMessage", channel=channel, thread_ts=thread_ts, text=messages.SLACK_ERROR)
+            return
         if message == NOT_YOURS:
             await tell(self.rt, user=user, channel=channel, thread_ts=thread_ts, text=messages.NOT_YOUR_QUESTION)
             return
