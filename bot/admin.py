@@ -188,11 +188,12 @@ def retrain_text(handle: learning.RetrainHandle) -> str:
 
 def label(settings: Settings, message_id: int, intent: str | None, *, agent: str | None,
           sentiment: str | None = None, note: str | None = None, known_intents: tuple[str, ...] = (),
-          confirm_guess: bool = False) -> str:
+          confirm_guess: bool = False, busy_timeout_ms: int = 10_000) -> str:
     """Store an agent's label for a message (the review queue's and the flag modal's action).
 
     ``confirm_guess`` ("Answer was right" on a handoff post) labels with the model's guess, so it must not
-    overwrite another intent an agent already gave (their buttons may still show on an older post)."""
+    overwrite another intent an agent already gave (their buttons may still show on an older post).
+    ``busy_timeout_ms``: how long to wait for another writer (Slack's modal must be answered within 3 s)."""
     from bot.service import SENTIMENTS
     from bot.store import NEW_TOPIC
 
@@ -202,7 +203,7 @@ def label(settings: Settings, message_id: int, intent: str | None, *, agent: str
     if intent and intent != NEW_TOPIC and known_intents and intent not in known_intents:
         raise CsbotError(messages.UNKNOWN_INTENT.format(intent=intent, known=", ".join(sorted(known_intents))),
                          messages.UNKNOWN_INTENT_FIX)
-    with Store(settings.db_path) as store:  # a busy or full database raises StoreError (Store.transaction)
+    with Store(settings.db_path, busy_timeout_ms=busy_timeout_ms) as store:  # busy or full: StoreError
         with store.transaction() as db:  # the check and the write as one: two agents may click at once
             if store.get_message(message_id) is None:
                 raise CsbotError(messages.NO_SUCH_MESSAGE.format(message_id=message_id),

@@ -4,6 +4,7 @@ an ephemeral confirmation; validation inside the modal; non-agents refused; hand
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,8 +20,8 @@ from fake_slack import (
 from slack_env import AGENT, AGENTS_CHANNEL, CUSTOMER, GROUP_AGENT, Env, running
 
 from bot import messages
-from bot.slack import blocks, modal, review
-from bot.store import NEW_TOPIC
+from bot.slack import agents, blocks, modal, review
+from bot.store import NEW_TOPIC, Store
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +122,28 @@ def test_non_agent_is_refused_and_nothing_is_stored(env: Env) -> None:
     errors = env.errors(env.action(view_submission_body(user=CUSTOMER, view=view, values=values("refund"))))
     assert errors[modal.INTENT_BLOCK] == messages.AGENT_ONLY
     assert not env.rows("SELECT * FROM corrections WHERE message_id = ?", [message_id])
+
+
+def test_a_busy_database_is_shown_in_the_modal_within_slacks_3_seconds(env: Env) -> None:
+    _, message, message_id = env.ask("reset my password", "D0BUSYMODAL")
+    opened = len(env.fake.of("views.open"))
+    env.action(message_shortcut_body(user=AGENT, channel="D0BUSYMODAL", message=message,
+                                     response_url=env.fake.response_url()))
+    _, view = env.opened_view(opened + 1)
+    holder = Store(env.ctx.settings.db_path)  # another process holds the write lock (a purge, a backup)
+    holder.db.execute("BEGIN IMMEDIATE")
+    try:
+        started = time.monotonic()
+        response = env.action(view_submission_body(user=AGENT, view=view, values=values("refund")))
+        took = time.monotonic() - started
+    finally:
+        holder.db.execute("ROLLBACK")
+        holder.close()
+    busy = messages.DB_BUSY.format(path=env.ctx.settings.db_path, seconds=agents.MODAL_BUSY_TIMEOUT_MS / 1000)
+    assert env.errors(response)[modal.INTENT_BLOCK].startswith(busy[:60]) and took < 3.0, took
+    assert not env.rows("SELECT * FROM corrections WHERE message_id = ?", [message_id])
+    env.action(view_submission_body(user=AGENT, view=view, values=values("refund")))  # once the lock is gone
+    assert wait_until(lambda: env.rows("SELECT * FROM corrections WHERE message_id = ?", [message_id]))
 
 
 def test_handoff_post_buttons(env: Env) -> None:

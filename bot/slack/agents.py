@@ -21,6 +21,9 @@ from bot.store import Store
 from models.errors import CsbotError
 
 log = logging.getLogger(__name__)
+# A modal submission must be answered within 3 s, errors included: wait this long for another writer (a purge, a
+# retrain's bookkeeping) before saying the database is busy, so the agent sees why instead of Slack's timeout.
+MODAL_BUSY_TIMEOUT_MS = 2000
 
 Body = dict[str, Any]
 
@@ -161,7 +164,7 @@ class Agents:
             try:
                 text = await self.rt.in_thread(lambda: admin.label(
                     settings, target.message_id, submission.intent, agent=user, sentiment=submission.sentiment,
-                    note=submission.note, known_intents=tuple(kb.intents)))
+                    note=submission.note, known_intents=tuple(kb.intents), busy_timeout_ms=MODAL_BUSY_TIMEOUT_MS))
             except CsbotError as error:
                 errors = {modal.INTENT_BLOCK: blocks.error_text(error)}
         if errors:
