@@ -218,7 +218,8 @@ class _Validator:
             self.err(node, messages.KB_NO_INTENTS)
             return {}
         intents: dict[str, Intent] = {}
-        seen_examples: dict[str, str] = {}
+        seen_examples: dict[str, str] = {}  # text_key -> the intent label it was first listed under
+        seen_texts: set[tuple[str, str]] = set()
         follow_up_refs: list[tuple[str, yaml.Node, str]] = []
         for item in node.value:
             fields = self.mapping(item, _INTENT_KEYS, messages.KB_WHAT_INTENT)
@@ -235,14 +236,16 @@ class _Validator:
                 self.err(fields["examples"], messages.KB_FEW_EXAMPLES.format(label=label, count=len(examples),
                                                                              minimum=MIN_EXAMPLES))
             for text, ex_node in examples:
-                key = " ".join(text.lower().split())
-                if seen_examples.get(key) == label:
-                    self.err(ex_node, messages.KB_EXAMPLE_TWICE.format(text=text, label=label))
-                elif key in seen_examples:
+                # Two intents conflict on words training treats as the same (text_key: punctuation and Unicode
+                # forms too); a repeat within one intent is only an error when it is the same text.
+                key, repeat = text_key(text), (label, " ".join(text.lower().split()))
+                if key in seen_examples and seen_examples[key] != label:
                     self.err(ex_node, messages.KB_EXAMPLE_SHARED.format(text=text, first=seen_examples[key],
                                                                         label=label))
-                else:
-                    seen_examples[key] = label
+                elif repeat in seen_texts:
+                    self.err(ex_node, messages.KB_EXAMPLE_TWICE.format(text=text, label=label))
+                seen_examples.setdefault(key, label)
+                seen_texts.add(repeat)
             answer = self.string(fields.get("answer"), f"{label} answer") if "answer" in fields else ""
             handoff = self.boolean(fields.get("handoff"), f"{label} handoff")
             for ref, ref_node in self.strings(fields.get("follow_ups"), f"{label} follow_ups"):
@@ -288,5 +291,11 @@ class _Validator:
         if node is None:
             return {}
         fields = self.mapping(node, {s: False for s in SENTIMENTS}, "sentiment_examples")
-        return {name: tuple(t for t, _ in self.strings(value, f"sentiment_examples.{name}"))
-                for name, value in fields.items()}
+        found = {name: self.strings(value, f"sentiment_examples.{name}") for name, value in fields.items()}
+        first: dict[str, str] = {}
+        for name, texts in found.items():  # one phrase under two sentiments would train both ways
+            for text, text_node in texts:
+                other = first.setdefault(text_key(text), name)
+                if other != name:
+                    self.err(text_node, messages.KB_SENTIMENT_SHARED.format(text=text, first=other, sentiment=name))
+        return {name: tuple(t for t, _ in texts) for name, texts in found.items()}

@@ -361,6 +361,8 @@ KB_NO_EXAMPLES = "{label} has no examples; add at least {minimum} phrasings"
 KB_FEW_EXAMPLES = "{label} has {count} examples; add at least {minimum} varied phrasings"
 KB_EXAMPLE_TWICE = "example \"{text}\" is listed twice under {label}; remove one"
 KB_EXAMPLE_SHARED = "example \"{text}\" is listed under {first} and {label}; keep it under one intent only"
+KB_SENTIMENT_SHARED = ("sentiment example \"{text}\" is listed under {first} and {sentiment}; keep it under "
+                       "one sentiment only")
 KB_UNKNOWN_FOLLOW_UP = "{label} follows up with unknown intent '{ref}'; use one of the intent names"
 KB_LINKS_NOT_LIST = "{label} links should be a list of {{title, url}}"
 KB_LINK_URL = "link url '{url}' should start with https://, http:// or mailto:"

@@ -101,6 +101,27 @@ def test_example_under_two_intents(tmp_path: Path) -> None:
     assert "keep it under one intent only" in found[0]
 
 
+def test_examples_that_differ_only_in_punctuation_conflict_across_intents_not_within_one(tmp_path: Path) -> None:
+    # Training treats "Where is my order?" and "where is my order" as the same words (text_key): under two
+    # intents they would teach both labels, and deduplication would quietly keep one.
+    text = kb_text(intent("track_order", examples=examples_block("track") + "\n      - Where is my order?"
+                          + "\n      - where is my order"),  # one intent: a harmless variant, not an error
+                   intent("refund", examples=examples_block("refund") + "\n      - where is my order!"))
+    found = problems(write(tmp_path, text))
+    assert len(found) == 1
+    assert found[0].startswith(f"kb.yaml:{line_of(text, 'where is my order!')}: example \"where is my order!\"")
+    assert "intent 'track_order' and intent 'refund'" in found[0]
+
+
+def test_a_sentiment_example_under_two_sentiments(tmp_path: Path) -> None:
+    sentiments = ("sentiment_examples:\n  negative: [this is not great, awful service]\n"
+                  "  positive: [thanks a lot, This is not great!]\n")
+    text = kb_text(intent("refund"), intent("track_order"), extra_top=sentiments)
+    found = problems(write(tmp_path, text))
+    assert found == [f"kb.yaml:{line_of(text, 'This is not great!')}: sentiment example \"This is not great!\" is "
+                     "listed under negative and positive; keep it under one sentiment only"]
+
+
 def test_unknown_keys_at_every_level(tmp_path: Path) -> None:
     text = kb_text(intent("refund", extra="    answr: typo\n"), extra_top="colour: blue\n")
     text = text.replace("  name: Test Shop\n", "  name: Test Shop\n  fax: 123\n")
