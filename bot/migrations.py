@@ -241,9 +241,17 @@ def add_correction_history(db: Database) -> None:
     )
 
 
+def add_thread_takeover(db: Database) -> None:
+    """Which agent took a Slack thread over by writing in it, and when: the bot stays out of that thread
+    from then on (a handoff decision alone used to be the only thing that kept it out)."""
+    for column in ("taken_over_by", "taken_over_at"):
+        db.execute(f"ALTER TABLE conversations ADD COLUMN [{column}] TEXT")
+
+
 MIGRATIONS: list[Migration] = [
     ("create_conversation_tables", create_conversation_tables),
     ("create_learning_tables", create_learning_tables),
     ("add_retrain_lock", add_retrain_lock),
     ("add_correction_history", add_correction_history),
+    ("add_thread_takeover", add_thread_takeover),
 ]

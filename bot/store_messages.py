@@ -38,6 +38,15 @@ class MessagesMixin(StoreBase):
             sql = "SELECT id FROM conversations WHERE channel = ? AND thread_ts = ?"
             return int(_scalar(db, sql, [channel, thread_ts]))
 
+    def take_over(self, channel: str, thread_ts: str, agent: str) -> bool:
+        """Record that ``agent`` wrote in this thread (the first agent to do so keeps the record); True when
+        the bot holds a conversation for it."""
+        with self.transaction() as db:
+            db.execute("UPDATE conversations SET taken_over_by = ?, taken_over_at = ? WHERE channel = ? AND "
+                       "thread_ts = ? AND taken_over_by IS NULL", [agent, utcnow(), channel, thread_ts])
+            sql = "SELECT count(*) FROM conversations WHERE channel = ? AND thread_ts = ?"
+            return bool(_scalar(db, sql, [channel, thread_ts]))
+
     def log_message(
         self,
         conversation_id: int,

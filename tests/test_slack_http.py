@@ -372,7 +372,7 @@ def test_handoff_posts_to_the_agents_channel(env: Env) -> None:
     assert len(env.fake.of("chat.postMessage", channel="D0HANDOFF")) == 1
 
 
-def test_an_agent_from_the_user_group_is_not_answered_as_a_customer(env: Env) -> None:
+def test_an_agent_from_the_user_group_is_not_answered_as_a_customer_and_takes_the_thread_over(env: Env) -> None:
     env.use("answer")
     event = dm_event("where is my order", channel="D0GROUPIE")
     env.send(event)
@@ -385,6 +385,19 @@ def test_an_agent_from_the_user_group_is_not_answered_as_a_customer(env: Env) ->
                what="the group agent ignored")
     assert len(env.fake.of("chat.postMessage", channel="D0GROUPIE")) == 1  # only the customer's answer
     assert not env.rows("SELECT id FROM messages WHERE user = ?", [GROUP_AGENT])
+    # The agent has taken the thread over: the customer's next words are for them, not for the bot.
+    taken = env.rows("SELECT taken_over_by FROM conversations WHERE channel = ? AND thread_ts = ?",
+                     ["D0GROUPIE", event["ts"]])
+    assert taken == [{"taken_over_by": GROUP_AGENT}]
+    left = metrics.value("csbot_slack_ignored_total", reason="handed_off")
+    env.send(dm_event("ok, thank you, I will wait", channel="D0GROUPIE", thread_ts=event["ts"]))
+    wait_until(lambda: metrics.value("csbot_slack_ignored_total", reason="handed_off") == left + 1,
+               what="the customer's reply left to the agent")
+    assert len(env.fake.of("chat.postMessage", channel="D0GROUPIE")) == 1
+    # A new question (a new thread) is the bot's again.
+    fresh = dm_event("where is my order", channel="D0GROUPIE")
+    env.send(fresh)
+    env.reply_to(fresh)
 
 
 def test_escalation_is_marked_priority(env: Env) -> None:

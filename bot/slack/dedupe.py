@@ -24,6 +24,10 @@ def claim_many(store: Store, keys: Sequence[str]) -> list[bool]:
 
 def handed_off(store: Store, channel: str, thread_ts: str) -> bool:
     """Whether the bot already handed this thread to a person (it then stays out of it)."""
+    taken = store.db.execute("SELECT 1 FROM conversations WHERE channel = ? AND thread_ts = ? AND taken_over_by "
+                             "IS NOT NULL", [channel, thread_ts]).fetchone()
+    if taken is not None:
+        return True  # an agent wrote in it (Store.take_over)
     # A handoff is either the router's decision, or a reply of kind 'handoff' logged when the customer
     # pressed "Talk to a human" or "Neither" on an answer or a clarify question.
     row = store.db.execute(

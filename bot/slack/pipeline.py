@@ -94,7 +94,9 @@ class MessagePipeline:
         if not incoming.thread_ts or incoming.thread_ts == incoming.ts:
             return None  # a new question is always answered
         if incoming.user in self.rt.ctx.settings.agents or incoming.user in group_agents:
-            return "agent_in_thread"  # an agent talking to the customer is not a customer
+            # An agent talking to the customer is not a customer, and from now on the thread is theirs.
+            self.rt.ctx.store.take_over(incoming.channel, incoming.thread_ts, incoming.user or "")
+            return "agent_in_thread"
         if handed_off(self.rt.ctx.store, incoming.channel, incoming.thread_ts):
             return "handed_off"
         return None
