@@ -117,7 +117,7 @@ def _pick_up_new_model(ctx: Context, out: TextIO, unloadable: set[str]) -> None:
         swapped = ctx.refresh_model()
     except CsbotError as error:  # a bad new version must not stop the chat on the current one
         unloadable.add(active or "")
-        log.warning("still serving %s: the new active model %s does not load: %s", old, active, error)
+        log.warning("%s: %s", messages.NEW_MODEL_UNLOADABLE.format(version=active, current=old), error)
         return
     if swapped:
         out.write(messages.CHAT_MODEL_SWAPPED.format(old=old, new=ctx.live.current.version) + "\n")
