@@ -63,10 +63,23 @@ _DATABASE_STATE = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_FULL", "SQLITE_READON
                    "SQLITE_PERM", "SQLITE_IOERR")
 
 
+# Python < 3.11 has no ``sqlite_errorname``: the same codes, read from SQLite's own error text.
+_CODE_BY_TEXT = (("locked", "SQLITE_BUSY"), ("busy", "SQLITE_BUSY"), ("disk is full", "SQLITE_FULL"),
+                 ("readonly", "SQLITE_READONLY"), ("unable to open", "SQLITE_CANTOPEN"), ("disk i/o", "SQLITE_IOERR"))
+
+
+def _error_code(exc: sqlite3.Error) -> str:
+    code = getattr(exc, "sqlite_errorname", "")
+    if code:
+        return str(code)
+    text = str(exc).lower()
+    return next((name for needle, name in _CODE_BY_TEXT if needle in text), "")
+
+
 def open_error(path: Path, exc: sqlite3.DatabaseError, busy_timeout_ms: int) -> StoreError:
     """Say what kept the database from opening or from taking a write. Only a damaged file gets "move it
     away": a busy, full or read-only one holds every message and correction, and moving it would lose them."""
-    code = getattr(exc, "sqlite_errorname", "")
+    code = _error_code(exc)
     if code.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
         what, fix = messages.DB_BUSY.format(path=path, seconds=busy_timeout_ms / 1000), messages.DB_BUSY_FIX
     elif code.startswith("SQLITE_FULL"):
@@ -104,6 +117,9 @@ class StoreBase:
                              messages.DATA_DIR_CANNOT_CREATE_FIX) from exc
         try:
             self.migrate()
+        except StoreError:  # busy, full or read-only, already said as such by transaction()
+            self.close()
+            raise
         except sqlite3.DatabaseError as exc:
             self.close()
             raise open_error(self.path, exc, self.busy_timeout_ms) from exc
@@ -153,7 +169,7 @@ class StoreBase:
         except sqlite3.OperationalError as exc:
             # Busy past the timeout, a full disk, a read-only file: the StoreError every surface shows (chat,
             # CLI, Slack, logs) instead of a traceback. Any other OperationalError is a bug and stays one.
-            if not getattr(exc, "sqlite_errorname", "").startswith(_DATABASE_STATE):
+            if not _error_code(exc).startswith(_DATABASE_STATE):
                 raise
             raise open_error(self.path, exc, self.busy_timeout_ms) from exc
 
@@ -177,6 +193,8 @@ class StoreBase:
     def migrate(self) -> list[str]:
         """Apply pending migrations in order, each in its own transaction; returns the names applied."""
         applied: list[str] = []
+        if self._is_current():
+            return applied  # the common case: no write lock taken just to open the store
         for number, (name, func) in enumerate(self._migrations, start=1):
             with self.transaction() as db:
                 db.create_table(
@@ -189,6 +207,14 @@ class StoreBase:
                 _insert(db, "migrations", {"id": number, "name": name, "applied_at": utcnow()})
                 applied.append(name)
         return applied
+
+    def _is_current(self) -> bool:
+        """Whether every migration is recorded, read without a lock (a plain read never waits in WAL mode)."""
+        found = self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'migrations'")
+        if found.fetchone() is None:
+            return False
+        recorded = {int(r[0]) for r in self.db.execute("SELECT id FROM migrations")}
+        return recorded >= set(range(1, len(self._migrations) + 1))
 
     @property
     def schema_version(self) -> int:

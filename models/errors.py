@@ -73,4 +73,5 @@ class RegistryError(CsbotError):
 
 
 class StoreError(CsbotError):
-    """The SQLite database (or its folder, CSBOT_DATA_DIR) cannot be created or opened."""
+    """The SQLite database (or its folder, CSBOT_DATA_DIR) cannot be created, opened or written (busy past the
+    timeout, a full disk, a read-only file)."""

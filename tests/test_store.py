@@ -480,7 +480,7 @@ def test_unusable_data_folder_or_database_file_is_a_clear_error(tmp_path: Path) 
 def test_a_busy_database_is_not_called_corrupt(tmp_path: Path) -> None:
     """A writer holding the lock (a long purge, another process) must not get "move the file away" advice."""
     path = tmp_path / "csbot.db"
-    Store(path).close()
+    Store(path, migrations=MIGRATIONS[:-1]).close()  # an older schema: opening must migrate, under the lock
     holder = sqlite3.connect(path)
     holder.execute("BEGIN IMMEDIATE")
     try:
@@ -489,5 +489,28 @@ def test_a_busy_database_is_not_called_corrupt(tmp_path: Path) -> None:
         assert "try again" in caught.value.fix and "creates a new one" not in caught.value.fix
     finally:
         holder.rollback()
+    Store(path).close()  # once the lock is gone it opens (and migrates) as before
+    # A current database opens without taking the write lock (reads never wait); its first write says busy.
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with Store(path, busy_timeout_ms=200) as store:
+            assert store.schema_version == len(MIGRATIONS)
+            with pytest.raises(StoreError, match="is busy"):
+                store.kv_set("k", "v")
+    finally:
+        holder.rollback()
         holder.close()
-    Store(path).close()  # once the lock is gone it opens as before
+
+
+def test_errors_without_a_result_code_are_read_from_sqlites_text(tmp_path: Path) -> None:
+    """Python 3.10 has no ``sqlite_errorname``: an error then carries only SQLite's message."""
+    from bot.store_core import open_error
+
+    path = tmp_path / "csbot.db"
+    cases = {"database is locked": "is busy", "database or disk is full": "is full",
+             "attempt to write a readonly database": "cannot be opened for writing",
+             "file is not a database": "cannot be opened as a csbot database"}
+    for text, said in cases.items():
+        error = sqlite3.OperationalError(text)
+        assert not getattr(error, "sqlite_errorname", None)
+        assert said in str(open_error(path, error, 1000)), text

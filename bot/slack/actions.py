@@ -142,8 +142,8 @@ class Actions:
             message = await self.rt.in_thread(claim)
         except (CsbotError, sqlite3.Error) as exc:  # a locked or full database: the customer must hear of it
             log.warning("handing message %s to a person failed, the customer can click again: %s", message_id, exc)
-            await self.rt.call("chat.postMessage", channel=channel, thread_ts=thread_ts, text=messages.SLACK_ERROR)
-            return
+            await tell(self.rt, user=user, channel=channel, thread_ts=thread_ts, text=messages.SLACK_ERROR)
+            return  # privately: the clicker may not be the customer, and this is not yet known
         if message == NOT_YOURS:
             await tell(self.rt, user=user, channel=channel, thread_ts=thread_ts, text=messages.NOT_YOUR_QUESTION)
             return
