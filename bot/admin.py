@@ -184,8 +184,6 @@ def retrain_text(handle: learning.RetrainHandle) -> str:
     return messages.RETRAIN_SKIPPED.format(reason=handle.reason)
 
 
-
-
 def label(settings: Settings, message_id: int, intent: str | None, *, agent: str | None,
           sentiment: str | None = None, note: str | None = None, known_intents: tuple[str, ...] = (),
           confirm_guess: bool = False, busy_timeout_ms: int = 10_000) -> str:

@@ -40,14 +40,12 @@ class MessagesMixin(StoreBase):
 
     def take_over(self, channel: str, thread_ts: str, agent: str) -> None:
         """Record that ``agent`` wrote in this thread (the first agent to do so keeps the record)."""
-        now = utcnow()
         with self.transaction() as db:
             # The thread may have no conversation yet (the agent's words came in the customer's batch): create
             # it, with no customer known, so the takeover is never lost.
-            db.execute("INSERT OR IGNORE INTO conversations (channel, thread_ts, user, started_at, last_message_at, "
-                       "source) VALUES (?, ?, NULL, ?, ?, 'slack')", [channel, thread_ts, now, now])
-            db.execute("UPDATE conversations SET taken_over_by = ?, taken_over_at = ? WHERE channel = ? AND "
-                       "thread_ts = ? AND taken_over_by IS NULL", [agent, now, channel, thread_ts])
+            conversation_id = self.get_or_create_conversation(channel, thread_ts, None, "slack")
+            db.execute("UPDATE conversations SET taken_over_by = ?, taken_over_at = ? WHERE id = ? AND "
+                       "taken_over_by IS NULL", [agent, utcnow(), conversation_id])
 
     def log_message(
         self,
