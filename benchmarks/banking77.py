@@ -65,8 +65,9 @@ def main() -> None:
     print(f"- config: {json.dumps(config.to_dict())}")
     print(f"- epochs run: {len(card.metrics['history'])}, best epoch {card.metrics['best_epoch']}")
     for row in card.metrics["history"]:
-        print(f"  - epoch {row['epoch']}: val acc {row.get('val_intent_accuracy', 0):.4f}, "
-              f"{row['epoch_seconds'] / 60:.1f} min")
+        val = row.get("val_intent_accuracy")
+        print(f"  - epoch {row['epoch']}: " + (f"val acc {val:.4f}, " if val is not None else "no validation, ")
+              + f"{row['epoch_seconds'] / 60:.1f} min")
     print(f"- **test accuracy {test_metrics['accuracy']:.2%}** (fp32 graph), macro-F1 {test_metrics['macro_f1']:.4f}")
     int8 = card.metrics.get("test_int8")
     print(f"- int8 graph (served on CPU): test accuracy {int8['accuracy']:.2%}, macro-F1 {int8['macro_f1']:.4f}"

@@ -133,7 +133,12 @@ TRAIN_ON_KB = ("Training on the knowledge base {path} ({intents} intents, {train
                "examples).")
 TEST_INTENTS_UNKNOWN = "{count} intent(s) in {path} are not in the training data: {intents}."
 TEST_INTENTS_UNKNOWN_FIX = "remove those rows from --test-data, or add training examples for those intents."
-TRAINED = "Saved {path}: validation accuracy {accuracy:.2%}{held_out}; training took {minutes:.1f} min."
+TRAINED = "Saved {path}: {validation}{held_out}; training took {minutes:.1f} min."
+TRAINED_VALIDATION = "validation accuracy {accuracy:.2%}"
+TRAINED_NO_VALIDATION = "no validation split (val_fraction=0)"
+THRESHOLDS_DEFAULT = ("Nothing was held out to fit the router's thresholds on (val_fraction=0), so the model "
+                      "uses the default thresholds. Fix: keep a validation split (e.g. --set val_fraction=0.1) "
+                      "for a model that will serve customers.")
 TRAINED_TEST = ", held-out test accuracy {accuracy:.2%} (macro-F1 {macro_f1:.3f})"
 TRAINED_TEST_SENTIMENT = ", held-out sentiment accuracy {accuracy:.2%}"
 TRAINED_ACTIVE = "Version {version} is now active."

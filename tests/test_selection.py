@@ -52,7 +52,21 @@ def test_a_perfect_small_split_still_allows_ties() -> None:
     assert run("latest_tied", [1.0, 0.975, 1.0, 0.975], val_size=40, epochs=4)[0] == 4
 
 
+def test_last_rule_keeps_the_final_epoch_and_never_stops_early() -> None:
+    # The readings would stop "best" after epoch 4; "last" runs every planned epoch and keeps the final one.
+    assert run("last", NIGHT, val_size=316, epochs=7) == (7, 7)
+    assert run("last", [0.0, 0.0, 0.0], val_size=0, epochs=3) == (3, 3)  # no validation split at all
+
+
 def test_unknown_rule_is_a_clear_config_error() -> None:
     with pytest.raises(ConfigError, match="keep_epoch") as err:
-        TrainConfig(keep_epoch="last")
-    assert "latest_tied or best" in str(err.value.fix)
+        TrainConfig(keep_epoch="newest")
+    assert "latest_tied or best or last" in str(err.value.fix)
+
+
+def test_no_validation_split_needs_the_last_rule() -> None:
+    # With nothing held out no epoch can be chosen or stopped on, so only "last" may train on everything.
+    with pytest.raises(ConfigError, match="val_fraction") as err:
+        TrainConfig(val_fraction=0.0)
+    assert "keep_epoch=last" in str(err.value.fix)
+    assert TrainConfig(val_fraction=0.0, keep_epoch="last").val_fraction == 0.0

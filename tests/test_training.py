@@ -389,3 +389,31 @@ def test_the_int8_variant_gets_thresholds_fitted_on_its_own_probabilities(tiny_c
             decisions[variant] = bot.handle(Incoming(text="where is my parcel", user="U1")).route.decision
     assert decisions["int8"] == "handoff" and decisions["fp32"] != "handoff"
     assert Classifier.load(card.path, provider="cpu").variant == "int8"  # what "auto" serves on CPU
+
+
+def test_training_on_every_example_keeps_the_last_epoch_and_says_so(tiny_base: Path, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    # val_fraction=0 with keep_epoch=last: a recipe whose epochs were chosen on validation runs, trained on all data.
+    from training.cli import main
+
+    data = tmp_path / "d.csv"
+    rows = [(t, i) for i, ts in INTENT_DATA.items() for t in ts]
+    data.write_text("text,intent\n" + "".join(f"{t},{i}\n" for t, i in rows))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CSBOT_DATA_DIR", str(tmp_path / "data"))
+    options = [f"base_model={tiny_base}", "epochs=3", "min_steps=0", "patience=1", "val_fraction=0",
+               "keep_epoch=last", "threads=1", "export_int8=false", "max_length=16"]
+    with caplog.at_level("WARNING"):
+        result = CliRunner().invoke(main, ["train", "--data", str(data), "--out", "X",
+                                              *[arg for option in options for arg in ("--set", option)]])
+    assert result.exit_code == 0, result.output
+    assert "no validation split (val_fraction=0)" in result.output and "0.00%" not in result.output
+    assert "default thresholds" in caplog.text  # the router's thresholds could not be fitted: say so
+    metrics = json.loads((tmp_path / "X" / "metrics.json").read_text())
+    assert (metrics["train_examples"], metrics["val_examples"]) == (len(rows), 0)
+    assert [row["epoch"] for row in metrics["history"]] == [1, 2, 3] and metrics["best_epoch"] == 3
+    assert "val_intent_accuracy" not in metrics["history"][0]
+    assert metrics["parity"]["fp32"]["intent_top1_agreement"] == 1.0  # checked on training texts instead
+    top = Classifier.load(tmp_path / "X", provider="cpu").predict(["where is my order"])[0]
+    assert top.intents[0].intent in INTENT_DATA

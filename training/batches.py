@@ -25,11 +25,13 @@ class Encoded:
 
     def __init__(self, examples: Sequence[Example], tokenizer: Any, intents: list[str], max_length: int):
         index = {name: i for i, name in enumerate(intents)}
+        # The fast tokenizer fails on an empty batch (an empty validation split when val_fraction=0).
         self.ids: list[list[int]] = tokenizer([e.text for e in examples], truncation=True,
-                                              max_length=max_length)["input_ids"]
-        self.intent = torch.tensor([index[e.intent] if e.intent in index else IGNORE for e in examples])
+                                              max_length=max_length)["input_ids"] if examples else []
+        self.intent = torch.tensor([index[e.intent] if e.intent in index else IGNORE for e in examples],
+                                   dtype=torch.long)
         self.sentiment = torch.tensor(
-            [SENTIMENTS.index(e.sentiment) if e.sentiment else IGNORE for e in examples])
+            [SENTIMENTS.index(e.sentiment) if e.sentiment else IGNORE for e in examples], dtype=torch.long)
         self.weight = torch.tensor([e.weight for e in examples], dtype=torch.float32)
         self.pad_id = int(tokenizer.pad_token_id or 0)
         # Optional per-row intent distributions to distil (training.distill); NaN rows have none.

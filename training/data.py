@@ -220,8 +220,13 @@ def split_validation(examples: Sequence[Example], fraction: float, seed: int
                      ) -> tuple[list[Example], list[Example]]:
     """Stratified split by intent (sentiment-only examples split at random); every intent keeps
     at least one training example. Agents' corrections always train: they are the few messages the
-    model got wrong, the gate checks that the candidate learned them, and a night has only a handful."""
+    model got wrong, the gate checks that the candidate learned them, and a night has only a handful.
+    ``fraction`` 0 holds out nothing (TrainConfig allows it only with ``keep_epoch="last"``)."""
     rng = random.Random(seed)
+    if fraction == 0:
+        train_all = list(examples)
+        rng.shuffle(train_all)
+        return train_all, []
     groups: dict[str, list[Example]] = defaultdict(list)
     train: list[Example] = [ex for ex in examples if ex.source == "correction"]
     for ex in examples:

@@ -105,6 +105,8 @@ def _accuracy(logits: np.ndarray, labels: torch.Tensor) -> float | None:
 
 
 def validate(model: IntentSentimentModel, data: Encoded, device: torch.device) -> dict[str, float]:
+    if len(data) == 0:  # val_fraction=0: nothing held out, and keep_epoch="last" needs no reading
+        return {}
     il, sl, _ = predict_logits(model, data, device)
     metrics = {"val_intent_accuracy": _accuracy(il, data.intent),
                "val_sentiment_accuracy": _accuracy(sl, data.sentiment)}
@@ -120,7 +122,7 @@ def train(examples: Sequence[Example], config: TrainConfig, log_dir: Path | None
     ``config.distill_weight`` > 0 and the encoder trains (``training.distill``).
     """
     started = time.perf_counter()
-    check_trainable(examples, min_per_intent=1 if val_examples is not None else 2)
+    check_trainable(examples, min_per_intent=1 if val_examples is not None or not config.val_fraction else 2)
     seed_everything(config.seed)
     torch.set_num_threads(config.threads or os.cpu_count() or 1)
     device = pick_device(config.device)

@@ -101,7 +101,9 @@ def _register_trained(store: Any, registry: Registry, card: modeldir.ModelCard, 
         held_out += messages.TRAINED_TEST.format(accuracy=tst["accuracy"], macro_f1=tst["macro_f1"])
     if tst.get("sentiment_accuracy") is not None:
         held_out += messages.TRAINED_TEST_SENTIMENT.format(accuracy=tst["sentiment_accuracy"])
-    click.echo(messages.TRAINED.format(path=dest, accuracy=val.get("accuracy", 0), held_out=held_out,
+    validation = (messages.TRAINED_VALIDATION.format(accuracy=val["accuracy"]) if val.get("accuracy") is not None
+                  else messages.TRAINED_NO_VALIDATION)
+    click.echo(messages.TRAINED.format(path=dest, validation=validation, held_out=held_out,
                                        minutes=card.metrics["train_seconds"] / 60))
     if out is None:
         register_version(store, card, status="candidate")

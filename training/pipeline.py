@@ -7,6 +7,7 @@ fit routing thresholds -> write the self-describing directory in one rename.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from collections.abc import Sequence
@@ -75,7 +76,8 @@ def _write(result: TrainResult, staging: Path, dest: Path, version: str, test_ex
     (a fast retrain's frozen encoder was fine-tuned on nearly all of it, which makes it look surer).
     """
     config = result.config
-    val_texts = [e.text for e in result.val_examples]
+    # Parity needs real inputs, not unseen ones: with nothing held out (val_fraction=0) use training texts.
+    val_texts = [e.text for e in result.val_examples] or [e.text for e in result.train_examples[:512]]
     if progress:
         print("exporting to ONNX and checking parity with PyTorch ...", flush=True)
     parity = export_checked(result.model, result.tokenizer, staging, val_texts, config.max_length,
@@ -90,6 +92,8 @@ def _write(result: TrainResult, staging: Path, dest: Path, version: str, test_ex
     human_val = [e for e in result.val_examples if e.weight >= 1.0]
     val = {k: v for k, v in score(staging / modeldir.ONNX_FILE, result, human_val).items() if not k.startswith("_")}
     pool = ([] if calibration_only and calibration else human_val) + [e for e in calibration if e.weight >= 1.0]
+    if not pool:
+        logging.getLogger(__name__).warning(messages.THRESHOLDS_DEFAULT)
     thresholds, fitted_on = _fit(staging / modeldir.ONNX_FILE, result, pool)
     # CPU serves the int8 graph when it is kept: it gets thresholds fitted on the probabilities it gives.
     variant_thresholds = ({"int8": _fit(staging / modeldir.INT8_FILE, result, pool)[0]}
