@@ -16,6 +16,8 @@ help:
 	@echo "make run    set up and start the bot (Slack if tokens are in .env, else the terminal)"
 	@echo "make test   set up and run the test suite"
 	@echo "make lint   ruff"
+	@echo "make bench-banking77 | bench-sst2 | bench-latency   benchmarks (need ../shared/data; see benchmarks/RESULTS.md)"
+	@echo "make clean  remove the virtual environment and caches"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

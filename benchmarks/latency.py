@@ -1,6 +1,7 @@
 """Latency on this machine: PyTorch eager vs onnxruntime fp32 vs the optimised variants.
 
-    python benchmarks/latency.py --model var/models/v0001   # any model directory
+    python benchmarks/latency.py                            # the active version (after `make run`)
+    python benchmarks/latency.py --model var/models/v0001   # any model directory or version
     python benchmarks/latency.py --model benchmarks/out/banking77-full-...
 
 The int8 file the model directory ships (if its export kept one) is timed as it is; the
@@ -26,9 +27,12 @@ from pathlib import Path
 import numpy as np
 from common import DATA, header, require
 
+from bot.config import load_settings
 from models import modeldir
+from models.errors import CsbotError
 from models.runtime import Classifier
 from training.data import Columns, load_examples
+from training.jobs import model_path
 
 
 def timed(fn: Callable[[list[str]], object], texts: list[str], batch: int) -> list[float]:
@@ -89,10 +93,15 @@ def shutil_copy_dir(src: Path, dest: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, type=Path)
+    parser.add_argument("--model", default=None,
+                        help="a model directory or version (default: the active version in CSBOT_DATA_DIR)")
     parser.add_argument("--messages", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
+    try:
+        args.model = model_path(load_settings(), args.model)
+    except CsbotError as error:  # no active version yet, or an unknown one: say so, not a traceback
+        raise SystemExit(f"Error: {error}") from None
 
     texts = [e.text for e in load_examples(require(DATA / "banking77" / "test.csv"), Columns(intent="category"))]
     texts = texts[: args.messages]

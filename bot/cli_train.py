@@ -40,7 +40,7 @@ def evaluate(ctx: click.Context) -> None:
 
     \b
     Example:
-      csbot eval v0001 --data ../shared/data/banking77/test.csv --intent-column category
+      csbot eval var/b77 --data ../shared/data/banking77/test.csv   # a model that `csbot train --out var/b77` wrote
     """
     sys.exit(subprocess.call([sys.executable, "-m", "training", "eval", *ctx.args], env=_child_env()))
 

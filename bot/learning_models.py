@@ -24,21 +24,27 @@ log = logging.getLogger("csbot.learning")
 
 
 _ANY = object()  # `expected` default: switch whatever is active now
+# The version the last rollback left, while no other switch has happened since. A second rollback would
+# restore exactly that version (the pointer's "previous"): two admins fixing one bad model at once, or one
+# admin clicking twice, would put the bad model back.
+ROLLED_BACK_FROM_KEY = "rolled_back_from"
 
 
 def _set_active(store: Store, registry: Registry, version: str, reason: str,
-                expected: str | None | object = _ANY) -> bool:
+                expected: str | None | object = _ANY, rolled_back_from: str | None = None) -> bool:
     """Check the files, then move the pointer and the statuses in one transaction.
 
     With ``expected``, switch only if that version is still the active one (a compare-and-set in the
     same transaction), and return False otherwise: a retrain gated its candidate against the model that
-    was active when it started, so an admin's promote or rollback meanwhile must win."""
+    was active when it started, so an admin's promote or rollback meanwhile must win.
+    ``rolled_back_from``: this switch is a rollback away from that version (``rollback`` refuses to undo it)."""
     card = registry.check(version)
     now = utcnow()
     with store.transaction() as db:
         if expected is not _ANY and registry.active() != expected:
             return False
         registry.switch(version)
+        store.kv_set(ROLLED_BACK_FROM_KEY, rolled_back_from or "")
         db.execute("UPDATE model_versions SET status = 'retired' WHERE status = 'active' AND version != ?",
                    [version])
         db.execute(
@@ -57,7 +63,8 @@ def promote(settings: Settings, version: str, *, reason: str | None = None) -> d
         before = registry.active()
         if before == version:
             raise RegistryError(messages.ALREADY_ACTIVE.format(version=version), messages.ALREADY_ACTIVE_FIX)
-        _set_active(store, registry, version, reason)
+        if not _set_active(store, registry, version, reason, expected=before):
+            raise _switched_meanwhile(registry, before)
         log.info("model %s promoted (was %s): %s", version, before, reason)
         return {"active": version, "previous": before}
 
@@ -67,9 +74,21 @@ def rollback(settings: Settings, *, who: str = messages.WHO_ADMIN) -> dict[str, 
     with Store(settings.db_path) as store:
         registry = Registry(settings.models_dir, store)
         before, target = registry.active(), registry.rollback_target()
-        _set_active(store, registry, target, messages.REASON_ROLLBACK.format(before=before, who=who))
+        if store.kv_get(ROLLED_BACK_FROM_KEY) == target:
+            raise RegistryError(messages.ROLLBACK_AGAIN.format(active=before, target=target),
+                                messages.ROLLBACK_AGAIN_FIX.format(target=target))
+        if not _set_active(store, registry, target, messages.REASON_ROLLBACK.format(before=before, who=who),
+                           expected=before, rolled_back_from=before):
+            raise _switched_meanwhile(registry, before)
         log.info("rolled back from %s to %s", before, target)
         return {"active": target, "previous": before}
+
+
+def _switched_meanwhile(registry: Registry, before: str | None) -> RegistryError:
+    """Another promote, rollback or retrain moved the pointer between reading it and switching it."""
+    return RegistryError(messages.ACTIVE_CHANGED_MEANWHILE.format(before=before or messages.NO_VERSION,
+                                                                  now=registry.active() or messages.NO_VERSION),
+                         messages.ACTIVE_CHANGED_MEANWHILE_FIX)
 
 
 def models_list(settings: Settings) -> list[dict[str, Any]]:

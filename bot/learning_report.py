@@ -37,12 +37,12 @@ def status(settings: Settings, *, provider: str | None = None, next_run: datetim
         reap_stale_runs(store, clock)
         registry = Registry(settings.models_dir, store)
         active = registry.active()
-        card = None
+        card, unreadable = None, None
         if active:
             try:
                 card = modeldir.read(registry.path(active), verify_hashes=False)
-            except CsbotError:
-                card = None
+            except CsbotError as exc:  # shown as the provider line: "none (the active model does not load: ...)"
+                unreadable = exc
         last = next(iter(store.db.query("SELECT * FROM training_runs ORDER BY id DESC LIMIT 1")), None)
         last_done = next(iter(store.db.query(
             "SELECT * FROM training_runs WHERE status IN ('promoted', 'rejected', 'failed') ORDER BY id DESC LIMIT 1")),
@@ -51,7 +51,8 @@ def status(settings: Settings, *, provider: str | None = None, next_run: datetim
         row = next(iter(store.db.query("SELECT * FROM model_versions WHERE version = ?", [active])), None)
         previous = registry.previous() if active else None
     if provider is None:
-        provider = _provider_in_use(settings, registry.path(active) if card else None)
+        provider = (messages.PROVIDER_LOAD_FAILED.format(what=unreadable.what) if unreadable is not None
+                    else _provider_in_use(settings, registry.path(active) if card else None))
     metrics = {}
     if card:
         metrics = {k: card.metrics.get(k, {}).get("accuracy") for k in ("validation", "test")

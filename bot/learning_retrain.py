@@ -111,9 +111,9 @@ def start_retrain(settings: Settings, trigger: str, *, force: bool = False, mode
             update_run(store, run_id, status="skipped", ended_at=iso(clock()), log_excerpt=reason)
             return RetrainHandle("skipped", reason, run_id, settings)
         run_dir = settings.data_dir / "runs" / f"run-{run_id:05d}"
-        run_dir.mkdir(parents=True, exist_ok=True)
         log_path = run_dir / "train.log"
-        try:
+        try:  # a run folder that cannot be made (read-only or full disk) must not leave the lock held
+            run_dir.mkdir(parents=True, exist_ok=True)
             with log_path.open("ab") as out:
                 process = subprocess.Popen(
                     retrain_command(trigger, run_id, mode=mode, force=force, extra_args=extra_args),

@@ -127,10 +127,18 @@ ROLLED_BACK = "Rolled back: version {active} is active again (was {previous})."
 # Why a version became active, as `csbot models` and the model_versions table record it.
 REASON_PROMOTED = "promoted by {who}"
 REASON_ROLLBACK = "rollback from {before} by {who}"
+REASON_TRAINED = "trained and activated by `csbot train`"
 WHO_ADMIN = "an admin"
 WHO_CLI = "the CLI"
 ALREADY_ACTIVE = "Version {version} is already active."
 ALREADY_ACTIVE_FIX = "nothing to do."
+ROLLBACK_AGAIN = ("{active} is active because of a rollback from {target}; rolling back again would put {target} "
+                  "back.")
+ROLLBACK_AGAIN_FIX = ("if {target} is what you want, run `csbot promote {target}`; for an older version, "
+                      "`csbot promote VERSION` (see `csbot models list`).")
+ACTIVE_CHANGED_MEANWHILE = ("The active model changed while this command ran ({before} -> {now}: another promote, "
+                            "rollback or retrain), so nothing was switched.")
+ACTIVE_CHANGED_MEANWHILE_FIX = "check `csbot models list`, then run the command again if it is still needed."
 NO_VERSION = "none"  # where a version name would go (no active or previous version)
 ADMIN_ERROR = "Error: {error}"
 NO_MODELS = "There are no model versions yet. Run `csbot train` or `/csbot retrain`."
@@ -265,7 +273,8 @@ BACKUP_WRITE_FAILED_FIX = "choose a path in a folder you can write to, with free
 # `csbot retrain` and `csbot predict`
 RETRAIN_LOG = "Log: {path} (pid {pid})"
 TRAINING_START_FAILED = "Could not start the training process: {error}"
-TRAINING_START_FAILED_FIX = "check that the training extras are installed (pip install -e .[train])."
+TRAINING_START_FAILED_FIX = ("check that the training extras are installed (pip install -e .[train]), and that "
+                             "the data directory (CSBOT_DATA_DIR) is writable and its disk not full.")
 PREDICT_MODEL = "model {version} on {device} ({provider}, {variant})"
 PREDICT_INTENT = "  {intent:<32} {probability:6.1%}"
 PREDICT_SENTIMENT = "sentiment: {sentiment} ({probabilities})"
@@ -309,7 +318,8 @@ TIMEZONE_UNKNOWN_FIX = ("use an IANA name such as Europe/Paris or America/New_Yo
 RETRAIN_OVERRUN = ("Error: the retrain ran longer than CSBOT_RETRAIN_MAX_MINUTES ({minutes:g} min) and was "
                    "stopped.\n")
 RETRAIN_OVERRUN_FIX = ("Fix: look at the run's train.log for where it hung; if the data simply grew, raise "
-                       "CSBOT_RETRAIN_MAX_MINUTES or use --mode fast.")
+                       "CSBOT_RETRAIN_MAX_MINUTES, or run `csbot retrain --mode fast` (it trains the heads only, "
+                       "and runs in full when the intents changed).")
 TRAIN_LOCKED = "Another training holds the lock ({owner} on {host}, since {since}), so csbot train would clash with it."
 TRAIN_LOCKED_FIX = ("wait for it to finish (`csbot status` shows it), or pass --out DIR to train into a folder "
                     "outside the model registry.")

@@ -15,8 +15,8 @@ KB_PROBLEM_COUNT_MANY = "{count} problems"
 KB_PROBLEM_ITEM = "  - {problem}"
 
 # A model directory that is incomplete or corrupt (models/modeldir.py)
-MODEL_DIR_FIX = ("retrain with `csbot train`, or go back to a working version with `csbot rollback` or `csbot promote "
-                 "VERSION` (versions live in CSBOT_DATA_DIR/models).")
+MODEL_DIR_FIX = ("switch to a working version with `csbot promote VERSION` (`csbot models list` shows them; "
+                 "`csbot rollback` when the broken one is active), or train a new one with `csbot train --activate`.")
 MODEL_DIR_MISSING = "Model directory {path} does not exist."
 MODEL_FILE_MISSING = "Model directory {path} is missing {name}."
 MODEL_FILES_MISSING = "Model directory {path} is missing {names}{hint}."
@@ -163,6 +163,10 @@ EVAL_FILES = "Confusion matrix: {png}\nFull report: {report}"
 GATE_PARITY = "the ONNX export failed its parity check ({detail})"
 GATE_EVAL_BELOW = ("accuracy on the fixed evaluation set is {candidate:.1%}, below the active model's {active:.1%} by "
                    "more than the tolerance of {tolerance:.1%}{chance}")
+GATE_EVAL_NOTHING = ("there is no evaluation message that both it and {active} can be scored on (an intent needs at "
+                     "least 4 knowledge-base examples to give the evaluation set some, and the two models must share "
+                     "intents), so it cannot be shown to be no worse; add examples, or check it with `csbot eval` "
+                     "and promote it by hand with `csbot promote VERSION`")
 GATE_EVAL_CHANCE = ("; the active model alone gets {only_active} of its messages right and the candidate alone "
                     "{only_candidate}, a split with probability {p_value:.3f} between equally good models, "
                     "below CSBOT_GATE_ALPHA = {alpha:g}")

@@ -109,7 +109,8 @@ def test_csbot_log_level_applies_to_cli_commands(data: Path, monkeypatch: pytest
                                                  caplog: pytest.LogCaptureFixture, level: str | None,
                                                  logged: bool) -> None:
     """Unset, the CLI logs warnings only; CSBOT_LOG_LEVEL=info shows the learning loop's INFO lines too."""
-    for name in ("bot", "models", "csbot"):  # apply_log_level sets process-wide state: put it back afterwards
+    # apply_log_level sets process-wide state: put it back afterwards
+    for name in ("bot", "models", "training", "csbot"):
         monkeypatch.setattr(logging.getLogger(name), "level", logging.getLogger(name).level)
     if level:
         monkeypatch.setenv("CSBOT_LOG_LEVEL", level)

@@ -68,3 +68,17 @@ def test_simulation_table_splits_clarified_from_handed_over(tmp_path: Path) -> N
     assert simulate._pct({"night": 0}, "clarified") == "-"
     simulate.chart([{"night": 0, "test_accuracy": 0.8}, day], tmp_path / "sim.png")
     assert (tmp_path / "sim.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_latency_defaults_to_the_active_version_and_says_when_there_is_none(tmp_path: Path) -> None:
+    # `make bench-latency` passes no --model: without an active version it must say so, not print a traceback.
+    import os
+    import subprocess
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "latency.py"
+    env = {**os.environ, "CSBOT_DATA_DIR": str(tmp_path / "data")}
+    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 1
+    assert "Error: There is no active model yet." in proc.stderr and "Fix:" in proc.stderr
+    assert "Traceback" not in proc.stderr

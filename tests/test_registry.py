@@ -87,9 +87,22 @@ def test_cli_models_list_promote_rollback_status(tmp_path: Path, monkeypatch: py
     listing = runner.invoke(main, ["models", "list"]).output
     assert listing.index("v0002") < listing.index("v0001") and "retired" in listing and "(previous)" in listing
     assert "v0001 is active again" in runner.invoke(main, ["rollback"]).output
+    # A second rollback (two admins fixing one bad model, or a double click) would put v0002 back: refused.
+    again = runner.invoke(main, ["rollback"])
+    assert again.exit_code == 1 and "v0001 is active because of a rollback from v0002" in again.output
+    assert "Fix: if v0002 is what you want, run `csbot promote v0002`" in again.output
+    assert "v0002 is now active (was v0001)" in runner.invoke(main, ["promote", "v0002"]).output
+    assert "v0001 is active again" in runner.invoke(main, ["rollback"]).output  # a new switch: rollback works again
     missing = runner.invoke(main, ["promote", "v0042"])
     assert missing.exit_code == 1 and "Error: Model version v0042 does not exist" in missing.output
     assert "Fix:" in missing.output
     status = runner.invoke(main, ["status"]).output
     # The same text as `/csbot status` in Slack (bot.admin.render_status).
     assert "*Active model*: v0001" in status and "*Next retrain*: " in status and "*Last retrain*: never" in status
+    # The active folder gone (deleted by hand, a failed copy): status says why nothing can serve.
+    import shutil
+
+    shutil.rmtree(tmp_path / "data" / "models" / "v0001")
+    status = runner.invoke(main, ["status"]).output
+    assert "*Active model*: v0001" in status
+    assert "the active model does not load: Model version v0001 does not exist (versions: v0002)" in status

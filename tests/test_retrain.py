@@ -225,6 +225,19 @@ def test_gate_checks_corrections_and_parity() -> None:
     assert not drift["passed"] and "parity" in drift["reasons"][0]
 
 
+def test_gate_without_a_shared_evaluation_message_leaves_promotion_to_a_person() -> None:
+    from training.retrain import apply_gate
+
+    fp32 = {"fp32": {"max_abs_diff": 1e-6, "intent_top1_agreement": 1.0}}
+    nothing = {"version": "v0004", "samples": 0, "accuracy": None}  # an active model, scored on no message
+    gate = apply_gate({"samples": 0, "accuracy": None}, nothing, {"total": 0}, fp32, None, 0.005, 0.8)
+    assert not gate["passed"] and not gate["checks"]["eval"]["passed"]
+    assert "no evaluation message that both it and v0004 can be scored on" in gate["reasons"][0]
+    assert "csbot promote VERSION" in gate["reasons"][0]
+    # The first version (no active model, or one whose files cannot be read) has nothing to be worse than.
+    assert apply_gate({"samples": 0, "accuracy": None}, None, {"total": 0}, fp32, None, 0.005, 0.8)["passed"]
+
+
 def test_sign_test_matches_hand_computed_values() -> None:
     from training.gate import sign_test
 
@@ -415,6 +428,45 @@ def test_a_promote_during_the_run_wins_over_the_candidate(tmp_path: Path, word_b
         assert Registry(settings.models_dir, store).active() == "v0002"
         row = next(iter(store.db.query("SELECT * FROM model_versions WHERE version = 'v0003'")))
     assert row["status"] == "rejected" and "active model changed" in row["reason"]
+    # "Run the retrain again", as the reason says: the data was never gated against v0002, so it is not "seen".
+    with Store(settings.db_path) as store:
+        assert not learning.nothing_new(store, settings.kb_path)
+
+
+def test_a_candidate_an_admin_promoted_during_its_run_stays_active(tmp_path: Path, good_model: Path) -> None:
+    # `csbot promote v0002` as soon as the folder appears, before the run records its candidate row:
+    # the run's bookkeeping must not mark the live model "candidate" or "rejected", nor overwrite why it is live.
+    from training.retrain import _register
+
+    data = data_dir(tmp_path, good_model, good_model)
+    with Store(data / "csbot.db") as store:
+        registry = Registry(data / "models", store)
+        learning._set_active(store, registry, "v0002", "promoted by an admin")
+        card = registry.check("v0002")
+        _register(store, card, {"run": 7}, status="candidate", reason="")
+        _register(store, card, {"run": 7}, status="rejected", reason="the gate said no")
+        row = next(iter(store.db.query("SELECT * FROM model_versions WHERE version = 'v0002'")))
+        assert (row["status"], row["reason"]) == ("active", "promoted by an admin")
+        assert json.loads(row["metrics_json"]) == {"run": 7}  # the run's scores are still recorded
+        _register(store, registry.check("v0001"), {"run": 7}, status="rejected", reason="the gate said no")
+        old = next(iter(store.db.query("SELECT * FROM model_versions WHERE version = 'v0001'")))
+        assert (old["status"], old["reason"]) == ("rejected", "the gate said no")  # a version not live: as before
+
+
+def test_a_run_folder_that_cannot_be_made_fails_the_run_and_frees_the_lock(tmp_path: Path, word_base: Path,
+                                                                         kw_kb: Path, good_model: Path) -> None:
+    # Used to raise a bare OSError after taking the lock: every retrain was "still going" for the lock's lifetime.
+    from models.errors import CsbotError
+
+    settings = make_settings(data_dir(tmp_path, good_model), kw_kb, word_base)
+    (settings.data_dir / "runs").write_text("not a folder")  # as a read-only or full disk would refuse it
+    with pytest.raises(CsbotError) as info:
+        learning.start_retrain(settings, "test", force=True)
+    assert str(info.value).startswith("Could not start the training process:") and "CSBOT_DATA_DIR" in info.value.fix
+    with Store(settings.db_path) as store:
+        assert learning.lock_holder(store) is None
+        runs = [r["status"] for r in store.db.query("SELECT status FROM training_runs")]
+    assert runs == ["failed"]
 
 
 def test_a_run_past_its_time_limit_is_stopped_and_marked_failed(tmp_path: Path, word_base: Path, kw_kb: Path,

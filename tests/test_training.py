@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -276,6 +277,15 @@ def test_cli_eval_writes_report_and_confusion_png(tiny_model: Path, tmp_path: Pa
     assert result.exit_code == 1 and "1 intent(s) in the data are unknown to model tiny-v1: greeting" in result.output
     result = runner.invoke(main, ["eval"])
     assert result.exit_code == 1 and "Error: There is no active model yet." in result.output
+    # A header the loader cannot guess: the error's fix names --text-column, which eval has too.
+    odd = tmp_path / "odd.csv"
+    odd.write_text("said,category\n" + "".join(f"{t},{i}\n" for i, ts in INTENT_DATA.items() for t in ts))
+    result = runner.invoke(main, ["eval", str(tiny_model), "--data", str(odd)])
+    assert result.exit_code == 1 and "--text-column" in result.output
+    result = runner.invoke(main, ["eval", str(tiny_model), "--data", str(odd), "--text-column", "said",
+                                  "--intent-column", "category", "--report", str(tmp_path / "rep2")])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "rep2" / "report.json").read_text())["samples"] == 24
 
 
 # --- the cosine intent head
@@ -389,6 +399,23 @@ def test_the_int8_variant_gets_thresholds_fitted_on_its_own_probabilities(tiny_c
             decisions[variant] = bot.handle(Incoming(text="where is my parcel", user="U1")).route.decision
     assert decisions["int8"] == "handoff" and decisions["fp32"] != "handoff"
     assert Classifier.load(card.path, provider="cpu").variant == "int8"  # what "auto" serves on CPU
+
+
+@pytest.mark.parametrize(("level", "default", "expected"),
+                         [(None, "WARNING", logging.WARNING), ("error", "WARNING", logging.ERROR),
+                          (None, "INFO", logging.INFO), ("debug", "INFO", logging.DEBUG)])
+def test_training_commands_apply_csbot_log_level(monkeypatch: pytest.MonkeyPatch, level: str | None, default: str,
+                                                 expected: int) -> None:
+    # `csbot train`/`eval` (default WARNING) and the retrain job (default INFO, its train.log) honour CSBOT_LOG_LEVEL.
+    from training.cli import _settings
+
+    for name in ("bot", "models", "training", "csbot"):  # process-wide state: put it back afterwards
+        monkeypatch.setattr(logging.getLogger(name), "level", logging.getLogger(name).level)
+    monkeypatch.delenv("CSBOT_LOG_LEVEL", raising=False)
+    if level:
+        monkeypatch.setenv("CSBOT_LOG_LEVEL", level)
+    _settings(default_level=default)
+    assert {logging.getLogger(name).level for name in ("training", "csbot", "models")} == {expected}
 
 
 def test_training_on_every_example_keeps_the_last_epoch_and_says_so(tiny_base: Path, tmp_path: Path,

@@ -19,10 +19,13 @@ def _fail(error: CsbotError) -> None:
     sys.exit(1)
 
 
-def _settings():  # noqa: ANN202 - the bot's settings object
-    from bot.config import load_settings
+def _settings(default_level: str = "WARNING"):  # noqa: ANN202 - the bot's settings object
+    """Load the settings and apply CSBOT_LOG_LEVEL (``default_level`` when unset), as every csbot command does."""
+    from bot.config import apply_log_level, load_settings
 
-    return load_settings()
+    settings = load_settings()
+    apply_log_level(settings.log_level or default_level)
+    return settings
 
 
 def _parse_set(items: tuple[str, ...]) -> dict[str, object]:
@@ -40,7 +43,14 @@ def _parse_set(items: tuple[str, ...]) -> dict[str, object]:
 
 @click.group()
 def main() -> None:
-    """Train, export and evaluate csbot models."""
+    """Train, export and evaluate csbot models (`csbot train`, `csbot eval` and the retrain job run these).
+
+    \b
+    Examples:
+      python -m training train --epochs 4
+      python -m training eval v0002
+      python -m training retrain --force
+    """
 
 
 @main.command()
@@ -81,21 +91,26 @@ def train(data: tuple[Path, ...], text_column: str | None, intent_column: str | 
 @click.argument("model", required=False)
 @click.option("--data", type=click.Path(path_type=Path), default=None,
               help="Labelled file to score (default: the knowledge base's held-out examples).")
-@click.option("--intent-column", default=None)
+@click.option("--text-column", default=None, help="Name of the text column (default: detect).")
+@click.option("--intent-column", default=None, help="Name of the intent column (default: detect).")
 @click.option("--report", type=click.Path(path_type=Path), default=None,
               help="Folder for report.json and confusion.png (default: <model>/eval).")
-def evaluate(model: str | None, data: Path | None, intent_column: str | None, report: Path | None) -> None:
-    """Score a model: accuracy, macro-F1, per-intent F1, and a confusion-matrix PNG.
+def evaluate(model: str | None, data: Path | None, text_column: str | None, intent_column: str | None,
+             report: Path | None) -> None:
+    """Score a model (a version such as v0002, or a model directory): accuracy, macro-F1, per-intent F1,
+    and a confusion-matrix PNG.
 
     \b
     Examples:
       csbot eval                                    # the active model on the knowledge base's test split
-      csbot eval v0002 --data ../shared/data/banking77/test.csv --intent-column category
+      csbot eval v0002                              # another version, on the same split
+      csbot eval var/b77 --data ../shared/data/banking77/test.csv   # the model `csbot train --out var/b77` wrote
     """
     try:
+        from training.data import Columns
         from training.jobs import eval_command
 
-        eval_command(_settings(), model, data, intent_column, report)
+        eval_command(_settings(), model, data, Columns(text=text_column, intent=intent_column), report)
     except CsbotError as error:
         _fail(error)
 

@@ -158,8 +158,13 @@ def apply_gate(candidate: dict[str, Any] | None, active: dict[str, Any] | None, 
     act_acc = active.get("accuracy") if active else None
     if candidate is None:
         eval_ok = False
+    elif active is None:
+        eval_ok = True  # no active model to be worse than: the first version, or one whose files cannot be read
     elif act_acc is None or cand_acc is None:
-        eval_ok = True  # no active model (first version) or no intent examples to compare on
+        # There is an active model but not one evaluation message both can be scored on (a knowledge base too
+        # small for a test split, or intents renamed): "not worse" cannot be shown, so a person decides.
+        eval_ok = False
+        reasons.append(messages.GATE_EVAL_NOTHING.format(active=active.get("version") or "the active model"))
     else:
         eval_ok = cand_acc >= act_acc - tolerance
     pairs = paired_counts(candidate, active) if candidate and active else None
@@ -167,10 +172,11 @@ def apply_gate(candidate: dict[str, Any] | None, active: dict[str, Any] | None, 
     eval_check: dict[str, Any] = {"candidate": cand_acc, "active": act_acc, "tolerance": tolerance, "alpha": alpha}
     if pairs:
         eval_check.update(only_active_right=pairs[0], only_candidate_right=pairs[1], p_value=round(p_value, 4))
-    if candidate is not None and not eval_ok and p_value is not None and p_value >= alpha:
+    compared = cand_acc is not None and act_acc is not None
+    if compared and not eval_ok and p_value is not None and p_value >= alpha:
         # Below the tolerance, but by a margin two equally good models show this often on this many messages.
         eval_ok, eval_check["within_chance"] = True, True
-    elif candidate is not None and not eval_ok:
+    elif compared and not eval_ok:
         chance = messages.GATE_EVAL_CHANCE.format(only_active=pairs[0], only_candidate=pairs[1], p_value=p_value,
                                                   alpha=alpha) if pairs and p_value is not None else ""
         reasons.append(messages.GATE_EVAL_BELOW.format(candidate=cand_acc, active=act_acc, tolerance=tolerance,

@@ -108,8 +108,10 @@ def _register_trained(store: Any, registry: Registry, card: modeldir.ModelCard, 
     if out is None:
         register_version(store, card, status="candidate")
         if activate or (activate is None and registry.active() is None):
-            registry.activate(card.version)
-            mark_active(store, card.version)
+            from bot import learning
+
+            # The pointer and the statuses in one transaction, with who did it: as promote and the retrain do.
+            learning._set_active(store, registry, card.version, bot_messages.REASON_TRAINED)
             click.echo(messages.TRAINED_ACTIVE.format(version=card.version))
 
 
@@ -123,24 +125,14 @@ def register_version(store: Any, card: modeldir.ModelCard, status: str, reason: 
     }, pk="version")
 
 
-def mark_active(store: Any, version: str) -> None:
-    from bot.store import utcnow
-
-    with store.transaction() as db:
-        db.execute("UPDATE model_versions SET status = 'retired' WHERE status = 'active' AND version != ?",
-                   [version])
-        db.execute("UPDATE model_versions SET status = 'active', promoted_at = ? WHERE version = ?",
-                   [utcnow(), version])
-
-
-def eval_command(settings: Any, model: str | None, data: Path | None, intent_column: str | None,
+def eval_command(settings: Any, model: str | None, data: Path | None, columns: Columns,
                  report_dir: Path | None) -> None:
     from models.runtime import Classifier
 
-    path = _model_path(settings, model)
+    path = model_path(settings, model)
     classifier = Classifier.load(path, provider=settings.onnx_provider, variant=settings.onnx_variant)
     if data:
-        examples = [e for e in load_examples(data, Columns(intent=intent_column)) if e.intent]
+        examples = [e for e in load_examples(data, columns) if e.intent]
     else:
         examples = [e for e in knowledge_base_examples(_load_kb(settings), "test") if e.intent]
     if not examples:
@@ -176,7 +168,8 @@ def eval_command(settings: Any, model: str | None, data: Path | None, intent_col
     click.echo(messages.EVAL_FILES.format(png=png, report=report_dir / "report.json"))
 
 
-def _model_path(settings: Any, model: str | None) -> Path:
+def model_path(settings: Any, model: str | None) -> Path:
+    """A model directory: ``model`` if it is one, else that version (default: the active one) of the registry."""
     if model and Path(model).is_dir():
         return Path(model)
     store, registry = _store_and_registry(settings)

@@ -226,8 +226,11 @@ def _run(settings: Settings, store: Store, opts: RetrainOptions, run_id: int, ru
     parity = card.metrics.get("parity") if card else None
     gate = apply_gate(cand, act, corrections, parity, parity_error, settings.gate_tolerance,
                       settings.gate_corrections_share, settings.gate_alpha)
+    # A rejection for a reason other than the candidate itself must not mark this data as seen: the
+    # next retrain (nightly or `csbot retrain`) would skip it as "nothing new" and never gate it.
+    superseded = False
     if heartbeat.lost or not learning.acquire_lock(store, f"run:{run_id}", pid=os.getpid(), clock=clock):
-        gate["passed"] = False
+        gate["passed"], superseded = False, True
         gate["reasons"].append("the run lost its lock (another process took over), so it may not promote")
 
     _phase(store, run_id, "register")
@@ -242,8 +245,9 @@ def _run(settings: Settings, store: Store, opts: RetrainOptions, run_id: int, ru
     if gate["passed"] and card and not learning._set_active(
             store, registry, card.version, f"run {run_id}: gate passed" + (f" (was {active})" if active else ""),
             expected=active):
-        gate["passed"] = False
-        gate["reasons"].append(ACTIVE_CHANGED.format(gated=active or "none", now=registry.active() or "none"))
+        if registry.active() != card.version:  # else an admin promoted this very candidate during the run
+            gate["passed"], superseded = False, True
+            gate["reasons"].append(ACTIVE_CHANGED.format(gated=active or "none", now=registry.active() or "none"))
     if gate["passed"] and card:
         status = "promoted"
         # Recorded at once: should the housekeeping below fail or the job be killed, the run still
@@ -264,7 +268,8 @@ def _run(settings: Settings, store: Store, opts: RetrainOptions, run_id: int, ru
     if cand:
         chart = save_report_chart(run_dir / "report.png", _history(store), card.version if card else version,
                                   cand, act, labels, status == "promoted")
-    store.kv_set(learning.WATERMARK_KEY, json.dumps(watermark))
+    if not superseded:
+        store.kv_set(learning.WATERMARK_KEY, json.dumps(watermark))
     log.info("run %s %s: %s", run_id, status, "; ".join(gate["reasons"]) or "all gate checks passed")
     report = {"status": status, "version": card.version if card else None, "active_before": active,
               "active_after": registry.active(), "mode": mode, "mode_reason": mode_reason, "metrics": metrics,
@@ -284,11 +289,15 @@ def _excerpt(run_dir: Path) -> str:
 
 
 def _register(store: Store, card: modeldir.ModelCard, headline: dict[str, Any], status: str, reason: str) -> None:
+    """Record the candidate's row. A version an admin made active meanwhile (`csbot promote` as soon as its
+    folder appears) stays active with the admin's reason: the run must not mark the live model rejected."""
     with store.transaction() as db:
         db.execute(
             "INSERT INTO model_versions (version, path, status, created_at, metrics_json, manifest_hash, reason)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (version) DO UPDATE SET status = excluded.status,"
-            " metrics_json = excluded.metrics_json, reason = excluded.reason",
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (version) DO UPDATE SET"
+            " status = CASE WHEN model_versions.status = 'active' THEN 'active' ELSE excluded.status END,"
+            " metrics_json = excluded.metrics_json,"
+            " reason = CASE WHEN model_versions.status = 'active' THEN model_versions.reason ELSE excluded.reason END",
             [card.version, str(card.path), status, card.created_at, json.dumps(headline), card.data_hash, reason])
 
 

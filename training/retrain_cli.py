@@ -38,23 +38,26 @@ def retrain(trigger: str, mode: str, force: bool, run_id: int | None, overrides:
     """
     signal.signal(signal.SIGTERM, _terminate)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("csbot").setLevel(logging.INFO)  # the job's phases go to stderr (the run's train.log)
+    # The job's phases go to stderr (the run's train.log) at INFO unless CSBOT_LOG_LEVEL says otherwise.
+    logging.getLogger("csbot").setLevel(logging.INFO)
     try:
         from bot.learning import report_text
         from training.cli import _parse_set, _settings
         from training.config import TrainConfig
         from training.retrain import RetrainOptions, fail_prepared_run, run_retrain
 
-        settings = _settings()
+        settings = _settings(default_level="INFO")
         try:
             options = RetrainOptions(trigger=trigger, run_id=run_id, mode=mode, force=force,
                                      overrides=_parse_set(overrides), progress=progress)
             TrainConfig().replace(**options.overrides)  # an unknown or invalid option fails here, by name
+            report = run_retrain(settings, options)
         except CsbotError as error:
+            # Also what run_retrain raises before its own bookkeeping starts (a busy database, say): the
+            # bot's prepared row then says what was wrong, not the reaper's "killed or crashed".
             if run_id is not None:
                 fail_prepared_run(settings, run_id, error)
             raise
-        report = run_retrain(settings, options)
     except CsbotError as error:
         click.echo(f"{messages.ERROR_PREFIX}{error}", err=True)
         sys.exit(1)
