@@ -175,5 +175,7 @@ GATE_CORRECTIONS = ("it gets right only {right} of the {total} corrected example
                     "that learns {required:.0%} of them, below {alpha})")
 
 # The retrain job (training/retrain.py)
+FAST_ENCODER_UNLOADABLE = ("fast was chosen, but the saved encoder of {version} does not load ({error}), so this run "
+                           "trains in full from the base model")
 RUN_NOT_WAITING = "Training run {run_id} is not waiting to run (status {status})."
 RUN_NOT_WAITING_FIX = "start runs with `csbot retrain`; --run-id is for the bot's own launcher."

@@ -45,7 +45,7 @@ from bot import messages as bot_messages
 from bot.config import Settings
 from bot.store import Store, iso
 from models import messages, modeldir
-from models.errors import CsbotError, ExportError
+from models.errors import ConfigError, CsbotError, ExportError
 from models.registry import Registry
 from training.config import DEFAULT_BASE_MODEL, TrainConfig
 from training.dataset import DatasetOptions, build_dataset, example_key
@@ -199,19 +199,36 @@ def _run(settings: Settings, store: Store, opts: RetrainOptions, run_id: int, ru
     log.info("mode: %s (%s)", mode, mode_reason)
     learning.update_run(store, run_id, mode=mode, manifest_json=data.manifest)
 
-    config = TrainConfig().replace(**{"base_model": settings.base_model or DEFAULT_BASE_MODEL, **opts.overrides})
-    if mode == "fast":
-        assert active_card is not None
-        config = config.replace(base_model=str(active_card.path / ENCODER_DIR), freeze_encoder=True)
+    full_config = TrainConfig().replace(**{"base_model": settings.base_model or DEFAULT_BASE_MODEL,
+                                           **opts.overrides})
     version = registry.next_version()
     _phase(store, run_id, "train")
     train_started = time.perf_counter()
     parity_error = None
-    try:
+
+    def build(mode: str) -> modeldir.ModelCard:
+        config = full_config
+        if mode == "fast":
+            assert active_card is not None
+            config = config.replace(base_model=str(active_card.path / ENCODER_DIR), freeze_encoder=True)
         teacher = active_card.path if active_card and mode == "full" and config.distill_weight else None
         # A fast run keeps the active encoder, so its thresholds may only be fitted on what that encoder never saw.
         unseen = [e for e in data.eval if example_key(e) not in active_trained] if mode == "fast" else None
-        card = build_version(data, config, registry.root / version, version, run_dir, opts.progress, teacher, unseen)
+        return build_version(data, config, registry.root / version, version, run_dir, opts.progress, teacher, unseen)
+
+    try:
+        try:
+            card = build(mode)
+        except ConfigError as exc:
+            if mode != "fast":
+                raise
+            # The active version's saved encoder does not load (damaged, or half copied): every fast run would
+            # fail the same way, night after night, so this one trains in full from the base model.
+            mode, mode_reason = "full", messages.FAST_ENCODER_UNLOADABLE.format(
+                version=active, error=exc.what.splitlines()[0])
+            log.warning("mode: full (%s)", mode_reason)
+            learning.update_run(store, run_id, mode=mode)
+            card = build(mode)
     except ExportError as exc:
         card, parity_error = None, str(exc).splitlines()[0]
     train_seconds = time.perf_counter() - train_started
