@@ -31,13 +31,16 @@ ROLLED_BACK_FROM_KEY = "rolled_back_from"
 
 
 def _set_active(store: Store, registry: Registry, version: str, reason: str,
-                expected: str | None | object = _ANY, rolled_back_from: str | None = None) -> bool:
+                expected: str | None | object = _ANY, rolled_back_from: str | None = None,
+                promoting_run: int | None = None) -> bool:
     """Check the files, then move the pointer and the statuses in one transaction.
 
     With ``expected``, switch only if that version is still the active one (a compare-and-set in the
     same transaction), and return False otherwise: a retrain gated its candidate against the model that
     was active when it started, so an admin's promote or rollback meanwhile must win.
-    ``rolled_back_from``: this switch is a rollback away from that version (``rollback`` refuses to undo it)."""
+    ``rolled_back_from``: this switch is a rollback away from that version (``rollback`` refuses to undo it).
+    ``promoting_run``: the retrain run whose candidate this is; it is marked promoted in the same transaction,
+    so a job killed right after the switch can never be reported as "failed, the active model not changed"."""
     card = registry.check(version)
     now = utcnow()
     with store.transaction() as db:
@@ -45,6 +48,9 @@ def _set_active(store: Store, registry: Registry, version: str, reason: str,
             return False
         registry.switch(version)
         store.kv_set(ROLLED_BACK_FROM_KEY, rolled_back_from or "")
+        if promoting_run is not None:
+            db.execute("UPDATE training_runs SET status = 'promoted', version = ? WHERE id = ? AND status = 'running'",
+                       [version, promoting_run])
         db.execute("UPDATE model_versions SET status = 'retired' WHERE status = 'active' AND version != ?",
                    [version])
         db.execute(

@@ -472,6 +472,24 @@ def test_a_candidate_an_admin_promoted_during_its_run_stays_active(tmp_path: Pat
         assert (old["status"], old["reason"]) == ("rejected", "the gate said no")  # a version not live: as before
 
 
+def test_a_promotion_and_its_run_record_are_one_transaction(tmp_path: Path, good_model: Path) -> None:
+    # A job killed (OOM, the watchdog) right after the switch must not leave a run that says "failed, the active
+    # model was not changed" beside a pointer that did change: the switch marks its run promoted.
+    data = data_dir(tmp_path, good_model, good_model)
+    with Store(data / "csbot.db") as store:
+        registry = Registry(data / "models", store)
+        run_id = learning.create_run(store, "test", phase="register")
+        assert learning._set_active(store, registry, "v0002", "run: gate passed", expected="v0001",
+                                    promoting_run=run_id)
+        run = learning.get_run(store, run_id)
+        assert (run["status"], run["version"], registry.active()) == ("promoted", "v0002", "v0002")
+        stale = learning.create_run(store, "test", phase="register")
+        learning.update_run(store, stale, status="failed")  # only a running run is marked: a finished record stands
+        assert learning._set_active(store, registry, "v0001", "x", expected="v0002", promoting_run=stale)
+        assert learning.get_run(store, stale)["status"] == "failed" and learning.get_run(store, run_id)["version"] \
+            == "v0002"
+
+
 def test_a_run_folder_that_cannot_be_made_fails_the_run_and_frees_the_lock(tmp_path: Path, word_base: Path,
                                                                          kw_kb: Path, good_model: Path) -> None:
     # Used to raise a bare OSError after taking the lock: every retrain was "still going" for the lock's lifetime.

@@ -261,7 +261,7 @@ def _run(settings: Settings, store: Store, opts: RetrainOptions, run_id: int, ru
         _register(store, card, headline, status="candidate", reason="")
     if gate["passed"] and card and not learning._set_active(
             store, registry, card.version, f"run {run_id}: gate passed" + (f" (was {active})" if active else ""),
-            expected=active):
+            expected=active, promoting_run=run_id):
         if registry.active() != card.version:  # else an admin promoted this very candidate during the run
             gate["passed"], superseded = False, True
             gate["reasons"].append(ACTIVE_CHANGED.format(gated=active or "none", now=registry.active() or "none"))
