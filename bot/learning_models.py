@@ -46,6 +46,7 @@ def _set_active(store: Store, registry: Registry, version: str, reason: str,
     with store.transaction() as db:
         if expected is not _ANY and registry.active() != expected:
             return False
+        registry.path(version)  # again, under the write lock: a retrain's prune may have deleted it since the check
         registry.switch(version)
         store.kv_set(ROLLED_BACK_FROM_KEY, rolled_back_from or "")
         if promoting_run is not None:

@@ -111,17 +111,21 @@ class Registry:
         """Delete all but the newest ``keep`` version folders; the active and previous
         versions (and ``protect``) are never deleted. Returns the deleted versions."""
         keep = max(1, keep)
-        safe = {v for v in (self.active(), self.previous(), *protect) if v}
-        versions = self.versions()
-        newest = set(versions[-keep:])
         deleted = []
-        for version in versions:
-            if version in newest or version in safe:
-                continue
-            # Rename first: a reader never sees a half-deleted version folder.
-            trash = self.root / f".trash-{version}"
-            shutil.rmtree(trash, ignore_errors=True)
-            (self.root / version).rename(trash)
-            shutil.rmtree(trash, ignore_errors=True)
-            deleted.append(version)
+        # Reading the pointer and moving folders aside happen in one write transaction, so a promote of an
+        # old version (which re-checks its folder inside its own transaction) runs wholly before or after.
+        with self._transaction():
+            safe = {v for v in (self.active(), self.previous(), *protect) if v}
+            versions = self.versions()
+            newest = set(versions[-keep:])
+            for version in versions:
+                if version in newest or version in safe:
+                    continue
+                # Rename first: a reader never sees a half-deleted version folder.
+                trash = self.root / f".trash-{version}"
+                shutil.rmtree(trash, ignore_errors=True)
+                (self.root / version).rename(trash)
+                deleted.append(version)
+        for version in deleted:
+            shutil.rmtree(self.root / f".trash-{version}", ignore_errors=True)
         return deleted
