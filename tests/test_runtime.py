@@ -155,7 +155,7 @@ def test_corrupt_onnx_fails_its_checksum(model_copy: Path) -> None:
     with pytest.raises(ModelDirError) as info:
         Classifier.load(model_copy)
     assert "model.onnx does not match its checksum in manifest.json" in info.value.what
-    assert "retrain with `csbot train`" in info.value.fix
+    assert "`csbot promote VERSION`" in info.value.fix and "`csbot train --activate`" in info.value.fix
 
 
 @pytest.mark.parametrize("field, value", [("thresholds", {"answer_min": "high"}), ("max_length", "long"),
