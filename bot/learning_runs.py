@@ -76,15 +76,23 @@ def reap_stale_runs(store: Store, clock: Clock = system_clock) -> list[int]:
     for row in list(store.db.query("SELECT * FROM training_runs WHERE status = 'running'")):
         lock = next(iter(store.db.query("SELECT * FROM locks WHERE name = ? AND owner = ?",
                                         [RUN_LOCK, f"run:{row['id']}"])), None)
-        if row["host"] == hostname() and row["pid"]:
-            dead = not pid_alive(row["pid"])
+        lock_lapsed = lock is None or lock["expires_at"] <= iso(now)
+        if row["host"] == hostname() and row["pid"] and not pid_alive(row["pid"]):
+            dead = True
             why = (f"the training process (pid {row['pid']}) ended without finishing: killed, out of memory or "
                    "crashed. The active model was not changed.")
+        elif row["host"] == hostname() and row["pid"]:
+            # A live run renews its lock every HEARTBEAT_SECONDS and frees it only after recording its end, so a
+            # live pid without a live lock is a hung run, or the pid now belongs to another process (a container
+            # restarted, pids reused); either way the run will not finish.
+            dead = lock_lapsed
+            why = (f"the run (pid {row['pid']}) stopped renewing its lock: hung, or that pid is now another "
+                   "process. The active model was not changed.")
         elif row["pid"] is None:
             dead = row["started_at"] < iso(now - UNLAUNCHED_GRACE) and lock is None
             why = "the training process never started."
         else:
-            dead = lock is None or lock["expires_at"] <= iso(now)
+            dead = lock_lapsed
             why = f"the run on {row['host']} stopped renewing its lock (host down or process killed)."
         if not dead:
             continue

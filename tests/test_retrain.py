@@ -376,6 +376,20 @@ def test_a_job_killed_halfway_leaves_the_active_model_and_is_marked_failed(tmp_p
     assert json.loads(json.dumps(info, default=str))["last_run"]["status"] == "failed"
 
 
+def test_a_run_whose_pid_lives_on_without_its_lock_is_reaped(tmp_path: Path, good_model: Path) -> None:
+    # In a restarted container a dead run's pid can belong to another process: the pid alone kept the row
+    # "running" (and `status` saying a retrain is going) for as long as that process lived.
+    data = data_dir(tmp_path, good_model)
+    with Store(data / "csbot.db") as store:
+        reused = learning.create_run(store, "test", pid=os.getpid(), phase="train")  # this live test process
+        assert learning.reap_stale_runs(store) == [reused]
+        row = learning.get_run(store, reused)
+        assert row["status"] == "failed" and "stopped renewing its lock" in row["log_excerpt"]
+        alive = learning.create_run(store, "test", pid=os.getpid(), phase="train")
+        assert learning.acquire_lock(store, f"run:{alive}", pid=os.getpid())  # a live run holds its lock
+        assert learning.reap_stale_runs(store) == [] and learning.get_run(store, alive)["status"] == "running"
+
+
 def test_a_full_retrain_distils_from_the_active_model_when_asked(tmp_path: Path, word_base: Path, kw_kb: Path,
                                                                  good_model: Path) -> None:
     from training.retrain import RetrainOptions, run_retrain
