@@ -38,14 +38,13 @@ def retrain(trigger: str, mode: str, force: bool, run_id: int | None, overrides:
     """
     signal.signal(signal.SIGTERM, _terminate)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # The job's phases go to stderr (the run's train.log) at INFO unless CSBOT_LOG_LEVEL says otherwise.
-    logging.getLogger("csbot").setLevel(logging.INFO)
     try:
         from bot.learning import report_text
         from training.cli import _parse_set, _settings
         from training.config import TrainConfig
         from training.retrain import RetrainOptions, fail_prepared_run, run_retrain
 
+        # The job's phases go to stderr (the run's train.log) at INFO unless CSBOT_LOG_LEVEL says otherwise.
         settings = _settings(default_level="INFO")
         try:
             options = RetrainOptions(trigger=trigger, run_id=run_id, mode=mode, force=force,
