@@ -88,6 +88,8 @@ ADMIN_ONLY = ("Only admins can run `{command}`. Admins: {admins}. "
               "Ask one of them, or ask to be added to CSBOT_ADMIN_USERS.")
 AGENT_ONLY = ("Only support agents can do this. Ask an admin to add you to CSBOT_AGENT_USERS "
               "(or to the agents' user group).")
+AGENT_CHECK_SLOW = ("Slack did not confirm in time that you are in the agents' user group, so nothing was "
+                    "saved. Submit again in a moment.")
 NOBODY_CONFIGURED = "nobody yet (set CSBOT_ADMIN_USERS)"
 RETRAIN_STARTED = "Retraining started: {reason}. I'll post progress and the result here."
 RETRAIN_SKIPPED = "Retraining skipped: {reason}."

@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 # A modal submission must be answered within 3 s, errors included: wait this long for another writer (a purge, a
 # retrain's bookkeeping) before saying the database is busy, so the agent sees why instead of Slack's timeout.
 MODAL_BUSY_TIMEOUT_MS = 2000
+# How long the submission waits for Slack to say who is in the agents' user group (on a cold cache):
+# this plus the busy timeout above stays inside Slack's 3 s.
+MODAL_AGENT_CHECK_SECONDS = 0.8
 
 Body = dict[str, Any]
 
@@ -156,8 +159,10 @@ class Agents:
             return
         kb, settings = self.rt.ctx.kb, self.rt.ctx.settings
         errors = modal.validate(submission, kb)
-        if not errors and not await is_agent(self.rt, user):
-            errors = {modal.INTENT_BLOCK: messages.AGENT_ONLY}
+        if not errors:
+            agent = await is_agent(self.rt, user, within=MODAL_AGENT_CHECK_SECONDS)
+            if not agent:
+                errors = {modal.INTENT_BLOCK: messages.AGENT_ONLY if agent is False else messages.AGENT_CHECK_SLOW}
         text = ""
         if not errors:
             target = submission.target

@@ -42,7 +42,7 @@ async def run_command(rt: Runtime, body: Body) -> None:
     command = _command(text)
     members: frozenset[str] = frozenset()
     if command in admin.AGENT_COMMANDS and user not in settings.agents:
-        members = await usergroup_members(rt)
+        members = await usergroup_members(rt) or frozenset()
     provider, next_run = rt.ctx.live.current.provider, rt.next_retrain()
     reply = await rt.in_thread(lambda: admin.run(settings, text, user=user, provider=provider, next_run=next_run,
                                                  usergroup_members=members, trigger="slack"))

@@ -22,7 +22,8 @@ HELP = {
     "csbot_slack_ignored_total": ("counter", "Events the bot chose not to answer, by reason."),
     "csbot_messages_total": ("counter", "Customer messages classified."),
     "csbot_decisions_total": ("counter", "Routing decisions, by decision."),
-    "csbot_feedback_total": ("counter", "Ratings stored, by rating and source."),
+    "csbot_feedback_total": ("counter", "Votes received (buttons, reactions), by rating and source; a repeated vote "
+                             "counts again here but replaces the earlier one in the database."),
     "csbot_handoffs_total": ("counter", "Posts to the agents' channel, by kind."),
     "csbot_slack_api_errors_total": ("counter", "Failed Slack Web API calls, by method."),
     "csbot_ack_seconds": ("histogram", "Time to answer an HTTP request to /slack/events (the ack)."),

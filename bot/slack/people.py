@@ -7,6 +7,7 @@ change in Slack needs no restart. Admins are the CSBOT_ADMIN_USERS allow-list (b
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -23,13 +24,30 @@ log = logging.getLogger(__name__)
 USERGROUP_TTL_SECONDS = 30.0
 
 
-async def usergroup_members(rt: Runtime) -> frozenset[str]:
+async def usergroup_members(rt: Runtime, *, within: float | None = None) -> frozenset[str] | None:
+    """The agents' user group, from the cache or from Slack.
+
+    ``within`` bounds the wait for Slack (a modal submission is answered in its ack, within 3 s). When
+    Slack is slower, the lookup goes on in the background to fill the cache, and this returns the last
+    membership read, however old, or None when there is none yet.
+    """
     group = rt.ctx.settings.agent_usergroup
     if not group:
         return frozenset()
     cached = rt.usergroup_cache
     if cached and time.monotonic() - cached[0] < USERGROUP_TTL_SECONDS:
         return cached[1]
+    if rt.usergroup_lookup is None or rt.usergroup_lookup.done():
+        # One lookup at a time: a burst of clicks on a cold cache makes one API call, not one each.
+        rt.usergroup_lookup = asyncio.get_running_loop().create_task(_read_usergroup(rt, group))
+    try:
+        return await asyncio.wait_for(asyncio.shield(rt.usergroup_lookup), within)
+    except TimeoutError:
+        log.warning("usergroups.users.list took over %.1f s; using the membership read before", within)
+        return cached[1] if cached else None
+
+
+async def _read_usergroup(rt: Runtime, group: str) -> frozenset[str]:
     found = await rt.call("usergroups.users.list", usergroup=group)
     members = frozenset(str(u) for u in (found or {}).get("users") or ())
     if found is not None:  # a failed call is not remembered: the next action asks again
@@ -37,12 +55,14 @@ async def usergroup_members(rt: Runtime) -> frozenset[str]:
     return members
 
 
-async def is_agent(rt: Runtime, user: str) -> bool:
+async def is_agent(rt: Runtime, user: str, *, within: float | None = None) -> bool | None:
+    """Whether ``user`` is an agent; None when Slack did not say ``within`` seconds (see usergroup_members)."""
     if not user:
         return False
     if user in rt.ctx.settings.agents:
         return True
-    return user in await usergroup_members(rt)
+    members = await usergroup_members(rt, within=within)
+    return None if members is None else user in members
 
 
 async def tell(rt: Runtime, *, user: str, channel: str | None, text: str, thread_ts: str | None = None,

@@ -136,7 +136,7 @@ class MessagePipeline:
     async def _process(self, jobs: list[MessageJob]) -> None:
         started = time.perf_counter()
         replies = any(job.incoming.thread_ts and job.incoming.thread_ts != job.incoming.ts for job in jobs)
-        group_agents = await usergroup_members(self.rt) if replies else frozenset()
+        group_agents = (await usergroup_members(self.rt) or frozenset()) if replies else frozenset()
         try:
             fresh, outcomes, failed = await self.rt.in_thread(self._classify, jobs, group_agents)
         except Exception:

@@ -40,6 +40,7 @@ class Runtime:
     next_run: Callable[[], datetime | None] | None = None
     # CSBOT_AGENT_USERGROUP's members and when they were read (bot.slack.people caches them briefly).
     usergroup_cache: tuple[float, frozenset[str]] | None = None
+    usergroup_lookup: asyncio.Task[frozenset[str]] | None = None  # the read in flight, shared by all who wait
 
     def spawn(self, work: Coroutine[Any, Any, Any]) -> None:
         """Run ``work`` after the ack (extensions' listeners); failures are logged, never lost."""
