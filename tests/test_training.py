@@ -153,6 +153,25 @@ def test_export_that_fails_parity_is_refused(trained: Trained, tmp_path: Path) -
     assert list(tmp_path.iterdir()) == []
 
 
+def test_int8_graph_must_keep_the_sentiment_answers_where_asked(trained: Trained, tmp_path: Path) -> None:
+    result = trained.result
+
+    def int8_report(folder: str, **limits: float | None) -> dict:
+        out = tmp_path / folder
+        out.mkdir()
+        report = export_checked(result.model, result.tokenizer, out, PROBE_TEXTS, result.config.max_length,
+                                **limits)["int8"]
+        assert report["kept"] == (out / "model.int8.onnx").is_file()
+        return report
+
+    # The intent limit alone (0: any graph passes) keeps the int8 graph, whatever its sentiment answers...
+    assert int8_report("intent-only", min_agreement=0.0)["kept"]
+    # ...and a sentiment limit no graph can meet refuses it, naming the head that failed.
+    refused = int8_report("with-sentiment", min_agreement=0.0, min_sentiment_agreement=1.01)
+    assert not refused["kept"] and refused["refused_on"] == "sentiment"
+    assert refused["required_sentiment_agreement"] == 1.01
+
+
 # --- the model directory
 
 def test_model_dir_is_self_describing(trained: Trained) -> None:

@@ -136,10 +136,17 @@ def quantise_int8(src: Path, dest: Path) -> None:
                      extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
 
 
+MIN_AGREEMENT = 0.995
+
+
 def export_checked(model: IntentSentimentModel, tokenizer: Any, out_dir: Path, texts: list[str],
-                   max_length: int, *, max_abs_diff: float = 1e-3, min_agreement: float = 0.995,
-                   int8: bool = True) -> dict[str, Any]:
+                   max_length: int, *, max_abs_diff: float = 1e-3, min_agreement: float = MIN_AGREEMENT,
+                   int8: bool = True, min_sentiment_agreement: float | None = None) -> dict[str, Any]:
     """Export, optimise and (optionally) quantise into ``out_dir``; return the parity report.
+
+    ``min_sentiment_agreement``: the int8 graph must also keep this share of the sentiment head's
+    answers (escalation reads them). None when the head learned nothing (no sentiment labels), whose
+    near-uniform output flips under any rounding without meaning anything.
 
     Writes ``model.onnx`` (the best fp32 graph that passed) and, if it passed its own
     check, ``model.int8.onnx``. Raises ExportError if no fp32 graph matches PyTorch.
@@ -173,21 +180,28 @@ def export_checked(model: IntentSentimentModel, tokenizer: Any, out_dir: Path, t
         report["optimised"] = {"error": str(exc)}
         shutil.copyfile(raw, final)
     if int8:
-        report["int8"] = _try_int8(final, final, out_dir / "model.int8.onnx", tokenizer, texts, max_length,
-                                   min_agreement)
+        report["int8"] = _try_int8(final, out_dir / "model.int8.onnx", tokenizer, texts, max_length,
+                                   min_agreement, min_sentiment_agreement)
     raw.unlink()
     return report
 
 
-def _try_int8(raw: Path, fp32: Path, dest: Path, tokenizer: Any, texts: list[str], max_length: int,
-              min_agreement: float) -> dict[str, Any]:
+def _try_int8(fp32: Path, dest: Path, tokenizer: Any, texts: list[str], max_length: int,
+              min_agreement: float, min_sentiment_agreement: float | None) -> dict[str, Any]:
     try:
-        quantise_int8(raw, dest)
+        quantise_int8(fp32, dest)
         parity = compare(run_onnx(fp32, tokenizer, texts, max_length), run_onnx(dest, tokenizer, texts, max_length))
     except Exception as exc:  # quantisation support varies by operator set; fp32 is always there
         dest.unlink(missing_ok=True)
         return {"kept": False, "error": str(exc)}
-    kept = parity.intent_top1_agreement >= min_agreement
+    verdict: dict[str, Any] = {"required_agreement": min_agreement}
+    if parity.intent_top1_agreement < min_agreement:
+        verdict["refused_on"] = "intent"
+    elif min_sentiment_agreement is not None:
+        verdict["required_sentiment_agreement"] = min_sentiment_agreement
+        if parity.sentiment_top1_agreement < min_sentiment_agreement:
+            verdict["refused_on"] = "sentiment"
+    kept = "refused_on" not in verdict
     if not kept:
         dest.unlink()
-    return {**parity.to_dict(), "kept": kept, "required_agreement": min_agreement}
+    return {**parity.to_dict(), "kept": kept, **verdict}

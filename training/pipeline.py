@@ -22,7 +22,7 @@ from models.modeldir import SENTIMENTS, ModelCard
 from training.config import TrainConfig
 from training.data import Example, manifest
 from training.evaluate import classification_report
-from training.export import export_checked, run_onnx
+from training.export import MIN_AGREEMENT, export_checked, run_onnx
 from training.finetune import TrainResult, train
 from training.thresholds import fit_thresholds
 
@@ -80,8 +80,11 @@ def _write(result: TrainResult, staging: Path, dest: Path, version: str, test_ex
     val_texts = [e.text for e in result.val_examples] or [e.text for e in result.train_examples[:512]]
     if progress:
         print("exporting to ONNX and checking parity with PyTorch ...", flush=True)
+    # The int8 graph must keep the sentiment head's answers too, where that head learned anything.
+    sentiment_trained = any(e.sentiment is not None for e in result.train_examples)
     parity = export_checked(result.model, result.tokenizer, staging, val_texts, config.max_length,
-                            int8=config.export_int8)
+                            int8=config.export_int8,
+                            min_sentiment_agreement=MIN_AGREEMENT if sentiment_trained else None)
     backend = result.tokenizer.backend_tokenizer
     backend.enable_padding(pad_id=int(result.tokenizer.pad_token_id or 0), pad_token=result.tokenizer.pad_token)
     backend.save(str(staging / modeldir.TOKENIZER_FILE))
