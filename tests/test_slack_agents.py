@@ -13,7 +13,10 @@ import yaml
 from fake_slack import (
     block_actions_body,
     block_suggestion_body,
+    dm_event,
+    event_body,
     message_shortcut_body,
+    post_event,
     view_submission_body,
     wait_until,
 )
@@ -163,6 +166,32 @@ def test_a_slow_usergroup_lookup_is_answered_within_slacks_3_seconds(tmp_path: P
         wait_until(lambda: env.action(submission).body == "", what="the submission after Slack answered")
         assert wait_until(lambda: env.rows("SELECT * FROM corrections WHERE message_id = ?", [message_id]))
         assert len(env.fake.of("usergroups.users.list")) == 1  # every attempt shared the one lookup
+
+
+def test_a_slow_usergroup_lookup_does_not_hold_up_other_customers(tmp_path: Path, tiny_model: Path) -> None:
+    with running(tmp_path, tiny_model) as env:
+        first, _, _ = env.ask("where is my order", "D0SLOWA")
+        env.fake.delay_next("usergroups.users.list", 4.0)
+        # A reply in a thread asks who the group's agents are (an agent's reply is not a customer's)...
+        assert post_event(env.url, event_body(dm_event("any news?", channel="D0SLOWA",
+                                                       thread_ts=first["ts"]))).status == 200
+        env.fake.wait_for("usergroups.users.list")
+        started = time.monotonic()
+        env.ask("reset my password", "D0SLOWB")  # ...and another customer's question must not wait 4 s for it.
+        took = time.monotonic() - started
+        assert took < 2.0, took
+        assert wait_until(lambda: env.fake.of("chat.postMessage", channel="D0SLOWA", thread_ts=first["ts"])[1:])
+
+
+def test_a_failing_usergroup_lookup_is_not_repeated_for_every_reply(tmp_path: Path, tiny_model: Path) -> None:
+    with running(tmp_path, tiny_model) as env:
+        env.fake.usergroups.clear()  # a mistyped group id: Slack answers no_such_subteam
+        first, _, _ = env.ask("where is my order", "D0TYPO")
+        for n in range(3):
+            assert post_event(env.url, event_body(dm_event(f"still waiting {n}", channel="D0TYPO",
+                                                           thread_ts=first["ts"]))).status == 200
+            env.fake.wait_for("chat.postMessage", 2 + n, channel="D0TYPO")
+        assert len(env.fake.of("usergroups.users.list")) == 1  # the failure is remembered for 30 s too
 
 
 def test_handoff_post_buttons(env: Env) -> None:

@@ -42,16 +42,21 @@ async def usergroup_members(rt: Runtime, *, within: float | None = None) -> froz
         rt.usergroup_lookup = asyncio.get_running_loop().create_task(_read_usergroup(rt, group))
     try:
         return await asyncio.wait_for(asyncio.shield(rt.usergroup_lookup), within)
-    except TimeoutError:
+    except asyncio.TimeoutError:  # not the builtin TimeoutError: they differ before Python 3.11
         log.warning("usergroups.users.list took over %.1f s; using the membership read before", within)
         return cached[1] if cached else None
 
 
 async def _read_usergroup(rt: Runtime, group: str) -> frozenset[str]:
     found = await rt.call("usergroups.users.list", usergroup=group)
-    members = frozenset(str(u) for u in (found or {}).get("users") or ())
-    if found is not None:  # a failed call is not remembered: the next action asks again
-        rt.usergroup_cache = (time.monotonic(), members)
+    if found is None:
+        # A failure (a mistyped group, a missing usergroups:read scope, Slack down) is remembered too, with the
+        # last membership read: otherwise every thread reply would ask again and wait behind Slack's errors.
+        # rt.call has logged the error.
+        members = rt.usergroup_cache[1] if rt.usergroup_cache else frozenset()
+    else:
+        members = frozenset(str(u) for u in found.get("users") or ())
+    rt.usergroup_cache = (time.monotonic(), members)
     return members
 
 

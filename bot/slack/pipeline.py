@@ -35,6 +35,9 @@ from bot.slack.people import usergroup_members
 from bot.slack.runtime import Runtime
 
 log = logging.getLogger(__name__)
+# How long a batch with a thread reply in it waits for Slack to say who the group's agents are. Past
+# it, the last membership read is used (a group agent's reply may then be taken for a customer's).
+GROUP_LOOKUP_SECONDS = 0.5
 
 
 class MessagePipeline:
@@ -136,7 +139,9 @@ class MessagePipeline:
     async def _process(self, jobs: list[MessageJob]) -> None:
         started = time.perf_counter()
         replies = any(job.incoming.thread_ts and job.incoming.thread_ts != job.incoming.ts for job in jobs)
-        group_agents = (await usergroup_members(self.rt) or frozenset()) if replies else frozenset()
+        # Bounded: the batcher handles one batch at a time, so a slow Slack here would hold up every customer.
+        members = await usergroup_members(self.rt, within=GROUP_LOOKUP_SECONDS) if replies else None
+        group_agents = members or frozenset()
         try:
             fresh, outcomes, failed = await self.rt.in_thread(self._classify, jobs, group_agents)
         except Exception:
