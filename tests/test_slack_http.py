@@ -154,6 +154,21 @@ def test_dm_gets_an_answer_in_a_thread_with_buttons(env: Env) -> None:
         "D0CUSTOMER", event["ts"], "slack")
 
 
+def test_the_first_event_after_a_start_is_acked_without_a_call_to_slack(tmp_path: Path, tiny_model: Path) -> None:
+    with slack_env.running(tmp_path, tiny_model) as fresh:
+        assert len(fresh.fake.of("auth.test")) == 1  # the start's own check of the token
+        fresh.fake.delay_next("auth.test", 2.5)  # were bolt to ask again, before its ack, it would wait for this
+        event = dm_event("where is my order", channel="D0FIRST")
+        started = time.monotonic()
+        assert post_event(fresh.url, event_body(event)).status == 200
+        took = time.monotonic() - started
+        assert took < 1.0, took
+        fresh.fake.wait_for("chat.postMessage", channel="D0FIRST", thread_ts=event["ts"])
+        assert len(fresh.fake.of("auth.test")) == 1
+        # The Web API calls still carry the bot token.
+        assert fresh.fake.of("chat.postMessage", channel="D0FIRST")[0].token == BOT_TOKEN
+
+
 def test_mention_strips_the_bot_and_replies_in_thread(env: Env) -> None:
     event = mention_event("reset my password")
     env.send(event)

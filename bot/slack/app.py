@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
@@ -51,7 +52,7 @@ BOLT_LOG = logging.getLogger("csbot.bolt")
 BOLT_LOG.addFilter(_SameTokenFilter())
 
 
-def make_client(token: str, base_url: str, session: aiohttp.ClientSession | None = None) -> AsyncWebClient:
+def make_client(token: str | None, base_url: str, session: aiohttp.ClientSession | None = None) -> AsyncWebClient:
     """A Web API client for ``base_url`` (GovSlack, or the tests' fake) that waits out rate limits."""
     client = AsyncWebClient(token=token, base_url=base_url, session=session, timeout=15)
     client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
@@ -90,10 +91,19 @@ class SlackService:
         self.ctx.bot.bot_user_id = rt.bot_user_id  # so "<@bot> where is my order" reads "where is my order"
         self.pipeline = MessagePipeline(rt, **self.batch)  # type: ignore[arg-type]
         self.pipeline.start()
+        # Given the token, bolt would call auth.test on the first request, before its ack, and drop that event if
+        # Slack failed to answer. The call above has the answer: bolt gets it through ``authorize`` and a client
+        # without the token (one with it would make bolt warn that the token is ignored). Listeners use rt.client.
+        authorized = AuthorizeResult.from_auth_test_response(auth_test_response=auth,  # type: ignore[arg-type]
+                                                             bot_token=settings.slack_bot_token)
+
+        async def authorize() -> AuthorizeResult:
+            return authorized
+
         # The secret is passed even when empty: bolt would otherwise read the environment itself.
-        self.app = AsyncApp(client=client, signing_secret=settings.slack_signing_secret,
-                            process_before_response=True, request_verification_enabled=not self.socket_mode,
-                            name="csbot", logger=BOLT_LOG)
+        self.app = AsyncApp(client=make_client(None, settings.slack_api_url, self._session), authorize=authorize,
+                            signing_secret=settings.slack_signing_secret, process_before_response=True,
+                            request_verification_enabled=not self.socket_mode, name="csbot", logger=BOLT_LOG)
         self._register(self.app, rt)
         for extend in self.extensions:
             extend(self.app, rt)
