@@ -48,7 +48,8 @@ class FakeSlack:
         self.usergroups: dict[str, list[str]] = {}  # usergroups.users.list answers: group id -> member ids
         self.reactions: dict[tuple[str, str], dict[str, list[str]]] = {}  # (channel, ts) -> emoji -> users
         self.not_a_member: set[str] = set()  # channels where posting fails with not_in_channel
-        self._failures: dict[str, list[int]] = {}  # method -> Retry-After seconds of each 429 to send
+        # method -> what to answer its next calls with instead: (HTTP status, Slack error, Retry-After or None)
+        self._failures: dict[str, list[tuple[int, str, int | None]]] = {}
         self._delays: dict[str, list[float]] = {}  # method -> seconds to hold each next answer back
         self._cond = threading.Condition()
         self._ts = itertools.count(1)
@@ -94,7 +95,13 @@ class FakeSlack:
     def rate_limit_next(self, method: str, times: int = 1, retry_after: int = 0) -> None:
         """Answer the next ``times`` calls of ``method`` with HTTP 429, as Slack's rate limiter does."""
         with self._cond:
-            self._failures.setdefault(method, []).extend([retry_after] * times)
+            self._failures.setdefault(method, []).extend([(429, "ratelimited", retry_after)] * times)
+
+    def fail_next(self, method: str, error: str = "internal_error", times: int = 1, status: int = 200) -> None:
+        """Answer the next ``times`` calls of ``method`` with ``{"ok": false, "error": error}`` (status 500 for
+        Slack's own outages, 200 for an error about the request, such as channel_not_found)."""
+        with self._cond:
+            self._failures.setdefault(method, []).extend([(status, error, None)] * times)
 
     def delay_next(self, method: str, seconds: float, times: int = 1) -> None:
         """Hold back the answer to the next ``times`` calls of ``method``, as a slow Slack would: the
@@ -107,7 +114,7 @@ class FakeSlack:
             pending = self._delays.get(method)
             return pending.pop(0) if pending else 0.0
 
-    def _take_failure(self, method: str) -> int | None:
+    def _take_failure(self, method: str) -> tuple[int, str, int | None] | None:
         with self._cond:
             pending = self._failures.get(method)
             return pending.pop(0) if pending else None
@@ -294,9 +301,11 @@ class FakeSlack:
                 token = auth[len("Bearer "):] if auth.startswith("Bearer ") else params.get("token")
                 call = Call(method, params, token)
                 fake.record(call)
-                retry_after = fake._take_failure(method)
-                if retry_after is not None:
-                    self._reply(429, b'{"ok": false, "error": "ratelimited"}', extra={"Retry-After": str(retry_after)})
+                failure = fake._take_failure(method)
+                if failure is not None:
+                    status, error, retry_after = failure
+                    extra = {"Retry-After": str(retry_after)} if retry_after is not None else None
+                    self._reply(status, json.dumps({"ok": False, "error": error}).encode(), extra=extra)
                     return
                 call.response = fake.answer(method, params, token)
                 time.sleep(fake._take_delay(method))

@@ -569,6 +569,31 @@ def test_rate_limited_post_is_retried(env: Env) -> None:
                                 "WHERE m.ts = ? AND r.ts IS NOT NULL", [event["ts"]]), what="the reply ts")
 
 
+def test_an_answer_slack_keeps_refusing_is_tried_again_until_it_is_posted(env: Env) -> None:
+    # Four 429s outlast slack_sdk's own three retries, then a 500: each is Slack's trouble, so the answer waits.
+    env.fake.rate_limit_next("chat.postMessage", times=4, retry_after=0)
+    env.fake.fail_next("chat.postMessage", "internal_error", status=500)
+    event = dm_event("where is my delivery", channel="D0OUTAGE")
+    env.send(event)
+    calls = env.reply_to(event, 6)
+    assert len({c.params["text"] for c in calls}) == 1 and messages.SLACK_ERROR not in calls[-1].params["text"]
+    wait_until(lambda: env.rows("SELECT * FROM replies r JOIN messages m ON m.id = r.message_id "
+                                "WHERE m.ts = ? AND r.ts IS NOT NULL", [event["ts"]]), what="the reply ts")
+
+
+def test_an_answer_slack_rejects_becomes_an_apology_not_silence(env: Env) -> None:
+    env.fake.fail_next("chat.postMessage", "invalid_blocks")  # about the request: trying again would not help
+    event = dm_event("where is my delivery", channel="D0REJECTED")
+    env.send(event)
+    answer, apology = env.reply_to(event, 2)
+    assert answer.params["blocks"] and apology.params["text"] == messages.SLACK_ERROR
+    time.sleep(0.3)
+    assert len(env.fake.of("chat.postMessage", channel="D0REJECTED")) == 2
+    # The answer stays stored, without a ts: it never reached the customer.
+    rows = env.rows("SELECT r.ts FROM replies r JOIN messages m ON m.id = r.message_id WHERE m.ts = ?", [event["ts"]])
+    assert rows == [{"ts": None}]
+
+
 def test_bot_messages_and_edits_are_ignored(env: Env) -> None:
     ignored = [dm_event("I am another bot", channel="D0BOTS", subtype="bot_message", bot_id="B0OTHER"),
                dm_event("my own words", channel="D0BOTS", user=BOT_USER, bot_id="B0FAKEBOT"),

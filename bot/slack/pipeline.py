@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 # How long a batch with a thread reply in it waits for Slack to say who the group's agents are. Past
 # it, the last membership read is used (a group agent's reply may then be taken for a customer's).
 GROUP_LOOKUP_SECONDS = 0.5
+# When Slack is down or rate-limiting past its own retries, an answer is tried again for about a minute.
+POST_RETRY_SECONDS = (1.0, 4.0, 15.0, 40.0)
 
 
 class MessagePipeline:
@@ -179,8 +181,13 @@ class MessagePipeline:
 
         async def post_and_save() -> None:
             response = await self.rt.call("chat.postMessage", channel=incoming.channel, thread_ts=incoming.thread_ts,
-                                          text=blocks.fallback(reply.text), blocks=rendered, unfurl_links=False)
-            if isinstance(response, dict) and response.get("ts"):
+                                          text=blocks.fallback(reply.text), blocks=rendered, unfurl_links=False,
+                                          retry=POST_RETRY_SECONDS)
+            if response is None:
+                # Slack refused the answer or stayed down (logged): the customer hears that something went wrong
+                # instead of nothing. The reply stays stored, without a ts.
+                await self._apologise(job)
+            elif response.get("ts"):
                 # Stored at once, not after the batch's other posts: a 👍 reaction finds its answer by ts.
                 saved = outcome.reply_id, str(response.get("channel") or incoming.channel), str(response["ts"])
                 await self._save_ts_soon(saved)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 R = TypeVar("R")
 WRITE_RETRY_SECONDS = (0.5, 2.0, 8.0)
+# Slack's own trouble, worth another try; any other error is about the request and would fail again.
+TRANSIENT_ERRORS = frozenset({"ratelimited", "internal_error", "fatal_error", "service_unavailable",
+                              "request_timeout"})
 
 
 @dataclass
@@ -79,19 +82,35 @@ class Runtime:
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")
 
-    async def call(self, method: str, **kwargs: Any) -> dict[str, Any] | None:
+    async def call(self, method: str, *, retry: Sequence[float] = (), **kwargs: Any) -> dict[str, Any] | None:
         """Call a Web API method; on failure log it, count it and return None.
 
-        A failed post must not take the batch or the process down with it; the
-        rate-limit retry handler has already retried what can be retried.
+        A failed post must not take the batch or the process down with it; the rate-limit retry
+        handler has already retried what can be retried at once. ``retry``: seconds to wait before
+        each further try, for failures that are Slack's trouble (network, 5xx, rate limits), not the
+        request's (channel_not_found, invalid_blocks).
         """
+        for delay in (*retry, None):
+            response, transient = await self._attempt(method, kwargs)
+            if response is not None:
+                return response
+            self.metrics.inc("csbot_slack_api_errors_total", method=method)
+            if delay is None or not transient:
+                return None
+            log.info("trying Slack %s again in %s s", method, delay)
+            await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
+    async def _attempt(self, method: str, kwargs: dict[str, Any]) -> tuple[dict[str, Any] | None, bool]:
+        """(the answer, or None and whether another try could succeed)."""
         try:
             # The named methods know each API's encoding (JSON for writes, query for reads).
             response = await getattr(self.client, method.replace(".", "_"))(**kwargs)
-            return dict(response.data) if isinstance(response.data, dict) else {}
+            return (dict(response.data) if isinstance(response.data, dict) else {}), False
         except SlackApiError as exc:
-            log.warning("Slack %s failed: %s", method, exc.response.get("error"))
+            error = exc.response.get("error") if isinstance(exc.response.data, dict) else None
+            log.warning("Slack %s failed: %s", method, error or f"HTTP {exc.response.status_code}")
+            return None, error in TRANSIENT_ERRORS or exc.response.status_code >= 500
         except Exception as exc:  # network errors: aiohttp, timeouts
             log.warning("Slack %s failed: %r", method, exc)
-        self.metrics.inc("csbot_slack_api_errors_total", method=method)
-        return None
+            return None, True
