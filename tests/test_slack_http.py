@@ -41,6 +41,7 @@ from bot import messages
 from bot.config import load_settings
 from bot.context import Context
 from bot.slack import blocks
+from bot.slack.runtime import WRITE_RETRY_SECONDS
 from bot.slack.server import HttpInThread
 from bot.store import Store
 from models.registry import Registry
@@ -309,6 +310,41 @@ def test_a_reaction_whose_vote_cannot_be_written_at_first_is_retried_not_lost(
         db.execute("DROP TABLE IF EXISTS test_refuse_vote")
     assert (row["rating"], row["source"]) == (-1, "reaction")
     assert "could not store" not in caplog.text
+
+
+def test_a_reaction_the_database_keeps_refusing_is_kept_on_disk_and_stored_later(
+        env: Env, caplog: pytest.LogCaptureFixture) -> None:
+    ts, reply_id = env.answered("where is my refund", "D0SPOOL")
+    rt = env.server.service.rt
+    assert rt is not None
+    db = env.ctx.store.db
+    db.execute("CREATE TRIGGER IF NOT EXISTS test_refuse_spool BEFORE INSERT ON feedback "
+               "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END")
+    rt.write_retry = (0.05, 0.05)  # instead of ~10 s
+    try:
+        with caplog.at_level(logging.WARNING, logger="bot.slack"):
+            env.react("reaction_added", "thumbsup", "D0SPOOL", ts)
+            # Past rt.write's retries the vote goes to the spool file, not to the log as lost.
+            wait_until(lambda: "kept a reaction" in caplog.text, what="the vote kept")
+            assert rt.spool.pending() == 1 and "it is lost" not in caplog.text
+            assert not env.rows("SELECT * FROM feedback WHERE reply_id = ?", [reply_id])
+            # A 👍 button on the same answer: kept the same way, and the customer is thanked, not told to retry.
+            call = env.fake.of("chat.postMessage", channel="D0SPOOL")[0]
+            env.click("UCUSTOMER3", call, blocks.UP)
+            told = env.fake.wait_for("chat.postEphemeral", channel="D0SPOOL", user="UCUSTOMER3")[-1]
+            assert told.params["text"] == messages.FEEDBACK_THANKS and rt.spool.pending() == 2
+    finally:
+        db.execute("DROP TRIGGER IF EXISTS test_refuse_spool")
+        rt.write_retry = WRITE_RETRY_SECONDS
+    # The next write that works (another customer's 👎 on the same answer) is followed by the kept vote.
+    env.react("reaction_added", "thumbsdown", "D0SPOOL", ts, user="UCUSTOMER2")
+    rows = wait_until(lambda: env.rows("SELECT user, rating, source FROM feedback WHERE reply_id = ? ORDER BY user",
+                                       [reply_id])[2:] and not rt.spool.has_entries(), what="all three votes")
+    assert env.rows("SELECT user, rating, source FROM feedback WHERE reply_id = ? ORDER BY user", [reply_id]) == [
+        {"user": "UCUSTOMER1", "rating": 1, "source": "reaction"},
+        {"user": "UCUSTOMER2", "rating": -1, "source": "reaction"},
+        {"user": "UCUSTOMER3", "rating": 1, "source": "button"}]
+    assert rows
 
 
 def test_clarify_click_answers_the_chosen_intent(env: Env) -> None:

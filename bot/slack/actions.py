@@ -8,6 +8,7 @@ they are still checked against the store, because a stale message can outlive it
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import sqlite3
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 from bot import messages
 from bot.router import ANSWER
 from bot.service import Reply
-from bot.slack import blocks
+from bot.slack import blocks, spooled
 from bot.slack.dedupe import claim_many
 from bot.slack.events import ReactionJob, reaction_rating
 from bot.slack.handoff import Handoff, post_handoff
@@ -80,8 +81,12 @@ class Actions:
             return True, not asker or asker == user
 
         done, result = await self.rt.write(f"a {'👍' if rating > 0 else '👎'} from {user} on reply {reply_id}", work)
-        if not done or result is None:  # logged; the buttons stay, so the customer can click again
-            await tell(self.rt, user=user, channel=channel, thread_ts=thread_ts, text=messages.SLACK_ERROR)
+        if not done or result is None:
+            # Kept on disk and stored later, so the customer is thanked; if even that failed, the buttons stay
+            # and they are asked to click again.
+            kept = spooled.keep(self.rt, spooled.VOTE, reply_id=reply_id, user=user, rating=rating, source="button")
+            await tell(self.rt, user=user, channel=channel, thread_ts=thread_ts,
+                       text=messages.FEEDBACK_THANKS if kept else messages.SLACK_ERROR)
             return
         found, by_customer = result
         if not found:
@@ -206,12 +211,11 @@ class Actions:
                                     text=blocks.fallback(reply.text), blocks=blocks.answer_blocks(reply, reply_id),
                                     unfurl_links=False)
         if posted and posted.get("ts"):
-            await self.rt.write(f"the ts of reply {reply_id} (reactions to it will not count)",
-                                self.rt.ctx.store.set_reply_ts, reply_id, channel, str(posted["ts"]))
+            await spooled.save_reply_ts(self.rt, reply_id, channel, str(posted["ts"]))
 
     # --- reactions -----------------------------------------------------------------
 
-    def _react(self, job: ReactionJob, still: int | None = None) -> str:
+    def react_now(self, job: ReactionJob, still: int | None = None) -> str:
         """Store one reaction. ``still``: for a removal, the rating of the user's other 👍/👎 still on the
         message (👍, then 👎, then 👎 removed leaves a 👍 that must keep counting)."""
         store = self.rt.ctx.store
@@ -257,7 +261,10 @@ class Actions:
     async def reaction(self, job: ReactionJob) -> None:
         still = await self._still_reacted(job)
         what = f"a {'👍' if job.rating > 0 else '👎'} from {job.user} on {job.channel}/{job.ts}"
-        _, result = await self.rt.write(what, self._react, job, still)
+        done, result = await self.rt.write(what, self.react_now, job, still)
+        if not done:  # a reaction cannot be made again the way a button can be clicked again: keep it
+            spooled.keep(self.rt, spooled.REACTION, job=dataclasses.asdict(job), still=still)
+            return
         # A customer can react in the moment between the answer appearing in Slack and its ts being
         # stored (longer when a post in the same batch is rate-limited, or the write of the ts is being
         # retried: rt.write's ~10 s). Look again before giving up.
@@ -265,7 +272,10 @@ class Actions:
             if result != "not_found":
                 break
             await asyncio.sleep(delay)
-            _, result = await self.rt.write(what, self._react, job, still)
+            done, result = await self.rt.write(what, self.react_now, job, still)
+            if not done:
+                spooled.keep(self.rt, spooled.REACTION, job=dataclasses.asdict(job), still=still)
+                return
         if result == "not_found" and job.on_bot_message:
             # Usually a 👍 on one of the bot's other posts (a handoff, a report); for an answer whose ts
             # could not be stored, this line is what is left of the vote.

@@ -25,7 +25,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import messages
 from bot.context import Context
-from bot.slack import blocks
+from bot.slack import blocks, spooled
 from bot.slack.actions import Actions
 from bot.slack.events import message_job, reaction_job
 from bot.slack.metrics import Metrics
@@ -71,6 +71,7 @@ class SlackService:
         self.batch = {"max_size": max_batch, "max_wait": max_wait, "max_inflight": max_inflight}
         self._session: aiohttp.ClientSession | None = None
         self._pruner: asyncio.Task[None] | None = None
+        self._replayer: asyncio.Task[None] | None = None
         self.rt: Runtime | None = None
         self.app: AsyncApp | None = None
         self.pipeline: MessagePipeline | None = None
@@ -104,10 +105,14 @@ class SlackService:
         self.app = AsyncApp(client=make_client(None, settings.slack_api_url, self._session), authorize=authorize,
                             signing_secret=settings.slack_signing_secret, process_before_response=True,
                             request_verification_enabled=not self.socket_mode, name="csbot", logger=BOLT_LOG)
-        self._register(self.app, rt)
+        actions = Actions(rt)
+        rt.spool_apply = spooled.make_apply(rt, actions.react_now)
+        self._register(self.app, rt, actions)
         for extend in self.extensions:
             extend(self.app, rt)
-        self._pruner = asyncio.get_running_loop().create_task(self._prune_events(rt))
+        loop = asyncio.get_running_loop()
+        self._pruner = loop.create_task(self._prune_events(rt))
+        self._replayer = loop.create_task(self._replay_spool(rt))  # votes kept by an earlier run go in first
         self.ready = True
         log.info("Slack app ready as %s (%s), API %s", auth.get("user"), rt.bot_user_id, settings.slack_api_url)
 
@@ -133,10 +138,20 @@ class SlackService:
                 log.exception("pruning old Slack event ids failed")
             await asyncio.sleep(every)
 
+    async def _replay_spool(self, rt: Runtime, every: float = spooled.REPLAY_SECONDS) -> None:
+        """Store the writes the database refused, once it takes writes again (bot.slack.spooled)."""
+        while True:
+            try:
+                await rt.replay_spool()
+            except Exception:  # a bug in one entry's replay must not stop the next round
+                log.exception("replaying kept writes failed")
+            await asyncio.sleep(every)
+
     async def stop(self) -> None:
         self.ready = False
-        if self._pruner:
-            self._pruner.cancel()
+        for task in (self._pruner, self._replayer):
+            if task:
+                task.cancel()
         if self.pipeline:
             await self.pipeline.drain()
         pending = set(self.rt.tasks) if self.rt else set()
@@ -151,8 +166,8 @@ class SlackService:
     def pending(self) -> int:
         return (len(self.rt.tasks) if self.rt else 0) + (self.pipeline.pending if self.pipeline else 0)
 
-    def _register(self, app: AsyncApp, rt: Runtime) -> None:
-        settings, metrics, actions = self.ctx.settings, self.metrics, Actions(rt)
+    def _register(self, app: AsyncApp, rt: Runtime, actions: Actions) -> None:
+        settings, metrics = self.ctx.settings, self.metrics
         pipeline = self.pipeline
         assert pipeline is not None
 

@@ -24,6 +24,8 @@ HELP = {
     "csbot_decisions_total": ("counter", "Routing decisions, by decision."),
     "csbot_feedback_total": ("counter", "Votes received (buttons, reactions), by rating and source; a repeated vote "
                              "counts again here but replaces the earlier one in the database."),
+    "csbot_spooled_writes_total": ("counter", "Writes the database refused past the retries, kept on disk for "
+                                   "later (bot.spool), by kind."),
     "csbot_handoffs_total": ("counter", "Posts to the agents' channel, by kind."),
     "csbot_slack_api_errors_total": ("counter", "Failed Slack Web API calls, by method."),
     "csbot_ack_seconds": ("histogram", "Time to answer an HTTP request to /slack/events (the ack)."),

@@ -26,7 +26,7 @@ from typing import Any
 
 from bot import messages
 from bot.service import Outcome
-from bot.slack import blocks
+from bot.slack import blocks, spooled
 from bot.slack.batcher import Batcher
 from bot.slack.dedupe import claim_many, handed_off, known_thread
 from bot.slack.events import MessageJob
@@ -130,12 +130,6 @@ class MessagePipeline:
                 failed.append(job)
         return handled, outcomes, failed
 
-    def _save_ts(self, posted: Sequence[tuple[int, str, str]]) -> None:
-        store = self.rt.ctx.store
-        with store.transaction():
-            for reply_id, channel, ts in posted:
-                store.set_reply_ts(reply_id, channel, ts)
-
     # --- event loop ----------------------------------------------------------------
 
     async def _process(self, jobs: list[MessageJob]) -> None:
@@ -190,7 +184,7 @@ class MessagePipeline:
             elif response.get("ts"):
                 # Stored at once, not after the batch's other posts: a 👍 reaction finds its answer by ts.
                 saved = outcome.reply_id, str(response.get("channel") or incoming.channel), str(response["ts"])
-                await self._save_ts_soon(saved)
+                await spooled.save_reply_ts(self.rt, *saved)
 
         calls: list[Awaitable[Any]] = [post_and_save()]
         if blocks.is_handoff(reply.kind):
@@ -203,10 +197,6 @@ class MessagePipeline:
                 reason=outcome.route.reason, priority=outcome.route.priority, message_id=outcome.message_id)))
         await asyncio.gather(*calls)
         metrics.observe("csbot_reply_seconds", time.perf_counter() - job.received)
-
-    async def _save_ts_soon(self, saved: tuple[int, str, str]) -> None:
-        """Store a posted reply's ts, retrying a failed write: without it the answer's 👍/👎 find nothing."""
-        await self.rt.write(f"the ts of reply {saved[0]} (reactions to it will not count)", self._save_ts, [saved])
 
     async def _apologise(self, job: MessageJob) -> None:
         await self.rt.call("chat.postMessage", channel=job.incoming.channel, thread_ts=job.incoming.thread_ts,

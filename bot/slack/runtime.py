@@ -20,6 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.context import Context
 from bot.slack.metrics import Metrics
+from bot.spool import Apply, Spool
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,13 @@ class Runtime:
     # CSBOT_AGENT_USERGROUP's members and when they were read (bot.slack.people caches them briefly).
     usergroup_cache: tuple[float, frozenset[str]] | None = None
     usergroup_lookup: asyncio.Task[frozenset[str]] | None = None  # the read in flight, shared by all who wait
+    # Writes the database refused past ``write``'s retries (bot.slack.spooled), and how to store them.
+    spool: Spool = field(init=False)
+    write_retry: tuple[float, ...] = WRITE_RETRY_SECONDS  # seconds before each further try of a failed write
+    spool_apply: Apply | None = None
+
+    def __post_init__(self) -> None:
+        self.spool = Spool(self.ctx.settings.data_dir / "spool" / "slack-writes.jsonl")
 
     def spawn(self, work: Coroutine[Any, Any, Any]) -> None:
         """Run ``work`` after the ack (extensions' listeners); failures are logged, never lost."""
@@ -69,18 +77,32 @@ class Runtime:
     async def write(self, what: str, func: Callable[..., R], *args: Any) -> tuple[bool, R | None]:
         """Run the database write ``func`` in a thread, retrying a failure (a lock held past the busy
         timeout, a full disk) for about 10 s: (done, its result). The event is acked, so Slack will not
-        send it again; ``what`` names the write in the warnings and the final error."""
-        for delay in (*WRITE_RETRY_SECONDS, None):
+        send it again; ``what`` names the write in the warnings and the final error. A caller whose
+        write must not be lost keeps it in ``spool`` when this gives up (bot.slack.spooled)."""
+        for delay in (*self.write_retry, None):
             try:
-                return True, await self.in_thread(func, *args)
+                result = await self.in_thread(func, *args)
             except Exception as exc:
                 if delay is None:
-                    log.error("could not store %s: %r; it is lost", what, exc, exc_info=exc)
+                    log.error("could not store %s: %r", what, exc, exc_info=exc)
                     self.metrics.inc("csbot_store_write_failures_total")
                     return False, None
                 log.warning("storing %s failed (%r); retrying in %s s", what, exc, delay)
                 await asyncio.sleep(delay)
+            else:
+                if self.spool.has_entries():  # the database takes writes again: store what it refused before
+                    await self.replay_spool()
+                return True, result
         raise AssertionError("unreachable")
+
+    async def replay_spool(self) -> int:
+        if self.spool_apply is None or not self.spool.has_entries():
+            return 0
+        try:
+            return await self.in_thread(self.spool.replay, self.spool_apply)
+        except OSError as exc:  # the spool file itself cannot be read or rewritten; it stays as it is
+            log.error("replaying %s failed: %r", self.spool.path, exc)
+            return 0
 
     async def call(self, method: str, *, retry: Sequence[float] = (), **kwargs: Any) -> dict[str, Any] | None:
         """Call a Web API method; on failure log it, count it and return None.

@@ -1,0 +1,71 @@
+"""The Slack writes kept in the spool (``bot.spool``) when the database refuses them, and their replay.
+
+Three kinds: a 👍/👎 button vote, a reaction, and the Slack ts of a posted answer (without it, reactions
+to that answer find nothing). Replays run on the runtime's thread pool: at start, every
+``REPLAY_SECONDS``, and after any write that works.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from bot.slack.events import ReactionJob
+from bot.slack.runtime import Runtime
+from bot.spool import Apply, UnknownEntry
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+VOTE, REACTION, REPLY_TS = "vote", "reaction", "reply_ts"
+REPLAY_SECONDS = 30.0
+
+
+def keep(rt: Runtime, kind: str, **fields: Any) -> bool:
+    """Spool a write that failed; False (and an error in the log) if even that failed."""
+    try:
+        rt.spool.add(kind, **fields)
+    except OSError as exc:
+        log.error("could not keep a %s for later either (%r): it is lost: %s", kind, exc, fields)
+        return False
+    rt.metrics.inc("csbot_spooled_writes_total", kind=kind)
+    log.warning("kept a %s in %s; it is stored once the database takes writes again", kind, rt.spool.path)
+    return True
+
+
+async def save_reply_ts(rt: Runtime, reply_id: int, channel: str, ts: str) -> None:
+    """Store a posted answer's ts, retrying, then keeping it: without it the answer's 👍/👎 find nothing."""
+    done, _ = await rt.write(f"the ts of reply {reply_id}", rt.ctx.store.set_reply_ts, reply_id, channel, ts)
+    if not done:
+        keep(rt, REPLY_TS, reply_id=reply_id, channel=channel, ts=ts)
+
+
+def _superseded(store: Store, reply_id: int, user: str, at: str) -> bool:
+    """Whether the person voted on this answer again after the kept vote: the later vote stands."""
+    row = store.db.execute("SELECT updated_at FROM feedback WHERE reply_id = ? AND user = ?",
+                           [reply_id, user]).fetchone()
+    return row is not None and str(row[0]) > at
+
+
+def make_apply(rt: Runtime, react: Callable[[ReactionJob, int | None], str]) -> Apply:
+    """The function that stores one kept write (``react``: the reaction handler's own store step)."""
+    store = rt.ctx.store
+
+    def apply(kind: str, entry: dict[str, Any]) -> None:
+        if kind == VOTE:
+            reply_id, user = int(entry["reply_id"]), str(entry["user"])
+            if not _superseded(store, reply_id, user, str(entry["at"])):
+                rt.ctx.bot.rate(reply_id, user, int(entry["rating"]), str(entry["source"]))
+        elif kind == REACTION:
+            job = ReactionJob(**entry["job"])
+            reply = store.find_reply(job.channel, job.ts)
+            if reply is not None and _superseded(store, int(reply["id"]), job.user, str(entry["at"])):
+                return
+            result = react(job, entry.get("still"))
+            log.info("kept reaction %s on %s/%s: %s", job.event_id, job.channel, job.ts, result)
+        elif kind == REPLY_TS:
+            store.set_reply_ts(int(entry["reply_id"]), str(entry["channel"]), str(entry["ts"]))
+        else:
+            raise UnknownEntry(f"unknown kind {kind!r}")
+
+    return apply

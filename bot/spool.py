@@ -1,0 +1,109 @@
+"""Writes the database refused for longer than a handler can wait, kept on disk until it takes them.
+
+When a Slack event has been acked, Slack will not send it again, and a customer cannot repeat a
+reaction the way they can click a button again. So a vote that SQLite keeps refusing (another
+process holds the write lock, a disk briefly full) is not dropped: it is appended here, one JSON
+object per line, flushed and fsynced, and replayed in order once the database takes writes again.
+
+The file lives in the data directory beside the database. A line that cannot be read back, or names
+a kind nobody handles, moves to ``<file>.rejected`` with the reason: kept for an admin, never dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from bot.store_core import iso
+
+log = logging.getLogger(__name__)
+
+
+class UnknownEntry(ValueError):
+    """Raised by an ``apply`` function for an entry it cannot handle: the entry is set aside, not retried."""
+
+
+Apply = Callable[[str, dict[str, Any]], None]
+
+
+class Spool:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.rejected_path = path.with_name(path.name + ".rejected")
+        self._lock = threading.Lock()
+
+    def add(self, kind: str, **fields: Any) -> None:
+        """Keep one write for later. Raises OSError if even the file cannot be written (logged by the caller)."""
+        entry = {"kind": kind, "at": iso(datetime.now(timezone.utc)), **fields}
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as out:
+                out.write(json.dumps(entry, ensure_ascii=False) + "\n")
+                out.flush()
+                os.fsync(out.fileno())
+
+    def has_entries(self) -> bool:
+        """Cheap enough for every write: whether a replay has anything to do."""
+        return self.path.exists()
+
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._lines())
+
+    def replay(self, apply: Apply) -> int:
+        """Apply the kept writes in order; return how many were applied.
+
+        Stops at the first entry whose write fails (the database is still unwell) and keeps it and
+        everything after it for the next replay, so the order of one person's votes is kept.
+        """
+        with self._lock:
+            lines = self._lines()
+            done = 0
+            for i, line in enumerate(lines):
+                try:
+                    entry = json.loads(line)
+                    kind = str(entry.pop("kind"))
+                    apply(kind, entry)
+                except (ValueError, KeyError, TypeError, AttributeError) as exc:  # json, a missing field, UnknownEntry
+                    self._reject(line, exc)
+                except Exception as exc:
+                    log.warning("a kept write still fails (%r); %d kept for the next try", exc, len(lines) - i)
+                    self._rewrite(lines[i:])
+                    return done
+                else:
+                    done += 1
+            if lines:
+                self._rewrite([])
+                log.info("stored %d kept write(s) from %s", done, self.path)
+            return done
+
+    def _lines(self) -> list[str]:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return []
+        return [line for line in text.splitlines() if line.strip()]
+
+    def _rewrite(self, lines: list[str]) -> None:
+        if not lines:
+            self.path.unlink(missing_ok=True)
+            return
+        staging = self.path.with_name(self.path.name + ".tmp")
+        with staging.open("w", encoding="utf-8") as out:
+            out.write("".join(line + "\n" for line in lines))
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(staging, self.path)
+
+    def _reject(self, line: str, exc: Exception) -> None:
+        log.error("a kept write cannot be applied (%r); moved to %s", exc, self.rejected_path)
+        with self.rejected_path.open("a", encoding="utf-8") as out:
+            out.write(json.dumps({"line": line, "error": repr(exc)}, ensure_ascii=False) + "\n")
+            out.flush()
+            os.fsync(out.fileno())

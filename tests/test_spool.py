@@ -1,0 +1,66 @@
+"""The spool of writes the database refused: kept in order, replayed in order, never dropped."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.spool import Spool, UnknownEntry
+
+
+def test_kept_writes_are_replayed_in_order_and_the_file_goes(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool" / "writes.jsonl")
+    assert not spool.has_entries() and spool.replay(lambda kind, entry: None) == 0
+    spool.add("vote", reply_id=1, user="U1", rating=1)
+    spool.add("vote", reply_id=1, user="U1", rating=-1)
+    assert spool.pending() == 2
+    seen: list[tuple[str, dict[str, Any]]] = []
+    assert spool.replay(lambda kind, entry: seen.append((kind, entry))) == 2
+    assert [(k, e["rating"]) for k, e in seen] == [("vote", 1), ("vote", -1)]
+    assert seen[0][1]["at"] <= seen[1][1]["at"]  # each entry says when it was kept
+    assert not spool.has_entries()
+
+
+def test_a_write_that_still_fails_keeps_it_and_everything_after_it(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "writes.jsonl")
+    for n in range(3):
+        spool.add("vote", n=n)
+    stored: list[int] = []
+
+    def flaky(kind: str, entry: dict[str, Any]) -> None:
+        if entry["n"] == 1:
+            raise OSError("database is locked")  # anything but a bad entry: the database is still unwell
+        stored.append(entry["n"])
+
+    assert spool.replay(flaky) == 1 and stored == [0]
+    assert spool.pending() == 2  # 1 and 2 wait, in order, so one person's later vote stays later
+    assert spool.replay(lambda kind, entry: stored.append(entry["n"])) == 2 and stored == [0, 1, 2]
+
+
+def test_an_entry_nobody_can_apply_is_set_aside_not_dropped(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "writes.jsonl")
+    spool.add("vote", n=0)
+    with spool.path.open("a") as out:
+        out.write("{not json\n")
+    spool.add("mystery", n=2)
+    stored: list[int] = []
+
+    def apply(kind: str, entry: dict[str, Any]) -> None:
+        if kind != "vote":
+            raise UnknownEntry(f"unknown kind {kind!r}")
+        stored.append(entry["n"])
+
+    assert spool.replay(apply) == 1 and stored == [0] and not spool.has_entries()
+    rejected = [json.loads(line) for line in spool.rejected_path.read_text().splitlines()]
+    assert [r["line"] for r in rejected][0] == "{not json"
+    assert json.loads(rejected[1]["line"])["kind"] == "mystery" and "unknown kind" in rejected[1]["error"]
+
+
+def test_a_spool_that_cannot_be_written_says_so(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    spool = Spool(tmp_path / "file" / "writes.jsonl")  # its folder is a file
+    with pytest.raises(OSError):
+        spool.add("vote", n=0)
