@@ -27,6 +27,7 @@ MODAL_BUSY_TIMEOUT_MS = 2000
 # How long the submission waits for Slack to say who is in the agents' user group (on a cold cache):
 # this plus the busy timeout above stays inside Slack's 3 s.
 MODAL_AGENT_CHECK_SECONDS = 0.8
+OPEN_AGENT_CHECK_SECONDS = 1.0
 
 Body = dict[str, Any]
 
@@ -62,8 +63,16 @@ class Agents:
         await tell(self.rt, user=_user(body), channel=channel, thread_ts=thread_ts, text=messages.AGENT_ONLY,
                    response_url=body.get("response_url") if channel is None else None)
 
+    async def _may_open(self, body: Body) -> bool:
+        """Whether the clicker may open the modal. Slack's trigger_id lasts 3 s, so a cold user-group cache gets
+        ``OPEN_AGENT_CHECK_SECONDS``; when Slack is slower the modal opens anyway: its submission checks again."""
+        agent = await is_agent(self.rt, _user(body), within=OPEN_AGENT_CHECK_SECONDS)
+        if agent is None:
+            log.info("opening the modal for %s before Slack confirmed the agents' group", _user(body))
+        return agent is not False
+
     async def open_modal(self, body: Body, message_id: int, target: modal.Target) -> bool:
-        message = await self.rt.in_thread(self.rt.ctx.store.get_message, message_id)
+        message = await self.rt.in_thread_urgent(self.rt.ctx.store.get_message, message_id)
         if message is None:
             await tell(self.rt, user=_user(body), channel=target.channel, thread_ts=target.thread_ts,
                        text=messages.FLAG_GONE)
@@ -78,10 +87,10 @@ class Agents:
         message = body.get("message") or {}
         ts = str(message.get("ts") or body.get("message_ts") or "")
         thread_ts = str(message.get("thread_ts") or ts) or None
-        if not await is_agent(self.rt, _user(body)):
+        if not await self._may_open(body):
             await self._refuse(body, channel, thread_ts)
             return
-        message_id = await self.rt.in_thread(find_message_id, self.rt.ctx.store, channel, ts)
+        message_id = await self.rt.in_thread_urgent(find_message_id, self.rt.ctx.store, channel, ts)
         if message_id is None:
             await tell(self.rt, user=_user(body), channel=channel, thread_ts=thread_ts, text=messages.FLAG_NOT_OURS)
             return
@@ -104,7 +113,7 @@ class Agents:
         channel, ts, _ = self._where(body)
         if message_id is None:
             return
-        if not await is_agent(self.rt, _user(body)):
+        if not await self._may_open(body):
             await self._refuse(body, channel, ts)
             return
         await self.open_modal(body, message_id, modal.Target(message_id, channel, ts, "handoff", ts))
@@ -114,7 +123,7 @@ class Agents:
         channel, _, in_home = self._where(body)
         if message_id is None:
             return
-        if not await is_agent(self.rt, _user(body)):
+        if not await self._may_open(body):
             await self._refuse(body, channel, None)
             return
         source = "home" if in_home else "review"
@@ -167,7 +176,7 @@ class Agents:
         if not errors:
             target = submission.target
             try:
-                text = await self.rt.in_thread(lambda: admin.label(
+                text = await self.rt.in_thread_urgent(lambda: admin.label(
                     settings, target.message_id, submission.intent, agent=user, sentiment=submission.sentiment,
                     note=submission.note, known_intents=tuple(kb.intents), busy_timeout_ms=MODAL_BUSY_TIMEOUT_MS))
             except CsbotError as error:

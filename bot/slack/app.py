@@ -161,6 +161,7 @@ class SlackService:
             await self._session.close()
         if self.rt:
             self.rt.pool.shutdown(wait=True)
+            self.rt.ack_pool.shutdown(wait=True)
 
     @property
     def pending(self) -> int:

@@ -37,6 +37,11 @@ class Runtime:
     client: AsyncWebClient
     metrics: Metrics
     pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(4, thread_name_prefix="csbot"))
+    # Work that must be done within Slack's 3 s (a modal submission's ack, the reads before views.open uses
+    # a trigger_id): its own threads, so it never queues behind the pool's writes, each of which can wait
+    # out SQLite's busy timeout while another process holds the write lock.
+    ack_pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(2, thread_name_prefix="csbot-ack"))
     bot_user_id: str | None = None
     team_url: str = ""
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
@@ -73,6 +78,10 @@ class Runtime:
 
     async def in_thread(self, func: Callable[..., R], *args: Any) -> R:
         return await asyncio.get_running_loop().run_in_executor(self.pool, func, *args)
+
+    async def in_thread_urgent(self, func: Callable[..., R], *args: Any) -> R:
+        """``in_thread`` on ``ack_pool``, for work Slack waits on (see ``ack_pool``)."""
+        return await asyncio.get_running_loop().run_in_executor(self.ack_pool, func, *args)
 
     async def write(self, what: str, func: Callable[..., R], *args: Any) -> tuple[bool, R | None]:
         """Run the database write ``func`` in a thread, retrying a failure (a lock held past the busy
