@@ -559,6 +559,25 @@ def test_a_clarify_pick_and_neither_on_one_question_answer_it_once(env: Env) -> 
     assert not [c for c in env.fake.of("chat.postMessage", channel=AGENTS) if "C0PICKNONE" in json.dumps(c.params)]
 
 
+def test_a_database_failure_on_a_clarify_choice_is_told_to_the_customer_alone(env: Env) -> None:
+    env.use("clarify")
+    event = dm_event("money for my order", channel="D0CLARIFYFAIL")
+    env.send(event)
+    call = env.reply_to(event)[0]
+    db = env.ctx.store.db
+    db.execute("CREATE TRIGGER test_refuse_label BEFORE INSERT ON labels "
+               "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END")
+    try:
+        env.click("UCUSTOMER1", call, "clarify_0")
+        told = env.fake.wait_for("chat.postEphemeral", channel="D0CLARIFYFAIL", user="UCUSTOMER1")[-1]
+        assert told.params["text"] == messages.SLACK_ERROR
+    finally:
+        db.execute("DROP TRIGGER test_refuse_label")
+    assert len(env.fake.of("chat.postMessage", channel="D0CLARIFYFAIL")) == 1  # nothing said in public
+    env.click("UCUSTOMER1", call, "clarify_0")  # the claim rolled back with the label: a second click works
+    assert env.reply_to(event, 2)[1].params["blocks"][-1]["block_id"] == blocks.FEEDBACK_BLOCK
+
+
 def test_a_database_failure_on_talk_to_a_human_is_told_to_the_customer(env: Env) -> None:
     env.use("answer")
     event = dm_event("track my parcel", channel="D0HUMANFAIL")

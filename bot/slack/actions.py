@@ -21,7 +21,7 @@ from bot.slack.dedupe import claim_many
 from bot.slack.events import ReactionJob, reaction_rating
 from bot.slack.handoff import Handoff, post_handoff
 from bot.slack.people import tell
-from bot.slack.runtime import Runtime
+from bot.slack.runtime import POST_RETRY_SECONDS, Runtime
 from bot.store import Row
 from models.errors import CsbotError
 
@@ -193,8 +193,8 @@ class Actions:
         except (CsbotError, sqlite3.Error) as exc:  # e.g. a knowledge-base reload, or a locked database
             log.warning("clarify choice for message %s failed, the customer can click again: %s", message_id, exc)
             chosen = FAILED
-        if chosen == FAILED:
-            await self.rt.call("chat.postMessage", channel=channel, thread_ts=thread_ts, text=messages.SLACK_ERROR)
+        if chosen == FAILED:  # to the customer alone, as for "Talk to a human": the thread may be in a channel
+            await tell(self.rt, user=user, channel=channel, thread_ts=thread_ts, text=messages.SLACK_ERROR)
             return
         if chosen == NOT_YOURS:
             await tell(self.rt, user=user, channel=channel, thread_ts=thread_ts, text=messages.NOT_YOUR_QUESTION)
@@ -209,8 +209,10 @@ class Actions:
         await self._update(body, messages.CLARIFY_CHOSEN.format(choice=choice))
         posted = await self.rt.call("chat.postMessage", channel=channel, thread_ts=thread_ts,
                                     text=blocks.fallback(reply.text), blocks=blocks.answer_blocks(reply, reply_id),
-                                    unfurl_links=False)
-        if posted and posted.get("ts"):
+                                    unfurl_links=False, retry=POST_RETRY_SECONDS)
+        if posted is None:  # logged; the choice is stored, so the customer is told rather than left waiting
+            await tell(self.rt, user=user, channel=channel, thread_ts=thread_ts, text=messages.SLACK_ERROR)
+        elif posted.get("ts"):
             await spooled.save_reply_ts(self.rt, reply_id, channel, str(posted["ts"]))
 
     # --- reactions -----------------------------------------------------------------

@@ -32,14 +32,12 @@ from bot.slack.dedupe import claim_many, handed_off, known_thread
 from bot.slack.events import MessageJob
 from bot.slack.handoff import Handoff, post_handoff
 from bot.slack.people import usergroup_members
-from bot.slack.runtime import Runtime
+from bot.slack.runtime import POST_RETRY_SECONDS, Runtime
 
 log = logging.getLogger(__name__)
 # How long a batch with a thread reply in it waits for Slack to say who the group's agents are. Past
 # it, the last membership read is used (a group agent's reply may then be taken for a customer's).
 GROUP_LOOKUP_SECONDS = 0.5
-# When Slack is down or rate-limiting past its own retries, an answer is tried again for about a minute.
-POST_RETRY_SECONDS = (1.0, 4.0, 15.0, 40.0)
 
 
 class MessagePipeline:

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 R = TypeVar("R")
 WRITE_RETRY_SECONDS = (0.5, 2.0, 8.0)
+# When Slack is down or rate-limiting past its own retries, an answer is tried again for about a minute.
+POST_RETRY_SECONDS = (1.0, 4.0, 15.0, 40.0)
 # Slack's own trouble, worth another try; any other error is about the request and would fail again.
 TRANSIENT_ERRORS = frozenset({"ratelimited", "internal_error", "fatal_error", "service_unavailable",
                               "request_timeout"})
