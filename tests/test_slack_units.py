@@ -6,6 +6,7 @@ App Home, file uploads) can rely on it answering as Slack does.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import pytest
@@ -16,6 +17,7 @@ from slack_sdk.errors import SlackApiError
 from bot import messages
 from bot.service import Reply
 from bot.slack import blocks
+from bot.slack.batcher import Batcher
 from bot.slack.events import message_job, reaction_job, reaction_rating
 from bot.slack.metrics import Metrics
 
@@ -111,3 +113,21 @@ def test_the_fake_answers_like_slack(fake: FakeSlack) -> None:
     assert [c.method for c in fake.wait_for("files.completeUploadExternal")] == ["files.completeUploadExternal"]
     with pytest.raises(SlackApiError, match="not_authed"):
         WebClient(token="xoxp-wrong", base_url=fake.api_url).auth_test()
+
+
+def test_drain_waits_for_an_item_the_batcher_already_took_off_the_queue() -> None:
+    async def scenario() -> list[int]:
+        seen: list[int] = []
+
+        async def process(batch: list[int]) -> None:
+            seen.extend(batch)
+
+        batcher: Batcher[int] = Batcher(process, max_wait=0.1, max_inflight=1)
+        batcher.start()
+        batcher.submit(1)
+        await asyncio.sleep(0.02)  # the runner holds it, waiting 0.1 s for company; the queue is empty
+        assert batcher.pending == 1
+        await batcher.drain(timeout=2.0)
+        return seen
+
+    assert asyncio.run(scenario()) == [1]  # acked by then, so dropping it would leave the customer unanswered

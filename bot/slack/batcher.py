@@ -30,6 +30,7 @@ class Batcher(Generic[T]):
         self._slots = asyncio.Semaphore(max_inflight)
         self._tasks: set[asyncio.Task[None]] = set()
         self._runner: asyncio.Task[None] | None = None
+        self._held = 0  # items the runner has taken off the queue but not yet handed to a task
 
     def start(self) -> None:
         self._runner = asyncio.get_running_loop().create_task(self._run(), name="batcher")
@@ -40,11 +41,12 @@ class Batcher(Generic[T]):
 
     @property
     def pending(self) -> int:
-        return self._queue.qsize() + len(self._tasks)
+        return self._queue.qsize() + self._held + len(self._tasks)
 
     async def _run(self) -> None:
         while True:
             first = await self._queue.get()
+            self._held = 1  # drain() must not stop the runner while it holds this item
             await self._slots.acquire()  # while every slot is busy, more items queue up: bigger batches
             batch = [first]
             if self._queue.qsize() < self.max_size - 1 and self.max_wait > 0:
@@ -52,6 +54,7 @@ class Batcher(Generic[T]):
             while len(batch) < self.max_size and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             task = asyncio.get_running_loop().create_task(self._one(batch))
+            self._held = 0
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -67,7 +70,7 @@ class Batcher(Generic[T]):
         """Wait for queued and in-flight batches (at shutdown), then stop."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while (self._queue.qsize() or self._tasks) and loop.time() < deadline:
+        while (self._queue.qsize() or self._held or self._tasks) and loop.time() < deadline:
             await asyncio.sleep(0.01)
         if self._runner:
             self._runner.cancel()
