@@ -16,6 +16,7 @@ from typing import Any
 
 from bot import learning, messages, stats
 from bot.config import Settings
+from bot.spool import slack_spool_path
 from bot.store import Store
 from models.errors import CsbotError
 
@@ -138,6 +139,9 @@ def render_status(settings: Settings, *, provider: str | None = None, next_run: 
         messages.STATUS_FEEDBACK.format(up=week.up, down=week.down, corrections=week.corrections,
                                         messages=week.messages),
     ]
+    if info.get("spooled_writes"):  # votes the database refused, waiting on disk: worth an admin's eye
+        lines.append(messages.STATUS_SPOOLED.format(count=info["spooled_writes"],
+                                                    path=slack_spool_path(settings.data_dir)))
     return "\n".join(lines)
 
 

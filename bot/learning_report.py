@@ -19,6 +19,7 @@ from bot import messages
 from bot.config import Settings
 from bot.learning_locks import Clock, lock_holder, system_clock
 from bot.learning_runs import _decode_run, reap_stale_runs
+from bot.spool import Spool, slack_spool_path
 from bot.store import Store
 from models import modeldir
 from models.errors import CsbotError
@@ -66,6 +67,7 @@ def status(settings: Settings, *, provider: str | None = None, next_run: datetim
         "provider": provider, "running": holder["owner"] if holder else None,
         "last_run": _decode_run(last) if last else None, "last_completed_run": _decode_run(last_done)
         if last_done else None, "next_run": nxt.isoformat() if nxt else None,
+        "spooled_writes": Spool(slack_spool_path(settings.data_dir)).pending(),
         "schedule": messages.STATUS_SCHEDULE.format(cron=settings.retrain_cron,
                                                     timezone=settings.timezone or messages.STATUS_LOCAL_TIME)
         if settings.retrain_scheduled else messages.STATUS_SCHEDULE_OFF,

@@ -173,6 +173,8 @@ STATUS_NOT_SCHEDULED = "not scheduled"
 STATUS_SCHEDULE = "{cron} ({timezone})"
 STATUS_SCHEDULE_OFF = "off here (CSBOT_RETRAIN_CRON=off)"
 STATUS_LOCAL_TIME = "local time"
+STATUS_SPOOLED = ("*Waiting to be stored*: {count} vote(s) or answer timestamp(s) the database refused, kept in "
+                  "{path}; the Slack app stores them once the database takes writes again")
 STATUS_FEEDBACK = "*Feedback, 7 days*: {up} 👍 / {down} 👎 · {corrections} corrections · {messages} messages"
 PROVIDER_NO_MODEL = "none (no active model)"
 PROVIDER_LOAD_FAILED = "none (the active model does not load: {what})"

@@ -25,6 +25,11 @@ from bot.store_core import iso
 log = logging.getLogger(__name__)
 
 
+def slack_spool_path(data_dir: Path) -> Path:
+    """Where the Slack app keeps the votes and answer timestamps the database refused."""
+    return data_dir / "spool" / "slack-writes.jsonl"
+
+
 class UnknownEntry(ValueError):
     """Raised by an ``apply`` function for an entry it cannot handle: the entry is set aside, not retried."""
 

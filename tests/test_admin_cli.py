@@ -14,6 +14,7 @@ from fake_slack import TEST_KB, make_data_dir
 from bot import admin, learning, messages
 from bot.cli import main
 from bot.config import load_settings
+from bot.spool import Spool, slack_spool_path
 from bot.store import NEW_TOPIC, Store
 from models.registry import Registry
 from models.runtime import Classifier
@@ -62,6 +63,15 @@ def test_status_models_stats_match_slack(data: Path) -> None:
     assert csbot("status").output.startswith("*Active model*: v0001")
     assert '"active": "v0001"' in csbot("status", "--json").output
     assert '"version": "v0004"' in csbot("models", "list", "--json").output
+
+
+def test_status_shows_votes_waiting_in_the_spool(data: Path) -> None:
+    assert "Waiting to be stored" not in csbot("status").output  # nothing kept: no line
+    Spool(slack_spool_path(data)).add("vote", reply_id=1, user="UCUST", rating=1, source="button")
+    shown = csbot("status").output
+    assert messages.STATUS_SPOOLED.format(count=1, path=slack_spool_path(data)) in shown
+    assert shown == slack("status").text + "\n"
+    assert '"spooled_writes": 1' in csbot("status", "--json").output
 
 
 def test_out_of_range_stats_and_odd_version_names_are_clear_errors(data: Path) -> None:

@@ -20,7 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.context import Context
 from bot.slack.metrics import Metrics
-from bot.spool import Apply, Spool
+from bot.spool import Apply, Spool, slack_spool_path
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class Runtime:
     spool_apply: Apply | None = None
 
     def __post_init__(self) -> None:
-        self.spool = Spool(self.ctx.settings.data_dir / "spool" / "slack-writes.jsonl")
+        self.spool = Spool(slack_spool_path(self.ctx.settings.data_dir))
 
     def spawn(self, work: Coroutine[Any, Any, Any]) -> None:
         """Run ``work`` after the ack (extensions' listeners); failures are logged, never lost."""
