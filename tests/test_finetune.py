@@ -223,3 +223,40 @@ def test_contrastive_options_out_of_range_are_rejected(field: str, bad: float) -
     with pytest.raises(ConfigError) as info:
         TrainConfig(**{field: bad})
     assert field in info.value.what
+
+
+# --- the contrastive pair stage (SetFit's first stage)
+
+
+def test_pairs_match_one_positive_and_one_negative_per_row_and_round() -> None:
+    import random
+
+    from training.batches import IGNORE
+    from training.pairs import make_pairs
+
+    intents = [0, 0, 0, 1, 1, 2, IGNORE]  # intent 2 has one example: no positive for it, still a negative
+    pairs = make_pairs(intents, iterations=3, rng=random.Random(0))
+    assert len(pairs) == 3 * (5 * 2 + 1)
+    for a, b, target in pairs:
+        assert IGNORE not in (intents[a], intents[b]) and a != b
+        assert (intents[a] == intents[b]) == (target == 1.0)
+    assert make_pairs([0, 0, IGNORE], iterations=3, rng=random.Random(0)) == []  # one intent: nothing to contrast
+
+
+def test_pair_stage_moves_the_encoder_and_is_reported(tiny_config: TrainConfig) -> None:
+    from conftest import tiny_examples
+
+    from training.finetune import train
+
+    plain = train(tiny_examples(), tiny_config.replace(epochs=1), progress=False)
+    paired = train(tiny_examples(), tiny_config.replace(epochs=1, pair_iterations=2, pair_lr=1e-3), progress=False)
+    assert paired.extra["pairs"] > 0 and paired.extra["pair_steps"] >= 1 and "pair_loss" in paired.extra
+    assert "pairs" not in plain.extra
+    assert trained_differently(plain, paired)
+
+
+@pytest.mark.parametrize(("name", "bad"), [("pair_iterations", -1), ("pair_iterations", 101), ("pair_lr", 0.0)])
+def test_pair_options_out_of_range_are_rejected(name: str, bad: float) -> None:
+    with pytest.raises(ConfigError) as info:
+        TrainConfig(**{name: bad})
+    assert name in info.value.what

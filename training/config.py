@@ -92,6 +92,10 @@ class TrainConfig:
     # Measured in the learning-loop simulation on seed 7 (weight 1.0; benchmarks/RESULTS.md run 6): never
     # down (run 5 without it lost 0.26 pt one night), but 89.51% after night 7 against 90.26%, so it stays off.
     distill_weight: float = 0.0
+    # > 0: before the heads, train the encoder on this many rounds of same-intent / other-intent message
+    # pairs (SetFit's contrastive stage, training/pairs.py) at pair_lr. Meant for few examples per intent.
+    pair_iterations: int = 0
+    pair_lr: float = 2e-5
     seed: int = 13
     threads: int = 0
     device: str = "auto"
@@ -135,6 +139,8 @@ class TrainConfig:
             ("outlier_weight", 0 <= self.outlier_weight <= 10 and (self.outlier_weight == 0 or self.cosine_scale > 0),
              "0 (off) or a float up to 10, e.g. 0.2, used only with the cosine head (cosine_scale > 0)"),
             ("distill_weight", 0 <= self.distill_weight <= 10, "0 (off) or a float up to 10, e.g. 1.0"),
+            ("pair_iterations", 0 <= self.pair_iterations <= 100, "0 (off) or an integer up to 100, e.g. 20"),
+            ("pair_lr", 0 < self.pair_lr < 1, "a float between 0 and 1, e.g. 2e-5"),
             ("contrastive_per_intent", 2 <= self.contrastive_per_intent <= self.batch_size,
              "an integer from 2 to batch_size, e.g. 4"),
             ("threads", 0 <= self.threads <= 512, "0 (all cores) or a positive integer"),

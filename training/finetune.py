@@ -51,6 +51,7 @@ from training.data import Example, check_trainable, split_validation
 from training.distill import distillation_loss
 from training.encoder import load_encoder
 from training.metric_log import MetricLog
+from training.pairs import train_pairs
 from training.selection import EpochSelector
 
 
@@ -139,6 +140,12 @@ def train(examples: Sequence[Example], config: TrainConfig, log_dir: Path | None
     if teacher is not None and config.distill_weight and not config.freeze_encoder:
         train_data.teacher = _teacher_or_none(teacher, train_ex, intents)
     log = MetricLog(log_dir)
+    paired: dict[str, Any] = {}
+    if config.pair_iterations:  # fast mode included: its heads then train on the moved embeddings
+        if config.freeze_embeddings:
+            model.encoder.get_input_embeddings().requires_grad_(False)
+        paired = train_pairs(model, train_data, iterations=config.pair_iterations, lr=config.pair_lr,
+                             batch_size=config.batch_size, seed=config.seed, device=device, progress=progress)
     if config.head_init == "centroids" and not config.freeze_encoder:  # fast mode does it on its cached features
         set_centroid_heads(model, pooled_features(model, train_data, device), train_data)
     runner = _train_heads_only if config.freeze_encoder else _train_full
@@ -148,7 +155,7 @@ def train(examples: Sequence[Example], config: TrainConfig, log_dir: Path | None
     return TrainResult(model.cpu(), tokenizer, intents, config, history, train_ex, val_ex, best_epoch,
                        time.perf_counter() - started,
                        {"sentiment_trained": bool((train_data.sentiment != IGNORE).any()), "device": str(device),
-                        "distilled_rows": _distilled_rows(train_data)})
+                        "distilled_rows": _distilled_rows(train_data), **paired})
 
 
 def _teacher_or_none(teacher: Path, examples: Sequence[Example], intents: list[str]) -> torch.Tensor | None:
