@@ -15,12 +15,18 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from bot.store_core import iso
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: there, only this process's threads are kept apart
+    fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +47,36 @@ class Spool:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.rejected_path = path.with_name(path.name + ".rejected")
-        self._lock = threading.Lock()
+        self.lock_path = path.with_name(path.name + ".lock")  # appends, and a replay's read and final rewrite
+        self.replay_lock_path = path.with_name(path.name + ".replay.lock")  # one replay at a time
+        self._append_lock = threading.Lock()
+        self._replay_lock = threading.Lock()
+
+    @contextmanager
+    def _locked(self, path: Path, thread_lock: threading.Lock, *, wait: bool = True) -> Iterator[bool]:
+        """Exclusive use of ``path`` among this process's threads and other processes on the same data
+        directory (replicas, the CLI); yields False when ``wait`` is off and someone else has it."""
+        if not thread_lock.acquire(blocking=wait):
+            yield False
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a") as handle:
+                if fcntl is not None:
+                    try:
+                        fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+                    except BlockingIOError:
+                        yield False
+                        return
+                yield True  # the flock goes with the handle
+        finally:
+            thread_lock.release()
 
     def add(self, kind: str, **fields: Any) -> None:
-        """Keep one write for later. Raises OSError if even the file cannot be written (logged by the caller)."""
+        """Keep one write for later. Raises OSError if even the file cannot be written (logged by the caller).
+        Quick: it waits only for another append or a replay's final rewrite, never for a replay's writes."""
         entry = {"kind": kind, "at": iso(datetime.now(timezone.utc)), **fields}
-        with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._locked(self.lock_path, self._append_lock):
             with self.path.open("a", encoding="utf-8") as out:
                 out.write(json.dumps(entry, ensure_ascii=False) + "\n")
                 out.flush()
@@ -58,35 +87,48 @@ class Spool:
         return self.path.exists()
 
     def pending(self) -> int:
-        with self._lock:
-            return len(self._lines())
+        return len(self._lines())  # a read: the file is only ever appended to or replaced whole
 
     def replay(self, apply: Apply) -> int:
         """Apply the kept writes in order; return how many were applied.
 
         Stops at the first entry whose write fails (the database is still unwell) and keeps it and
-        everything after it for the next replay, so the order of one person's votes is kept.
+        everything after it for the next replay, so the order of one person's votes is kept. One replay
+        at a time (another that is running makes this one return 0); writes kept while it applies are
+        appended as usual and stay for the next.
         """
-        with self._lock:
-            lines = self._lines()
-            done = 0
-            for i, line in enumerate(lines):
-                try:
-                    entry = json.loads(line)
-                    kind = str(entry.pop("kind"))
-                    apply(kind, entry)
-                except (ValueError, KeyError, TypeError, AttributeError) as exc:  # json, a missing field, UnknownEntry
-                    self._reject(line, exc)
-                except Exception as exc:
-                    log.warning("a kept write still fails (%r); %d kept for the next try", exc, len(lines) - i)
-                    self._rewrite(lines[i:])
-                    return done
-                else:
-                    done += 1
-            if lines:
-                self._rewrite([])
+        with self._locked(self.replay_lock_path, self._replay_lock, wait=False) as mine:
+            if not mine:
+                return 0
+            with self._locked(self.lock_path, self._append_lock):
+                lines = self._lines()
+            done, left = self._apply_all(lines, apply)
+            if not lines:
+                return 0
+            with self._locked(self.lock_path, self._append_lock):
+                # Only a replay rewrites the file, and this one holds the replay lock: the file is still
+                # ``lines`` followed by whatever was appended meanwhile.
+                self._rewrite(left + self._lines()[len(lines):])
+            if done:
                 log.info("stored %d kept write(s) from %s", done, self.path)
             return done
+
+    def _apply_all(self, lines: list[str], apply: Apply) -> tuple[int, list[str]]:
+        """(how many were applied, the lines to keep)."""
+        done = 0
+        for i, line in enumerate(lines):
+            try:
+                entry = json.loads(line)
+                kind = str(entry.pop("kind"))
+                apply(kind, entry)
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:  # json, a missing field, UnknownEntry
+                self._reject(line, exc)
+            except Exception as exc:
+                log.warning("a kept write still fails (%r); %d kept for the next try", exc, len(lines) - i)
+                return done, lines[i:]
+            else:
+                done += 1
+        return done, []
 
     def _lines(self) -> list[str]:
         try:

@@ -64,3 +64,20 @@ def test_a_spool_that_cannot_be_written_says_so(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "file" / "writes.jsonl")  # its folder is a file
     with pytest.raises(OSError):
         spool.add("vote", n=0)
+
+
+def test_writes_kept_while_a_replay_runs_wait_for_the_next_one(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "writes.jsonl")
+    spool.add("vote", n=0)
+    spool.add("vote", n=1)
+    stored: list[int] = []
+
+    def apply(kind: str, entry: dict[str, Any]) -> None:
+        if entry["n"] == 0:
+            spool.add("vote", n=2)  # a handler keeping a write meanwhile: not blocked by the replay's writes
+            assert spool.replay(lambda k, e: None) == 0  # and a second replay does not run beside this one
+        stored.append(entry["n"])
+
+    assert spool.replay(apply) == 2 and stored == [0, 1]
+    assert spool.pending() == 1
+    assert spool.replay(apply) == 1 and stored == [0, 1, 2] and not spool.has_entries()
