@@ -12,8 +12,9 @@ from typing import TextIO
 
 from bot import messages
 from bot.context import Context
-from bot.router import CLARIFY
+from bot.router import CLARIFY, PROMPT
 from bot.service import Incoming, Outcome, valid_text
+from bot.store import NEW_TOPIC, typed_intent
 from models.errors import CsbotError
 
 log = logging.getLogger(__name__)
@@ -58,15 +59,17 @@ def run_chat(ctx: Context, stdin: TextIO, stdout: TextIO, user: str | None = Non
                 _show(stdout, reply.text, reply.context)
                 last = None
                 continue
-            last = ctx.bot.handle(Incoming(text=line, user=user, conversation_id=conversation))
-            last_message_id = last.message_id
-            # Only answers are rated (as in Slack, where only they get the buttons).
-            last_reply_id = last.reply_id if last.reply.rateable else None
+            outcome = ctx.bot.handle(Incoming(text=line, user=user, conversation_id=conversation))
             handled += 1
-            _show(stdout, last.reply.text, last.reply.context)
-            for number, (_, description) in enumerate(last.reply.choices, start=1):
+            _show(stdout, outcome.reply.text, outcome.reply.context)
+            if outcome.route.decision == PROMPT:
+                continue  # "say a bit more" is no answer: /up, /correct and a clarify pick keep their target
+            last, last_message_id = outcome, outcome.message_id
+            # Only answers are rated (as in Slack, where only they get the buttons).
+            last_reply_id = outcome.reply_id if outcome.reply.rateable else None
+            for number, (_, description) in enumerate(outcome.reply.choices, start=1):
                 stdout.write(f"     {number}. {description}\n")
-            if last.reply.choices:
+            if outcome.reply.choices:
                 stdout.write(f"     {messages.CHAT_CHOOSE}\n")
         except CsbotError as error:
             _show(stdout, f"{messages.ERROR_PREFIX}{error}")
@@ -100,9 +103,11 @@ def _correct(ctx: Context, out: TextIO, message_id: int, words: list[str], user:
     if len(words) > 1 or not (words or sentiment):
         _show(out, messages.CHAT_CORRECT_USAGE)
         return
-    intent = words[0] if words else None
+    intent = typed_intent(words[0]) if words else None
     ctx.bot.correct(message_id, user, intent, sentiment=sentiment)
-    if intent:
+    if intent == NEW_TOPIC:
+        _show(out, messages.CORRECTED_NEW_TOPIC.format(message_id=message_id))
+    elif intent:
         _show(out, messages.CORRECTED.format(message_id=message_id, intent=intent))
     if sentiment:
         _show(out, messages.CORRECTED_SENTIMENT.format(message_id=message_id, sentiment=sentiment))
@@ -110,7 +115,12 @@ def _correct(ctx: Context, out: TextIO, message_id: int, words: list[str], user:
 
 def _pick_up_new_model(ctx: Context, out: TextIO, unloadable: set[str]) -> None:
     """Between two messages, switch to the version a retrain or an admin made active (as Slack does)."""
-    old, active = ctx.live.current.version, ctx.registry.active()
+    old = ctx.live.current.version
+    try:
+        active = ctx.registry.active()
+    except CsbotError as error:  # a busy database: keep the current model and look again next message
+        log.warning("%s", error)
+        return
     if active in unloadable:
         return
     try:

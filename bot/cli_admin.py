@@ -75,10 +75,10 @@ def review_label(message_id: int, intent: str, sentiment: str | None, note: str 
     """
     from bot import admin
     from bot.knowledge import load_knowledge_base
-    from bot.store import NEW_TOPIC
+    from bot.store import typed_intent
 
     cfg = settings()
     known = tuple(load_knowledge_base(cfg.kb_path).intents)
-    chosen = NEW_TOPIC if intent.lower() in ("new-topic", "new_topic", NEW_TOPIC) else intent
+    chosen = typed_intent(intent)
     click.echo(admin.label(cfg, message_id, chosen, agent=None, sentiment=sentiment, note=note,
                            known_intents=known))

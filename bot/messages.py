@@ -52,7 +52,8 @@ CHAT_BANNER = ("{company} support bot ({bot_name}) in the terminal · model {ver
                "Type a message. " + CHAT_COMMANDS)
 CHAT_MODEL_SWAPPED = "(model {old} -> {new}: a retrain or an admin promoted a new version)"
 CHAT_CORRECT_USAGE = ("Write /correct INTENT, /correct SENTIMENT or /correct INTENT SENTIMENT, e.g. "
-                      "/correct refund_status negative. /intents lists the intents.")
+                      "/correct refund_status negative; /correct new-topic when no intent fits. "
+                      "/intents lists the intents.")
 CHAT_NO_SLACK = ("No Slack tokens in .env (SLACK_BOT_TOKEN), so csbot is serving the same bot here in "
                  "the terminal. See the README, 'Connect to Slack', to run it in Slack.")
 CHAT_CHOOSE = "Type 1 or 2 to choose, or anything else to ask again."
@@ -273,6 +274,7 @@ BACKUP_FOLDER_FAILED = "Cannot create the folder for the backup {path}: {error}.
 BACKUP_FOLDER_FAILED_FIX = "choose a path in a folder you can write to, e.g. backups/csbot.db."
 BACKUP_WRITE_FAILED = "Cannot write the backup {path}: {error}."
 BACKUP_WRITE_FAILED_FIX = "choose a path in a folder you can write to, with free space."
+BACKUP_PATH_FIX = "choose a shorter path in a folder you can read and write, e.g. backups/csbot.db."
 
 # `csbot retrain` and `csbot predict`
 RETRAIN_LOG = "Log: {path} (pid {pid})"
@@ -315,6 +317,10 @@ AGENTS_CHANNEL_MISSING_FIX = ("add CSBOT_AGENTS_CHANNEL=C0123456789 (the ID of y
 SETTINGS_INVALID = "Invalid setting(s): {problems}"
 SETTING_PROBLEM = "{name}={value!r}: {problem}"
 SETTINGS_INVALID_FIX = "fix the value in .env or the environment (see .env.example)."
+ENV_FILE_NOT_UTF8 = "{path} is not UTF-8 text: byte 0x{byte:02x} on line {line}."
+ENV_FILE_NOT_UTF8_FIX = "save {path} as UTF-8 (most editors have 'Save with encoding'), or retype that character."
+ENV_FILE_UNREADABLE = "Cannot read {path}: {error}."
+ENV_FILE_UNREADABLE_FIX = "make {path} a readable file (see .env.example for what it holds), or remove it."
 SLACK_API_URL_INVALID = "must be an http(s) URL, e.g. https://slack.com/api/"
 TIMEZONE_UNKNOWN = "CSBOT_TIMEZONE={name!r} is not a known time zone."
 TIMEZONE_UNKNOWN_FIX = ("use an IANA name such as Europe/Paris or America/New_York, or leave it empty "

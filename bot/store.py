@@ -27,7 +27,7 @@ from bot.store_core import Params, Row, StoreBase, iso, utcnow
 from bot.store_core import _check as _check
 from bot.store_core import _insert as _insert
 from bot.store_core import _scalar as _scalar
-from bot.store_feedback import FEEDBACK_SOURCES, LABEL_SOURCES, NEW_TOPIC, FeedbackMixin
+from bot.store_feedback import FEEDBACK_SOURCES, LABEL_SOURCES, NEW_TOPIC, FeedbackMixin, typed_intent
 from bot.store_messages import _REPLY_SELECT as _REPLY_SELECT
 from bot.store_messages import CONVERSATION_SOURCES, DECISIONS, REPLY_KINDS, MessagesMixin
 from bot.store_retention import _AGE as _AGE
@@ -37,7 +37,7 @@ from bot.store_state import StateMixin
 
 __all__ = [
     "CONVERSATION_SOURCES", "DECISIONS", "FEEDBACK_SOURCES", "LABEL_SOURCES", "NEW_TOPIC", "REPLY_KINDS",
-    "Params", "Row", "Store", "iso", "parse_age", "utcnow",
+    "Params", "Row", "Store", "iso", "parse_age", "typed_intent", "utcnow",
 ]
 
 

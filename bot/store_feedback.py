@@ -17,6 +17,12 @@ from bot.store_messages import DECISIONS
 FEEDBACK_SOURCES = ("button", "reaction", "terminal")
 LABEL_SOURCES = ("clarify",)
 NEW_TOPIC = "__new_topic__"  # correct_intent meaning "none of these / a new topic"
+NEW_TOPIC_NAMES = ("new-topic", "new_topic", NEW_TOPIC)  # what agents type for it in the CLI and the chat
+
+
+def typed_intent(name: str) -> str:
+    """The intent an agent typed, with ``new-topic`` (any case) meaning NEW_TOPIC."""
+    return NEW_TOPIC if name.lower() in NEW_TOPIC_NAMES else name
 
 
 # What the review queue holds (for a message aliased ``m``): a 👎 or a handoff that no agent has corrected.

@@ -367,3 +367,24 @@ def test_chat_without_an_active_model_is_a_clear_error(tmp_path: Path, tiny_kb_p
     assert "Error: There is no active model yet." in proc.stderr
     assert "Fix: train one with `csbot train`" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_blank_or_emoji_line_leaves_the_last_answer_to_rate_and_correct(chat_setup: ChatSetup) -> None:
+    """A prompt ("say a bit more") is not an answer: /up and /correct still reach the answer before it."""
+    from bot.chat import run_chat
+
+    ctx = open_context(chat_setup)
+    out = io.StringIO()
+    script = [chat_setup.clear[0], "", ":wave:", "/up", "/correct new-topic", "/quit"]
+    run_chat(ctx, io.StringIO("\n".join(script) + "\n"), out, user="agent-4")
+    text = out.getvalue()
+    db = chat_setup.data_dir / "csbot.db"
+    msgs = rows(db, "SELECT * FROM messages ORDER BY id")
+    assert [m["decision"] for m in msgs] == ["answer", "prompt", "prompt"]
+    answer = rows(db, f"SELECT * FROM replies WHERE message_id = {msgs[0]['id']}")[0]
+    assert messages.NOTHING_TO_RATE not in text and messages.RATED_UP in text
+    assert [(f["reply_id"], f["rating"]) for f in rows(db, "SELECT * FROM feedback")] == [(answer["id"], 1)]
+    # `new-topic` is the same choice as in `csbot review label` and Slack's "None of these / new topic".
+    corrections = rows(db, "SELECT * FROM corrections")
+    assert [(c["message_id"], c["correct_intent"]) for c in corrections] == [(msgs[0]["id"], "__new_topic__")]
+    assert messages.CORRECTED_NEW_TOPIC.format(message_id=msgs[0]["id"]) in text
