@@ -196,7 +196,7 @@ def label(settings: Settings, message_id: int, intent: str | None, *, agent: str
     ``confirm_guess`` ("Answer was right" on a handoff post) labels with the model's guess, so it must not
     overwrite another intent an agent already gave (their buttons may still show on an older post).
     ``busy_timeout_ms``: how long to wait for another writer (Slack's modal must be answered within 3 s)."""
-    from bot.service import SENTIMENTS
+    from bot.service import SENTIMENTS, valid_text
     from bot.store import NEW_TOPIC
 
     if sentiment is not None and sentiment not in SENTIMENTS:
@@ -217,7 +217,7 @@ def label(settings: Settings, message_id: int, intent: str | None, *, agent: str
                                                                    intent=earlier["correct_intent"]),
                                  messages.ALREADY_CORRECTED_FIX)
             store.record_correction(message_id, agent=agent or "cli", correct_intent=intent,
-                                    correct_sentiment=sentiment, note=note)
+                                    correct_sentiment=sentiment, note=valid_text(note) if note else note)
     if intent == NEW_TOPIC:
         return messages.CORRECTED_NEW_TOPIC.format(message_id=message_id)
     return messages.CORRECTED.format(message_id=message_id, intent=intent or messages.SENTIMENT_ONLY)

@@ -45,6 +45,14 @@ def evaluate(ctx: click.Context) -> None:
     sys.exit(subprocess.call([sys.executable, "-m", "training", "eval", *ctx.args], env=_child_env()))
 
 
+def _is_folder(name: str) -> bool:
+    """Whether ``name`` is a folder; False for a name the file system refuses (too long, say)."""
+    try:
+        return Path(name).is_dir()
+    except OSError:
+        return False
+
+
 def _child_env() -> dict[str, str]:
     return {**os.environ, "CSBOT_PROG_NAME": "csbot"}
 
@@ -52,7 +60,8 @@ def _child_env() -> dict[str, str]:
 @click.command()
 @click.argument("text", nargs=-1, required=True)
 @click.option("--model", default=None, help="A version name or model directory (default: the active one).")
-@click.option("--top-k", default=3, show_default=True)
+@click.option("--top-k", default=3, show_default=True, type=click.IntRange(min=1),
+              help="How many intents to show (the decision always weighs the top two).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @friendly
 def predict(text: tuple[str, ...], model: str | None, top_k: int, as_json: bool) -> None:
@@ -65,12 +74,13 @@ def predict(text: tuple[str, ...], model: str | None, top_k: int, as_json: bool)
     from bot.knowledge import load_knowledge_base
     from bot.normalize import normalize
     from bot.router import route
+    from bot.service import valid_text
     from bot.store import Store
     from models.registry import Registry
     from models.runtime import Classifier
 
     cfg = settings()
-    if model and Path(model).is_dir():
+    if model and _is_folder(model):
         path = Path(model)
     else:
         with Store(cfg.db_path) as store:
@@ -80,23 +90,25 @@ def predict(text: tuple[str, ...], model: str | None, top_k: int, as_json: bool)
                 raise CsbotError(messages.NO_ACTIVE_MODEL, messages.NO_ACTIVE_MODEL_FIX)
             path = registry.path(version)
     classifier = Classifier.load(path, provider=cfg.onnx_provider, variant=cfg.onnx_variant)
-    message = normalize(" ".join(text), cfg.max_message_chars)
-    prediction = classifier.predict([message.text], top_k=top_k)[0] if not message.empty else None
+    message = normalize(valid_text(" ".join(text)), cfg.max_message_chars)
+    # The router's close-call rule compares the top two, so ask for two even when one is shown.
+    prediction = classifier.predict([message.text], top_k=max(top_k, 2))[0] if not message.empty else None
     thresholds = classifier.card.thresholds_for(classifier.variant)
     decision = route(message, prediction, load_knowledge_base(cfg.kb_path), thresholds)
+    shown = prediction.intents[:top_k] if prediction else ()
     if as_json:
         click.echo(json.dumps({
             "model": classifier.version, "provider": classifier.provider, "decision": decision.decision,
             "reason": decision.reason, "detail": decision.detail,
             "intents": [{"intent": s.intent, "probability": round(s.probability, 4)}
-                        for s in (prediction.intents if prediction else ())],
+                        for s in shown],
             "sentiment": prediction.sentiment if prediction else None,
             "sentiment_probs": prediction.sentiment_probs if prediction else None}, indent=2))
         return
     click.echo(messages.PREDICT_MODEL.format(version=classifier.version, device=classifier.device,
                                              provider=classifier.provider, variant=classifier.variant))
     if prediction:
-        for score in prediction.intents:
+        for score in shown:
             click.echo(messages.PREDICT_INTENT.format(intent=score.intent, probability=score.probability))
         sentiment = ", ".join(messages.PREDICT_SENTIMENT_PROBABILITY.format(sentiment=k, probability=v)
                               for k, v in prediction.sentiment_probs.items())

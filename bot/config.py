@@ -156,6 +156,13 @@ def load_settings(env_file: str | Path | None = ".env", **overrides: object) -> 
     """Read settings; turn pydantic's validation error into a ConfigError naming the variable."""
     try:
         return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+    except UnicodeDecodeError as exc:  # pydantic-settings reads .env as UTF-8
+        line = exc.object[:exc.start].count(b"\n") + 1
+        raise ConfigError(messages.ENV_FILE_NOT_UTF8.format(path=env_file, byte=exc.object[exc.start], line=line),
+                          messages.ENV_FILE_NOT_UTF8_FIX.format(path=env_file)) from exc
+    except OSError as exc:  # e.g. no permission to read it
+        raise ConfigError(messages.ENV_FILE_UNREADABLE.format(path=env_file, error=exc.strerror or exc),
+                          messages.ENV_FILE_UNREADABLE_FIX.format(path=env_file)) from exc
     except ValidationError as exc:
         problems = []
         for err in exc.errors():

@@ -58,13 +58,14 @@ class RetentionMixin(StoreBase):
         labelled = "(id IN (SELECT message_id FROM corrections) OR id IN (SELECT message_id FROM labels))"
         keep = labelled if include_unreviewed else f"({labelled} OR {_AWAITING_REVIEW})"
         with self.transaction() as db:
+            # Counted before the purge: with include_unreviewed these are purged too, and the CLI says so.
+            waiting = _scalar(db, f"SELECT count(*) FROM messages WHERE {old} AND {_AWAITING_REVIEW}", cutoff)
             messages = db.execute(
                 "UPDATE messages SET text = '', normalized_text = '', text_purged = 1"
                 f" WHERE {old} AND NOT {keep}",
                 cutoff,
             ).rowcount
             kept = _scalar(db, f"SELECT count(*) FROM messages WHERE {old} AND {labelled}", cutoff)
-            waiting = _scalar(db, f"SELECT count(*) FROM messages WHERE {old} AND {_AWAITING_REVIEW}", cutoff)
             sql = "UPDATE replies SET text = '' WHERE created_at < ? AND text != ''"
             replies = db.execute(sql, cutoff).rowcount
         return {"messages": messages, "replies": replies, "kept": int(kept), "awaiting_review": int(waiting)}
@@ -72,7 +73,12 @@ class RetentionMixin(StoreBase):
     def backup(self, dest: str | Path) -> Path:
         """A consistent copy of the live database via SQLite's online backup; safe while others write."""
         dest = Path(dest)
-        if dest.exists():
+        try:
+            exists = dest.exists()
+        except OSError as exc:  # a name too long, a folder it may not look into
+            raise StoreError(messages.BACKUP_WRITE_FAILED.format(path=dest, error=exc.strerror or exc),
+                             messages.BACKUP_PATH_FIX) from exc
+        if exists:
             raise FileExistsError(f"backup destination {dest} already exists; refusing to overwrite it")
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ MODEL_DIR_FIX = ("switch to a working version with `csbot promote VERSION` (`csb
                  "`csbot rollback` when the broken one is active), or train a new one with `csbot train --activate`.")
 MODEL_DIR_MISSING = "Model directory {path} does not exist."
 MODEL_FILE_MISSING = "Model directory {path} is missing {name}."
+MODEL_FILE_UNREADABLE = "{file} cannot be read: {error}."
 MODEL_FILES_MISSING = "Model directory {path} is missing {names}{hint}."
 MODEL_TOKENIZER_HINT = " (the tokenizer is saved by `csbot train`; copy tokenizer.json from the base model)"
 MODEL_FORMAT_VERSION = "{manifest} has format_version {found!r}; this csbot reads version {expected}."

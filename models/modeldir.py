@@ -163,9 +163,15 @@ def read(path: str | Path, *, verify_hashes: bool = True) -> ModelCard:
     if verify_hashes:
         for name, expected in files.items():
             file = path / name
-            if not file.is_file():
-                raise ModelDirError(messages.MODEL_FILE_MISSING.format(path=path, name=name), messages.MODEL_DIR_FIX)
-            if sha256_file(file) != expected:
+            try:
+                if not file.is_file():
+                    raise ModelDirError(messages.MODEL_FILE_MISSING.format(path=path, name=name),
+                                        messages.MODEL_DIR_FIX)
+                matches = sha256_file(file) == expected
+            except OSError as exc:  # a disk error, no permission, a name too long
+                raise ModelDirError(messages.MODEL_FILE_UNREADABLE.format(file=file, error=exc.strerror or exc),
+                                    messages.MODEL_DIR_FIX) from exc
+            if not matches:
                 raise ModelDirError(messages.MODEL_CHECKSUM.format(file=file), messages.MODEL_DIR_FIX)
     labels = _load_json(path, LABELS_FILE)
     intents = labels.get("intents")

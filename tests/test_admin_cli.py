@@ -163,4 +163,10 @@ def test_review_lists_and_labels(data: Path) -> None:
     with Store(data / "csbot.db") as store:
         rows = list(store.db.query("SELECT * FROM corrections WHERE message_id = ?", [message_id]))
     assert len(rows) == 1 and rows[0]["correct_intent"] == NEW_TOPIC
+    # A note typed in a terminal that is not UTF-8 arrives with a lone surrogate; it is kept, mended.
+    mended = csbot("review", "label", str(message_id), "refund", "--note", "caf\udce9 order")
+    assert mended.exit_code == 0, mended.output
+    with Store(data / "csbot.db") as store:
+        rows = list(store.db.query("SELECT * FROM corrections WHERE message_id = ?", [message_id]))
+    assert [(r["correct_intent"], r["note"]) for r in rows] == [("refund", "caf\ufffd order")]
     assert csbot("review", "label", "99999", "refund").output.startswith("Error: There is no message 99999.")

@@ -138,3 +138,38 @@ def test_every_command_and_group_has_help_with_an_example(csbot: CliRunner) -> N
             assert result.exit_code == 0, (path, result.output)
             output = result.output
         assert "Example" in output, (path, output)
+
+
+def test_predict_top_k_1_keeps_the_routing_decision_and_bad_arguments_are_errors(
+        csbot: CliRunner, tmp_path: Path, tiny_model: Path, tiny_kb_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CSBOT_KB_PATH", str(tiny_kb_path))
+    # A margin of 1 makes every message a close call: the decision needs the second intent even when
+    # only the first is shown.
+    make_data_dir(tmp_path, tiny_model, {"answer_min": 0.0, "clarify_margin": 1.0, "clarify_min": 0.0,
+                                         "escalate_negative": 1.01})
+    for top_k in ("1", "3"):
+        result = invoke(csbot, "predict", "--top-k", top_k, "where is my order")
+        assert result.exit_code == 0, result.output
+        assert "decision: clarify (close_call: " in result.output
+        shown = [line for line in result.output.splitlines() if line.startswith("  ") and line.endswith("%")]
+        assert len(shown) == int(top_k)
+    data = json.loads(invoke(csbot, "predict", "--top-k", "1", "--json", "where is my order").output)
+    assert (data["decision"], len(data["intents"])) == ("clarify", 1)
+    result = invoke(csbot, "predict", "--top-k", "0", "hi")
+    assert result.exit_code == 2 and "--top-k" in result.output
+    # Text that is not valid Unicode (a lone surrogate, as a non-UTF-8 terminal passes) is classified.
+    result = invoke(csbot, "predict", "--json", "where is my order \udcff")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["decision"] == "clarify"
+    # A name too long for the file system is an unknown version, not a traceback.
+    result = invoke(csbot, "predict", "--model", "v" * 300, "hi")
+    assert result.exit_code == 1 and "does not exist (versions: v0001)" in result.output
+
+
+def test_db_backup_to_a_path_the_file_system_refuses(csbot: CliRunner, tmp_path: Path) -> None:
+    result = invoke(csbot, "db", "backup", str(tmp_path / ("b" * 300) / "csbot.db"))
+    assert result.exit_code == 1 and "Error: Cannot" in result.output and "Fix:" in result.output
+    result = invoke(csbot, "db", "backup", str(tmp_path / ("b" * 300 + ".db")))
+    assert result.exit_code == 1 and "Error: Cannot write the backup" in result.output
+    assert "shorter" in result.output

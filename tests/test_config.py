@@ -57,6 +57,15 @@ def test_invalid_value_in_env_file_names_the_variable(tmp_path: Path) -> None:
         load_settings()
 
 
+def test_an_env_file_that_is_not_utf8_is_a_clear_error(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_bytes("CSBOT_LOG_LEVEL=INFO\nCSBOT_NOTE=Caf\u00e9\n".encode("latin-1"))  # an editor saved Latin-1
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert caught.value.what == ".env is not UTF-8 text: byte 0xe9 on line 2."
+    assert "save .env as UTF-8" in caught.value.fix
+
+
 def test_overrides_by_field_name_name_the_variable() -> None:
     with pytest.raises(ConfigError, match="CSBOT_MAX_MESSAGE_CHARS=5"):
         load_settings(env_file=None, max_message_chars=5)

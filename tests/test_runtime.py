@@ -170,6 +170,15 @@ def test_hand_edited_manifest_value_is_a_model_error(model_copy: Path, field: st
     assert "csbot rollback" in info.value.fix
 
 
+def test_a_manifest_file_the_file_system_refuses_is_a_model_error(model_copy: Path) -> None:
+    manifest = json.loads((model_copy / modeldir.MANIFEST_FILE).read_text())
+    manifest["files"]["x" * 300] = "0" * 64  # a hand edit
+    (model_copy / modeldir.MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(ModelDirError, match="cannot be read") as caught:
+        Classifier.load(model_copy)
+    assert "File name too long" in str(caught.value)
+
+
 def test_corrupt_onnx_with_matching_hash_is_a_model_error(model_copy: Path) -> None:
     (model_copy / "model.onnx").write_bytes(b"this is not a protobuf" * 10)
     card = modeldir.read(model_copy, verify_hashes=False)
