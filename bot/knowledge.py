@@ -148,6 +148,9 @@ def load_knowledge_base(path: str | Path | None = None) -> KnowledgeBase:
     return _Validator(path).build(root)
 
 
+_NULL_TAG = "tag:yaml.org,2002:null"
+
+
 class _Validator:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -178,7 +181,8 @@ class _Validator:
     def string(self, node: yaml.Node | None, what: str, required: bool = True) -> str:
         if node is None:
             return ""
-        if not isinstance(node, yaml.ScalarNode) or not str(node.value).strip():
+        # A plain null, ~ or empty value is YAML for "nothing" (its value would read as the text "null").
+        if not isinstance(node, yaml.ScalarNode) or node.tag == _NULL_TAG or not str(node.value).strip():
             if required:
                 self.err(node, messages.KB_NOT_TEXT.format(what=what))
             return ""

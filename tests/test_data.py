@@ -44,6 +44,47 @@ def test_csv_with_intent_and_sentiment(tmp_path: Path) -> None:
                         Example("love it", None, "positive", source="d.csv")]
 
 
+def test_rows_without_text_or_label_are_counted_in_the_log(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = write(tmp_path, "d.csv", "text,intent\nwhere,track_order\n,refund\nno label,\nmoney,refund\n")
+    assert [e.text for e in load_examples(path)] == ["where", "money"]
+    assert f"{path}: skipped 2 row(s) with no text or no label (lines 3, 4)." in caplog.text
+
+
+def test_a_stray_quote_or_extra_cells_are_errors_not_lost_or_shifted_rows(tmp_path: Path) -> None:
+    # An unclosed quote on line 5 ran every later line into one cell: 7 of 10 rows were lost without a word.
+    rows = [f"message {i},intent_{i % 2}" for i in range(10)]
+    rows[3] = '"oops stray quote,intent_0'
+    message = data_error(write(tmp_path, "stray.csv", "text,intent\n" + "\n".join(rows) + "\n"))
+    assert "stray.csv:5 cannot be read as CSV (unexpected end of data)" in message
+    assert "an unclosed one runs on to the end of the file" in message
+    closed = rows[:3] + ['"oops stray quote,intent_0', 'message 5,intent_1"', *rows[5:]]
+    message = data_error(write(tmp_path, "closed.csv", "text,intent\n" + "\n".join(closed) + "\n"))
+    assert "closed.csv:5 has 1 cell(s) where the header has 2 (CSV)" in message and "unclosed quote" in message
+    assert "cannot be read as TSV" in data_error(write(tmp_path, "q.tsv", 'text\tintent\n"a" b\tx\nc\ty\n'))
+    # "hello, there" unquoted: the text became "hello" and the intent "there".
+    message = data_error(write(tmp_path, "ragged.csv", "text,intent\nwhere,track_order\nhello, there,greet\n"))
+    assert "ragged.csv:3 has 3 cell(s) where the header has 2 (CSV)" in message
+    assert 'Quote a cell that holds the delimiter ("a, b")' in message
+
+
+def test_jsonl_values_and_line_separators(tmp_path: Path) -> None:
+    # json.dumps(ensure_ascii=False) writes U+2028 raw; splitlines() broke the line there.
+    jsonl = write(tmp_path, "d.jsonl", '{"text": "one\u2028two", "label": 3}\n{"text": "three", "label": 4}\n')
+    assert [(e.text, e.intent) for e in load_examples(jsonl)] == [("one\u2028two", "3"), ("three", "4")]
+    for value, kind in (('["a", "b"]', "list"), ("true", "bool"), ("1.5", "float")):
+        bad = write(tmp_path, "bad.jsonl", '{"text": "fine", "intent": "x"}\n{"text": ' + value + ', "intent": "y"}\n')
+        message = data_error(bad)
+        assert f'bad.jsonl:2: "text" is a {kind} ({value}), not text.' in message and "JSON strings" in message
+
+
+def test_a_header_with_spaces_and_a_folder_as_the_path(tmp_path: Path) -> None:
+    spaced = write(tmp_path, "s.csv", "text, intent\nwhere is it,track_order\n")
+    assert load_examples(spaced) == [Example("where is it", "track_order", source="s.csv")]
+    (tmp_path / "folder.csv").mkdir()
+    message = data_error(tmp_path / "folder.csv")
+    assert "folder.csv is a folder, not a file" in message and "give the file inside it" in message
+
+
 def test_tsv_and_jsonl_and_named_columns(tmp_path: Path) -> None:
     tsv = write(tmp_path, "d.tsv", "utterance\tcategory\nwhere is it\ttrack_order\n")
     assert load_examples(tsv) == [Example("where is it", "track_order", source="d.tsv")]
@@ -94,7 +135,8 @@ def test_spreadsheet_bom_and_non_utf8(tmp_path: Path) -> None:
     latin = tmp_path / "latin.csv"
     latin.write_bytes("text,intent\ncaf\xe9 order,track_order\n".encode("latin-1"))
     message = data_error(latin)
-    assert "is not UTF-8 text" in message and "save the file as UTF-8" in message
+    assert "is not UTF-8 text (invalid continuation byte on line 2, byte 15)" in message
+    assert "save the file as UTF-8" in message
 
 
 def test_unknown_label_column(tmp_path: Path) -> None:
@@ -142,8 +184,8 @@ def test_unknown_file_type_missing_file_bad_json_bad_sentiment(tmp_path: Path) -
     assert "Don't know how to read d.xlsx" in data_error(write(tmp_path, "d.xlsx", "x"))
     assert "does not exist" in data_error(tmp_path / "missing.csv")
     assert "d.jsonl:2 is not valid JSON" in data_error(write(tmp_path, "d.jsonl", '{"text": "a"}\n{oops\n'))
-    assert "Unknown sentiment label 'furious'" in data_error(
-        write(tmp_path, "s.csv", "text,sentiment\nugh,furious\n"))
+    assert "s.csv: unknown sentiment label(s) 'cross', 'furious'." in data_error(
+        write(tmp_path, "s.csv", "text,sentiment\nugh,furious\nhm,positive\ngrr,cross\n"))
 
 
 def test_split_dedup_few_shot_and_manifest() -> None:

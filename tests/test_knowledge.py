@@ -90,6 +90,16 @@ def test_intent_with_empty_answer(tmp_path: Path) -> None:
     assert found == [f"kb.yaml:{line_of(text, 'answer:')}: intent 'refund' answer should be non-empty text"]
 
 
+@pytest.mark.parametrize("null", ["null", "~", "Null"])
+def test_a_yaml_null_is_no_text(tmp_path: Path, null: str) -> None:
+    """`answer: null` is YAML for "nothing", not the answer "null" (quote it to mean the word)."""
+    text = kb_text(intent("refund", answer=null))
+    found = problems(write(tmp_path, text))
+    assert found == [f"kb.yaml:{line_of(text, 'answer:')}: intent 'refund' answer should be non-empty text"]
+    quoted = load_knowledge_base(write(tmp_path, kb_text(intent("refund", answer='"null"')), "quoted.yaml"))
+    assert quoted.intents["refund"].answer == "null"
+
+
 def test_example_under_two_intents(tmp_path: Path) -> None:
     shared = "      - Where Is   my order\n"
     text = kb_text(intent("track_order", examples=examples_block("track") + "\n      - where is my order"),

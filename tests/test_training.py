@@ -269,6 +269,15 @@ def test_cli_train_bad_option_names_it(tmp_path: Path, monkeypatch: pytest.Monke
     assert result.exit_code == 1 and f"1 intent(s) in {test} are not in the training data: greeting" in result.output
     assert "remove those rows from --test-data" in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+    # --epochs 0 and --base-model "" reach TrainConfig's checks (they were dropped as falsy, and the run went on
+    # with the defaults).
+    result = runner.invoke(main, ["train", "--data", str(data), "--out", "X", "--epochs", "0"])
+    assert result.exit_code == 1 and "Error: Training option epochs=0 is invalid" in result.output
+    result = runner.invoke(main, ["train", "--data", str(data), "--out", "X", "--base-model", ""])
+    assert result.exit_code == 1 and "Error: Training option base_model='' is invalid" in result.output
+    # --test-data without --data scores the knowledge base's model on that file: so it is read (and checked).
+    result = runner.invoke(main, ["train", "--test-data", str(tmp_path / "missing.csv"), "--out", "X"])
+    assert result.exit_code == 1 and f"Dataset {tmp_path / 'missing.csv'} does not exist" in result.output
     assert not (tmp_path / "X").exists()
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
+import logging
 import random
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -19,6 +21,8 @@ from pathlib import Path
 from models import messages
 from models.errors import DataError
 from models.modeldir import SENTIMENTS
+
+log = logging.getLogger(__name__)
 
 TEXT_COLUMNS = ("text", "sentence", "content", "utterance", "query", "message")
 INTENT_COLUMNS = ("intent", "category", "intent_label")
@@ -52,6 +56,8 @@ class Columns:
 def load_examples(path: str | Path, columns: Columns | None = None) -> list[Example]:
     """Load a CSV, TSV, JSONL or knowledge-base YAML file into examples."""
     path = Path(path)
+    if path.is_dir():
+        raise DataError(messages.DATASET_IS_FOLDER.format(path=path), messages.DATASET_IS_FOLDER_FIX)
     if not path.is_file():
         raise DataError(messages.DATASET_MISSING.format(path=path), messages.DATASET_MISSING_FIX)
     loader = _LOADERS.get(path.suffix.lower())
@@ -61,23 +67,50 @@ def load_examples(path: str | Path, columns: Columns | None = None) -> list[Exam
     return loader(path, columns or Columns())
 
 
-def _read_delimited(path: Path, delimiter: str) -> tuple[list[str], list[dict[str, str]]]:
-    with path.open(newline="", encoding="utf-8-sig") as fh:  # -sig: spreadsheets often write a BOM
-        reader = csv.DictReader(fh, delimiter=delimiter, quoting=csv.QUOTE_MINIMAL)
-        try:
-            rows = list(reader)
-        except csv.Error as exc:  # e.g. a field over csv's 131,072-character limit
-            # line_num counts the lines read whole; the bad one is the next.
-            kind = "TSV" if delimiter == "\t" else "CSV"
-            raise DataError(messages.DATASET_ROW_UNREADABLE.format(path=path, line=reader.line_num + 1, format=kind,
-                                                                   error=exc),
-                            messages.DATASET_ROW_UNREADABLE_FIX) from exc
-        return list(reader.fieldnames or []), rows
+Rows = list[tuple[int, dict[str, object]]]  # (line number, row): errors name the line
 
 
-def _read_jsonl(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    rows: list[dict[str, str]] = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+def _read_text(path: Path) -> str:
+    """The whole file as text; decoded at once so a bad byte's position is the file's, not a buffer's."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")  # -sig: spreadsheets often write a BOM
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise DataError(messages.DATASET_NOT_UTF8.format(path=path, reason=exc.reason, line=line, start=exc.start),
+                        messages.DATASET_NOT_UTF8_FIX) from exc
+
+
+def _read_delimited(path: Path, delimiter: str) -> tuple[list[str], Rows]:
+    kind = "TSV" if delimiter == "\t" else "CSV"
+    # strict: a quote in the wrong place is an error, not a cell that runs on to the next quote.
+    reader = csv.reader(io.StringIO(_read_text(path), newline=""), delimiter=delimiter, strict=True)
+    header: list[str] = []
+    rows: Rows = []
+    line = 1
+    try:
+        for cells in reader:
+            if not header:
+                header = cells
+            elif any(cell.strip() for cell in cells):  # blank lines are skipped, as csv.DictReader does
+                # Extra cells would shift the labels. A short row is fine (spreadsheets drop empty trailing
+                # cells), unless a cell spans lines: an unclosed quote swallowed the lines after it.
+                if len(cells) > len(header) or (len(cells) < len(header) and any("\n" in c for c in cells)):
+                    raise DataError(messages.DATASET_ROW_CELLS.format(path=path, line=line, cells=len(cells),
+                                                                      columns=len(header), format=kind),
+                                    messages.DATASET_ROW_CELLS_FIX)
+                rows.append((line, dict(zip(header, cells, strict=False))))  # short: missing cells are absent
+            line = reader.line_num + 1
+    except csv.Error as exc:  # a misplaced quote, or a field over csv's 131,072-character limit
+        raise DataError(messages.DATASET_ROW_UNREADABLE.format(path=path, line=line, format=kind, error=exc),
+                        messages.DATASET_ROW_UNREADABLE_FIX) from exc
+    return header, rows
+
+
+def _read_jsonl(path: Path) -> tuple[list[str], Rows]:
+    rows: Rows = []
+    # split("\n"), not splitlines(): JSON strings may hold U+2028 and other characters splitlines() breaks on.
+    for lineno, line in enumerate(_read_text(path).split("\n"), start=1):
         if not line.strip():
             continue
         try:
@@ -88,19 +121,14 @@ def _read_jsonl(path: Path) -> tuple[list[str], list[dict[str, str]]]:
         if not isinstance(row, dict):
             raise DataError(messages.JSONL_LINE_NOT_OBJECT.format(path=path, line=lineno),
                             messages.JSONL_LINE_NOT_OBJECT_FIX)
-        rows.append({k: "" if v is None else str(v) for k, v in row.items()})
-    header = list(dict.fromkeys(k for row in rows for k in row))
+        rows.append((lineno, row))
+    header = list(dict.fromkeys(k for _, row in rows for k in row))
     return header, rows
 
 
-def _table_loader(reader: Callable[[Path], tuple[list[str], list[dict[str, str]]]]
-                  ) -> Callable[[Path, Columns], list[Example]]:
+def _table_loader(reader: Callable[[Path], tuple[list[str], Rows]]) -> Callable[[Path, Columns], list[Example]]:
     def load(path: Path, columns: Columns) -> list[Example]:
-        try:
-            header, rows = reader(path)
-        except UnicodeDecodeError as exc:
-            raise DataError(messages.DATASET_NOT_UTF8.format(path=path, reason=exc.reason, start=exc.start),
-                            messages.DATASET_NOT_UTF8_FIX) from exc
+        header, rows = reader(path)
         if not header and not rows:
             raise DataError(messages.DATASET_NO_ROWS.format(path=path), messages.DATASET_NO_ROWS_FIX)
         return rows_to_examples(rows, header, columns, origin=str(path))
@@ -109,10 +137,11 @@ def _table_loader(reader: Callable[[Path], tuple[list[str], list[dict[str, str]]
 
 def _pick(header: Sequence[str], wanted: str | None, candidates: Iterable[str], role: str, origin: str
           ) -> str | None:
-    lowered = {h.lower(): h for h in header}
+    lowered = {h.strip().lower(): h for h in header}  # "text, intent": a space after the comma
     if wanted is not None:
-        if wanted in header:
-            return wanted
+        stripped = {h.strip(): h for h in header}
+        if wanted in header or wanted in stripped:
+            return wanted if wanted in header else stripped[wanted]
         raise DataError(
             messages.COLUMN_MISSING.format(column=wanted, role=role, origin=origin, columns=", ".join(header)),
             messages.COLUMN_MISSING_FIX.format(role=role),
@@ -120,8 +149,8 @@ def _pick(header: Sequence[str], wanted: str | None, candidates: Iterable[str], 
     return next((lowered[c] for c in candidates if c in lowered), None)
 
 
-def rows_to_examples(rows: list[dict[str, str]], header: Sequence[str], columns: Columns, origin: str
-                     ) -> list[Example]:
+def rows_to_examples(rows: Rows, header: Sequence[str], columns: Columns, origin: str) -> list[Example]:
+    """Examples from (line, row) pairs; rows with no text or no label are skipped and counted in the log."""
     text_col = _pick(header, columns.text, TEXT_COLUMNS, "text", origin)
     intent_col = _pick(header, columns.intent, INTENT_COLUMNS, "intent", origin)
     sentiment_col = _pick(header, columns.sentiment, SENTIMENT_COLUMNS, "sentiment", origin)
@@ -133,7 +162,7 @@ def rows_to_examples(rows: list[dict[str, str]], header: Sequence[str], columns:
             messages.NO_TEXT_COLUMN_FIX,
         )
     if label_col and not intent_col and not sentiment_col:
-        if _looks_like_sentiment({r.get(label_col) or "" for r in rows}):
+        if _looks_like_sentiment({_cell(row, label_col, origin, line) for line, row in rows}):
             sentiment_col = label_col
         else:
             intent_col = label_col
@@ -142,17 +171,37 @@ def rows_to_examples(rows: list[dict[str, str]], header: Sequence[str], columns:
             messages.NO_LABEL_COLUMN.format(origin=origin, candidates=", ".join(INTENT_COLUMNS + SENTIMENT_COLUMNS)),
             messages.NO_LABEL_COLUMN_FIX,
         )
-    sentiment_map = _sentiment_map({r.get(sentiment_col) or "" for r in rows}) if sentiment_col else {}
-    examples = []
-    for row in rows:
-        text = (row.get(text_col) or "").strip()
-        intent = (row.get(intent_col) or "").strip() if intent_col else ""
-        raw_sentiment = (row.get(sentiment_col) or "").strip() if sentiment_col else ""
+    sentiment_map = (_sentiment_map({_cell(row, sentiment_col, origin, line) for line, row in rows}, origin)
+                     if sentiment_col else {})
+    examples, skipped = [], []
+    for line, row in rows:
+        text = _cell(row, text_col, origin, line).strip()
+        intent = _cell(row, intent_col, origin, line).strip() if intent_col else ""
+        raw_sentiment = _cell(row, sentiment_col, origin, line).strip() if sentiment_col else ""
         if not text or not (intent or raw_sentiment):
+            skipped.append(line)
             continue
         examples.append(Example(text, intent or None, sentiment_map.get(raw_sentiment) if raw_sentiment else None,
                                 source=Path(origin).name))
+    if skipped:  # said, not silent: a label column with gaps is often a spreadsheet mistake
+        log.warning("%s", messages.ROWS_SKIPPED.format(count=len(skipped), origin=origin,
+                                                       lines=", ".join(map(str, skipped[:10])),
+                                                       more=" ..." if len(skipped) > 10 else ""))
     return examples
+
+
+def _cell(row: dict[str, object], column: str, origin: str, line: int) -> str:
+    """A cell as text. JSON may hold any type: strings, and whole numbers as labels, are accepted."""
+    value = row.get(column)
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise DataError(messages.CELL_NOT_TEXT.format(origin=origin, line=line, column=column,
+                                                  kind=type(value).__name__, value=json.dumps(value)[:60]),
+                    messages.CELL_NOT_TEXT_FIX)
 
 
 def _looks_like_sentiment(values: set[str]) -> bool:
@@ -160,18 +209,17 @@ def _looks_like_sentiment(values: set[str]) -> bool:
     return bool(values) and (values <= set(_TERNARY) or values <= set(SENTIMENTS) | set(_SENTIMENT_ALIASES))
 
 
-def _sentiment_map(values: set[str]) -> dict[str, str]:
+def _sentiment_map(values: set[str], origin: str = "") -> dict[str, str]:
     present = {v.strip() for v in values if v.strip()}
     if present <= set(_BINARY):
         return dict(_BINARY)
     if present <= set(_TERNARY):
         return dict(_TERNARY)
-    mapping = {}
-    for value in present:
-        name = _SENTIMENT_ALIASES.get(value.lower(), value.lower())
-        if name not in SENTIMENTS:
-            raise DataError(messages.SENTIMENT_UNKNOWN.format(value=value), messages.SENTIMENT_UNKNOWN_FIX)
-        mapping[value] = name
+    mapping = {value: _SENTIMENT_ALIASES.get(value.lower(), value.lower()) for value in present}
+    unknown = sorted(value for value, name in mapping.items() if name not in SENTIMENTS)
+    if unknown:
+        raise DataError(messages.SENTIMENT_UNKNOWN.format(origin=origin, values=", ".join(map(repr, unknown[:8]))),
+                        messages.SENTIMENT_UNKNOWN_FIX)
     return mapping
 
 

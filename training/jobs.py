@@ -38,24 +38,31 @@ def train_command(settings: Any, data: tuple[Path, ...], column_names: tuple[str
                   test_data: Path | None, out: Path | None, base_model: str | None, epochs: int | None,
                   overrides: dict[str, object], activate: bool | None) -> None:
     columns = Columns(*column_names)
+    calibration: list[Example] = []
     if data:
         examples: list[Example] = [ex for path in data for ex in load_examples(path, columns)]
-        test = load_examples(test_data, columns) if test_data else []
+        test: list[Example] = []
+    else:
+        kb = _load_kb(settings)
+        # On the knowledge base, its held-out examples are also what the nightly retrain fits the
+        # router's thresholds on (its fixed evaluation set), so the first model is fitted the same way.
+        examples, test = knowledge_base_examples(kb, "train"), knowledge_base_examples(kb, "test")
+        calibration = test
+        click.echo(messages.TRAIN_ON_KB.format(path=kb.path, intents=len(kb.intents), train=len(examples),
+                                               test=len(test)))
+    if test_data:  # scores the model instead of the knowledge base's held-out examples, when given
+        test = load_examples(test_data, columns)
         unknown = sorted({e.intent for e in test if e.intent} - {e.intent for e in examples if e.intent})
         if unknown:  # they would be left out of the test score without a word
             raise DataError(messages.TEST_INTENTS_UNKNOWN.format(count=len(unknown), path=test_data,
                                                                  intents=", ".join(unknown[:8])),
                             messages.TEST_INTENTS_UNKNOWN_FIX)
-    else:
-        kb = _load_kb(settings)
-        examples, test = knowledge_base_examples(kb, "train"), knowledge_base_examples(kb, "test")
-        click.echo(messages.TRAIN_ON_KB.format(path=kb.path, intents=len(kb.intents), train=len(examples),
-                                               test=len(test)))
     # The settings' base model, then `--set key=value`, then the dedicated flags, later winning.
+    # `is not None`: --epochs 0 or --base-model "" must reach TrainConfig's checks, not be dropped.
     options: dict[str, object] = {"base_model": settings.base_model or DEFAULT_BASE_MODEL, **overrides}
-    if base_model:
+    if base_model is not None:
         options["base_model"] = base_model
-    if epochs:
+    if epochs is not None:
         options["epochs"] = epochs
     config = TrainConfig().replace(**options)
     store, registry = _store_and_registry(settings)
@@ -63,10 +70,7 @@ def train_command(settings: Any, data: tuple[Path, ...], column_names: tuple[str
         dest = out or registry.root / registry.next_version()
         from training.pipeline import build_model
 
-        # On the knowledge base, its held-out examples are also what the nightly retrain fits the
-        # router's thresholds on (its fixed evaluation set), so the first model is fitted the same way.
-        card = build_model(examples, config, dest, version=dest.name, test_examples=test,
-                           calibration=() if data else test)
+        card = build_model(examples, config, dest, version=dest.name, test_examples=test, calibration=calibration)
         _register_trained(store, registry, card, out, activate)
 
 
