@@ -143,6 +143,8 @@ EXPORT_PARITY_FIX = "check the onnxruntime and torch versions; report a bug with
 # `csbot train` (training/jobs.py)
 TRAIN_ON_KB = ("Training on the knowledge base {path} ({intents} intents, {train} training and {test} held-out "
                "examples).")
+TRAIN_KB_HELD_OUT = ("The knowledge base's {test} held-out examples score the model (they are not trained on; "
+                     "--test-data replaces them).")
 TEST_INTENTS_UNKNOWN = "{count} intent(s) in {path} are not in the training data: {intents}."
 TEST_INTENTS_UNKNOWN_FIX = "remove those rows from --test-data, or add training examples for those intents."
 TRAINED = "Saved {path}: {validation}{held_out}; training took {minutes:.1f} min."

@@ -388,6 +388,16 @@ def test_cli_train_on_the_knowledge_base_fits_thresholds_on_its_held_out_example
         again = CliRunner().invoke(main, ["train", *[a for s in tiny for a in ("--set", s)]])
         assert again.exit_code == 0 and (tmp_path / "data" / "models" / "v0002").is_dir()
         assert learning.lock_holder(store) is None  # released when it finished
+    # The same knowledge base given as --data: its held-out examples score the model (they were dropped).
+    named = CliRunner().invoke(main, ["train", "--data", str(tiny_kb_path), "--out", "kb-model",
+                                      *[a for s in tiny for a in ("--set", s)]])
+    assert named.exit_code == 0, named.output
+    from bot.knowledge import load_knowledge_base
+    from training.data import knowledge_base_examples
+
+    held_out = len(knowledge_base_examples(load_knowledge_base(tiny_kb_path), "test"))
+    assert f"The knowledge base's {held_out} held-out examples score the model" in named.output
+    assert modeldir.read(tmp_path / "kb-model").metrics["test"]["samples"] == test["samples"]
 
 
 def test_the_int8_variant_gets_thresholds_fitted_on_its_own_probabilities(tiny_config: TrainConfig,

@@ -29,9 +29,13 @@ def _store_and_registry(settings: Any) -> tuple[Any, Registry]:
 
 
 def _load_kb(settings: Any) -> Any:
+    return _load_kb_file(settings.kb_path)
+
+
+def _load_kb_file(path: Path | None) -> Any:
     from bot.knowledge import load_knowledge_base
 
-    return load_knowledge_base(settings.kb_path)
+    return load_knowledge_base(path)
 
 
 def train_command(settings: Any, data: tuple[Path, ...], column_names: tuple[str | None, ...],
@@ -41,7 +45,11 @@ def train_command(settings: Any, data: tuple[Path, ...], column_names: tuple[str
     calibration: list[Example] = []
     if data:
         examples: list[Example] = [ex for path in data for ex in load_examples(path, columns)]
-        test: list[Example] = []
+        # A knowledge base given as --data trains on its training split; its held-out split scores the model.
+        test: list[Example] = [ex for path in data if path.suffix.lower() in (".yaml", ".yml")
+                               for ex in knowledge_base_examples(_load_kb_file(path), "test")]
+        if test:
+            click.echo(messages.TRAIN_KB_HELD_OUT.format(test=len(test)))
     else:
         kb = _load_kb(settings)
         # On the knowledge base, its held-out examples are also what the nightly retrain fits the
