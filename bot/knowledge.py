@@ -166,6 +166,9 @@ class _Validator:
             return {}
         out: dict[str, yaml.Node] = {}
         for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):  # `? [a, b]: x` would print as a node's repr
+                self.err(key_node, messages.KB_KEY_NOT_NAME.format(what=what, allowed=", ".join(allowed)))
+                continue
             key = str(key_node.value)
             if key not in allowed:
                 self.err(key_node, messages.KB_UNKNOWN_KEY.format(key=key, what=what, allowed=", ".join(allowed)))

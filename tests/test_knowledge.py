@@ -100,6 +100,14 @@ def test_a_yaml_null_is_no_text(tmp_path: Path, null: str) -> None:
     assert quoted.intents["refund"].answer == "null"
 
 
+def test_a_key_that_is_a_list_is_named_as_such(tmp_path: Path) -> None:
+    text = kb_text(intent("refund", extra="    ? [answer, examples]\n    : both\n"))
+    found = problems(write(tmp_path, text))
+    assert len(found) == 1 and "Node" not in found[0]
+    line = line_of(text, "? [answer")
+    assert found[0].startswith(f"kb.yaml:{line}: a key of an intent is a list or mapping, not a name; use one of:")
+
+
 def test_example_under_two_intents(tmp_path: Path) -> None:
     shared = "      - Where Is   my order\n"
     text = kb_text(intent("track_order", examples=examples_block("track") + "\n      - where is my order"),
