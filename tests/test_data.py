@@ -16,6 +16,7 @@ from training.data import (
     knowledge_base_examples,
     load_examples,
     manifest,
+    run_columns,
     split_validation,
 )
 
@@ -83,6 +84,18 @@ def test_a_header_with_spaces_and_a_folder_as_the_path(tmp_path: Path) -> None:
     (tmp_path / "folder.csv").mkdir()
     message = data_error(tmp_path / "folder.csv")
     assert "folder.csv is a folder, not a file" in message and "give the file inside it" in message
+
+
+def test_numeric_sentiment_codes_are_read_once_for_all_the_files_of_a_run(tmp_path: Path) -> None:
+    train = write(tmp_path, "train.csv", "text,label\nawful,0\nfine I guess,1\nlovely,2\n")
+    test = write(tmp_path, "test.csv", "text,label\nterrible,0\nit is ok,1\n")  # no 2s in this sample
+    assert [e.sentiment for e in load_examples(test)] == ["negative", "positive"]  # alone: SST-2's 0/1
+    columns = run_columns([train, test], Columns())
+    assert columns.sentiment_codes == "ternary"
+    assert [e.sentiment for e in load_examples(test, columns)] == ["negative", "neutral"]
+    assert [e.sentiment for e in load_examples(train, columns)] == ["negative", "neutral", "positive"]
+    sst = write(tmp_path, "sst.tsv", "sentence\tlabel\nbad\t0\ngood\t1\n")
+    assert run_columns([sst, tmp_path / "missing.csv"], Columns()) == Columns()  # 0/1 everywhere: SST-2 style
 
 
 def test_tsv_and_jsonl_and_named_columns(tmp_path: Path) -> None:

@@ -7,20 +7,19 @@ suffix, so a new source (the knowledge base, the feedback store) is one function
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import logging
 import random
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from models import messages
 from models.errors import DataError
 from models.modeldir import SENTIMENTS
+from training.tables import READERS, Rows
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +50,9 @@ class Columns:
     intent: str | None = None
     sentiment: str | None = None
     label: str | None = None  # a generic 'label' column; decided by its values
+    # Numeric sentiment codes: "ternary" reads 1 as neutral even in a file that holds only 0 and 1. None: decided
+    # per file (0/1 is SST-2's negative/positive). ``run_columns`` sets it for all the files of one run.
+    sentiment_codes: str | None = None
 
 
 def load_examples(path: str | Path, columns: Columns | None = None) -> list[Example]:
@@ -67,63 +69,21 @@ def load_examples(path: str | Path, columns: Columns | None = None) -> list[Exam
     return loader(path, columns or Columns())
 
 
-Rows = list[tuple[int, dict[str, object]]]  # (line number, row): errors name the line
+def run_columns(paths: Sequence[Path], columns: Columns) -> Columns:
+    """``columns`` for files trained and scored together: one reading of numeric sentiment codes for all.
 
-
-def _read_text(path: Path) -> str:
-    """The whole file as text; decoded at once so a bad byte's position is the file's, not a buffer's."""
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8-sig")  # -sig: spreadsheets often write a BOM
-    except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
-        raise DataError(messages.DATASET_NOT_UTF8.format(path=path, reason=exc.reason, line=line, start=exc.start),
-                        messages.DATASET_NOT_UTF8_FIX) from exc
-
-
-def _read_delimited(path: Path, delimiter: str) -> tuple[list[str], Rows]:
-    kind = "TSV" if delimiter == "\t" else "CSV"
-    # strict: a quote in the wrong place is an error, not a cell that runs on to the next quote.
-    reader = csv.reader(io.StringIO(_read_text(path), newline=""), delimiter=delimiter, strict=True)
-    header: list[str] = []
-    rows: Rows = []
-    line = 1
-    try:
-        for cells in reader:
-            if not header:
-                header = cells
-            elif any(cell.strip() for cell in cells):  # blank lines are skipped, as csv.DictReader does
-                # Extra cells would shift the labels. A short row is fine (spreadsheets drop empty trailing
-                # cells), unless a cell spans lines: an unclosed quote swallowed the lines after it.
-                if len(cells) > len(header) or (len(cells) < len(header) and any("\n" in c for c in cells)):
-                    raise DataError(messages.DATASET_ROW_CELLS.format(path=path, line=line, cells=len(cells),
-                                                                      columns=len(header), format=kind),
-                                    messages.DATASET_ROW_CELLS_FIX)
-                rows.append((line, dict(zip(header, cells, strict=False))))  # short: missing cells are absent
-            line = reader.line_num + 1
-    except csv.Error as exc:  # a misplaced quote, or a field over csv's 131,072-character limit
-        raise DataError(messages.DATASET_ROW_UNREADABLE.format(path=path, line=line, format=kind, error=exc),
-                        messages.DATASET_ROW_UNREADABLE_FIX) from exc
-    return header, rows
-
-
-def _read_jsonl(path: Path) -> tuple[list[str], Rows]:
-    rows: Rows = []
-    # split("\n"), not splitlines(): JSON strings may hold U+2028 and other characters splitlines() breaks on.
-    for lineno, line in enumerate(_read_text(path).split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError as exc:
-            raise DataError(messages.JSONL_LINE_INVALID.format(path=path, line=lineno, error=exc),
-                            messages.JSONL_LINE_INVALID_FIX) from exc
-        if not isinstance(row, dict):
-            raise DataError(messages.JSONL_LINE_NOT_OBJECT.format(path=path, line=lineno),
-                            messages.JSONL_LINE_NOT_OBJECT_FIX)
-        rows.append((lineno, row))
-    header = list(dict.fromkeys(k for _, row in rows for k in row))
-    return header, rows
+    A test file of a 0/1/2 dataset may hold only 0s and 1s; read alone, its 1 would be positive, not neutral."""
+    codes: set[str] = set()
+    for path in paths:
+        loader = READERS.get(Path(path).suffix.lower())
+        if loader is None or not Path(path).is_file():
+            continue  # load_examples says what is wrong with it
+        header, rows = loader(Path(path))
+        column = _sentiment_column(header, rows, columns, str(path))
+        values = {_cell(row, column, str(path), line).strip() for line, row in rows} - {""} if column else set()
+        if values and values <= set(_TERNARY):
+            codes.add("ternary" if "2" in values else "binary")
+    return replace(columns, sentiment_codes="ternary") if "ternary" in codes else columns
 
 
 def _table_loader(reader: Callable[[Path], tuple[list[str], Rows]]) -> Callable[[Path, Columns], list[Example]]:
@@ -153,7 +113,7 @@ def rows_to_examples(rows: Rows, header: Sequence[str], columns: Columns, origin
     """Examples from (line, row) pairs; rows with no text or no label are skipped and counted in the log."""
     text_col = _pick(header, columns.text, TEXT_COLUMNS, "text", origin)
     intent_col = _pick(header, columns.intent, INTENT_COLUMNS, "intent", origin)
-    sentiment_col = _pick(header, columns.sentiment, SENTIMENT_COLUMNS, "sentiment", origin)
+    sentiment_col = _sentiment_column(header, rows, columns, origin)
     label_col = _pick(header, columns.label, ("label",), "label", origin)
     if text_col is None:
         raise DataError(
@@ -161,18 +121,15 @@ def rows_to_examples(rows: Rows, header: Sequence[str], columns: Columns, origin
                                            columns=", ".join(header)),
             messages.NO_TEXT_COLUMN_FIX,
         )
-    if label_col and not intent_col and not sentiment_col:
-        if _looks_like_sentiment({_cell(row, label_col, origin, line) for line, row in rows}):
-            sentiment_col = label_col
-        else:
-            intent_col = label_col
+    if label_col and intent_col is None and sentiment_col is None:
+        intent_col = label_col  # a generic label whose values are not sentiment ones
     if intent_col is None and sentiment_col is None:
         raise DataError(
             messages.NO_LABEL_COLUMN.format(origin=origin, candidates=", ".join(INTENT_COLUMNS + SENTIMENT_COLUMNS)),
             messages.NO_LABEL_COLUMN_FIX,
         )
-    sentiment_map = (_sentiment_map({_cell(row, sentiment_col, origin, line) for line, row in rows}, origin)
-                     if sentiment_col else {})
+    sentiment_map = (_sentiment_map({_cell(row, sentiment_col, origin, line) for line, row in rows}, origin,
+                                    columns.sentiment_codes) if sentiment_col else {})
     examples, skipped = [], []
     for line, row in rows:
         text = _cell(row, text_col, origin, line).strip()
@@ -188,6 +145,17 @@ def rows_to_examples(rows: Rows, header: Sequence[str], columns: Columns, origin
                                                        lines=", ".join(map(str, skipped[:10])),
                                                        more=" ..." if len(skipped) > 10 else ""))
     return examples
+
+
+def _sentiment_column(header: Sequence[str], rows: Rows, columns: Columns, origin: str) -> str | None:
+    """The column read as sentiment: a named one, else a generic 'label' whose values look like sentiment."""
+    named = _pick(header, columns.sentiment, SENTIMENT_COLUMNS, "sentiment", origin)
+    if named or _pick(header, columns.intent, INTENT_COLUMNS, "intent", origin):
+        return named
+    label = _pick(header, columns.label, ("label",), "label", origin)
+    if label and _looks_like_sentiment({_cell(row, label, origin, line) for line, row in rows}):
+        return label
+    return None
 
 
 def _cell(row: dict[str, object], column: str, origin: str, line: int) -> str:
@@ -209,8 +177,10 @@ def _looks_like_sentiment(values: set[str]) -> bool:
     return bool(values) and (values <= set(_TERNARY) or values <= set(SENTIMENTS) | set(_SENTIMENT_ALIASES))
 
 
-def _sentiment_map(values: set[str], origin: str = "") -> dict[str, str]:
+def _sentiment_map(values: set[str], origin: str = "", codes: str | None = None) -> dict[str, str]:
     present = {v.strip() for v in values if v.strip()}
+    if codes == "ternary" and present <= set(_TERNARY):
+        return dict(_TERNARY)
     if present <= set(_BINARY):
         return dict(_BINARY)
     if present <= set(_TERNARY):
@@ -236,9 +206,7 @@ def knowledge_base_examples(kb: object, split: str = "train") -> list[Example]:
 
 
 _LOADERS: dict[str, Callable[[Path, Columns], list[Example]]] = {
-    ".csv": _table_loader(lambda p: _read_delimited(p, ",")),
-    ".tsv": _table_loader(lambda p: _read_delimited(p, "\t")),
-    ".jsonl": _table_loader(_read_jsonl),
+    **{suffix: _table_loader(reader) for suffix, reader in READERS.items()},
     ".yaml": _load_knowledge_base,
     ".yml": _load_knowledge_base,
 }

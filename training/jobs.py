@@ -17,7 +17,7 @@ from models import messages, modeldir
 from models.errors import DataError, RegistryError
 from models.registry import Registry
 from training.config import DEFAULT_BASE_MODEL, TrainConfig
-from training.data import Columns, Example, knowledge_base_examples, load_examples
+from training.data import Columns, Example, knowledge_base_examples, load_examples, run_columns
 from training.evaluate import classification_report, save_confusion_png
 
 
@@ -41,7 +41,8 @@ def _load_kb_file(path: Path | None) -> Any:
 def train_command(settings: Any, data: tuple[Path, ...], column_names: tuple[str | None, ...],
                   test_data: Path | None, out: Path | None, base_model: str | None, epochs: int | None,
                   overrides: dict[str, object], activate: bool | None) -> None:
-    columns = Columns(*column_names)
+    # One reading of numeric sentiment codes for the training and the test files together.
+    columns = run_columns([*data, *([test_data] if test_data else [])], Columns(*column_names))
     calibration: list[Example] = []
     if data:
         examples: list[Example] = [ex for path in data for ex in load_examples(path, columns)]
