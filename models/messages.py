@@ -73,6 +73,8 @@ DATASET_ROW_UNREADABLE = "{path}:{line} cannot be read as {format} ({error})."
 DATASET_ROW_UNREADABLE_FIX = ("fix or remove that line: a quote (\") may open a cell only at its start and must close "
                               "it (an unclosed one runs on to the end of the file), \"\" writes a quote inside a "
                               "cell, and a cell over 131,072 characters is not one message.")
+DATASET_COLUMN_TWICE = "{path}: the header names {names} twice."
+DATASET_COLUMN_TWICE_FIX = "rename or remove one of them, so each column has its own name."
 DATASET_ROW_CELLS = "{path}:{line} has {cells} cell(s) where the header has {columns} ({format})."
 DATASET_ROW_CELLS_FIX = ("give every row one cell per column. Quote a cell that holds the delimiter (\"a, b\"); "
                          "an unclosed quote runs the lines after it into one cell, so look for one at or before "

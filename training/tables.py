@@ -39,6 +39,10 @@ def _read_delimited(path: Path, delimiter: str) -> tuple[list[str], Rows]:
         for cells in reader:
             if not header:
                 header = cells
+                twice = sorted({name for name in header if header.count(name) > 1})
+                if twice:  # a dict keeps one of them, silently
+                    raise DataError(messages.DATASET_COLUMN_TWICE.format(path=path, names=", ".join(twice)),
+                                    messages.DATASET_COLUMN_TWICE_FIX)
             elif any(cell.strip() for cell in cells):  # blank lines are skipped, as csv.DictReader does
                 # Extra cells would shift the labels. A short row is fine (spreadsheets drop empty trailing
                 # cells), unless a cell spans lines: an unclosed quote swallowed the lines after it.
