@@ -64,6 +64,8 @@ def test_a_stray_quote_or_extra_cells_are_errors_not_lost_or_shifted_rows(tmp_pa
     assert "cannot be read as TSV" in data_error(write(tmp_path, "q.tsv", 'text\tintent\n"a" b\tx\nc\ty\n'))
     message = data_error(write(tmp_path, "twice.csv", "text,intent,text\nwhere,track_order,hello\n"))
     assert "twice.csv: the header names text twice." in message
+    trailing = write(tmp_path, "trailing.csv", "text,intent,,\nwhere,track_order,,\n")  # unnamed columns may repeat
+    assert load_examples(trailing) == [Example("where", "track_order", source="trailing.csv")]
     # "hello, there" unquoted: the text became "hello" and the intent "there".
     message = data_error(write(tmp_path, "ragged.csv", "text,intent\nwhere,track_order\nhello, there,greet\n"))
     assert "ragged.csv:3 has 3 cell(s) where the header has 2 (CSV)" in message

@@ -99,9 +99,11 @@ def _pick(header: Sequence[str], wanted: str | None, candidates: Iterable[str], 
           ) -> str | None:
     lowered = {h.strip().lower(): h for h in header}  # "text, intent": a space after the comma
     if wanted is not None:
+        if wanted in header:
+            return wanted
         stripped = {h.strip(): h for h in header}
-        if wanted in header or wanted in stripped:
-            return wanted if wanted in header else stripped[wanted]
+        if wanted in stripped:
+            return stripped[wanted]
         raise DataError(
             messages.COLUMN_MISSING.format(column=wanted, role=role, origin=origin, columns=", ".join(header)),
             messages.COLUMN_MISSING_FIX.format(role=role),

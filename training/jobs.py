@@ -45,10 +45,16 @@ def train_command(settings: Any, data: tuple[Path, ...], column_names: tuple[str
     columns = run_columns([*data, *([test_data] if test_data else [])], Columns(*column_names))
     calibration: list[Example] = []
     if data:
-        examples: list[Example] = [ex for path in data for ex in load_examples(path, columns)]
-        # A knowledge base given as --data trains on its training split; its held-out split scores the model.
-        test: list[Example] = [ex for path in data if path.suffix.lower() in (".yaml", ".yml")
-                               for ex in knowledge_base_examples(_load_kb_file(path), "test")]
+        examples: list[Example] = []
+        test: list[Example] = []
+        for path in data:
+            if path.suffix.lower() in (".yaml", ".yml"):
+                # A knowledge base given as --data trains on its training split; its held-out split scores the model.
+                kb = _load_kb_file(path)
+                examples += knowledge_base_examples(kb, "train")
+                test += knowledge_base_examples(kb, "test")
+            else:
+                examples += load_examples(path, columns)
         if test:
             click.echo(messages.TRAIN_KB_HELD_OUT.format(test=len(test)))
     else:

@@ -39,7 +39,8 @@ def _read_delimited(path: Path, delimiter: str) -> tuple[list[str], Rows]:
         for cells in reader:
             if not header:
                 header = cells
-                twice = sorted({name for name in header if header.count(name) > 1})
+                # Unnamed columns (a spreadsheet's trailing commas) are never read, so they may repeat.
+                twice = sorted({name for name in header if name.strip() and header.count(name) > 1})
                 if twice:  # a dict keeps one of them, silently
                     raise DataError(messages.DATASET_COLUMN_TWICE.format(path=path, names=", ".join(twice)),
                                     messages.DATASET_COLUMN_TWICE_FIX)
