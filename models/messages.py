@@ -88,6 +88,12 @@ JSONL_LINE_NOT_OBJECT = "{path}:{line} is not a JSON object."
 JSONL_LINE_NOT_OBJECT_FIX = "write one object per line."
 DATASET_NOT_UTF8 = "Dataset {path} is not UTF-8 text ({reason} on line {line}, byte {start})."
 DATASET_NOT_UTF8_FIX = "save the file as UTF-8 (in a spreadsheet: 'CSV UTF-8')."
+DATASET_UTF16 = "Dataset {path} is UTF-16 text, not UTF-8 (a spreadsheet's 'Unicode Text' export is UTF-16)."
+DATASET_UTF16_FIX = ("save it again as 'CSV UTF-8' (or tab-separated UTF-8), or convert it: "
+                     "iconv -f UTF-16 -t UTF-8 {path} > converted.csv")
+DATASET_NUL_BYTE = "Dataset {path} holds a NUL byte (line {line}): a text table never does."
+DATASET_NUL_BYTE_FIX = ("check that the file is a CSV, TSV or JSONL table and not a binary file, then export it again "
+                        "or remove the NUL characters (tr -d '\\000' < in.csv > out.csv).")
 DATASET_NO_ROWS = "Dataset {path} is empty: no header and no rows."
 DATASET_NO_ROWS_FIX = "add a header (e.g. text,intent or text,sentiment) and labelled rows."
 # Datasets: their columns and labels

@@ -156,6 +156,24 @@ def test_spreadsheet_bom_and_non_utf8(tmp_path: Path) -> None:
     assert "save the file as UTF-8" in message
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_utf16_table_is_named_not_read_as_spaced_letters(tmp_path: Path, encoding: str) -> None:
+    # Without a BOM, UTF-16 decodes as UTF-8 with a NUL after every letter: the header became "t e x t".
+    path = tmp_path / "unicode.tsv"
+    path.write_bytes("text\tintent\nwhere is it\ttrack_order\n".encode(encoding))
+    message = data_error(path)
+    assert "is UTF-16 text, not UTF-8" in message
+    assert f"iconv -f UTF-16 -t UTF-8 {path}" in message
+
+
+def test_nul_byte_in_a_table_is_refused_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(b'{"text": "where is it", "intent": "track_order"}\n{"text": "a\x00b", "intent": "refund"}\n')
+    message = data_error(path)
+    assert "holds a NUL byte (line 2)" in message
+    assert "remove the NUL characters" in message
+
+
 def test_unknown_label_column(tmp_path: Path) -> None:
     path = write(tmp_path, "d.csv", "text,category\nwhere is it,track_order\n")
     message = data_error(path, Columns(intent="nope"))

@@ -5,6 +5,7 @@ Errors name the file and the line. ``training.data`` turns the rows into labelle
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -20,12 +21,26 @@ Rows = list[tuple[int, dict[str, object]]]  # (line number, row): errors name th
 def _read_text(path: Path) -> str:
     """The whole file as text; decoded at once so a bad byte's position is the file's, not a buffer's."""
     data = path.read_bytes()
+    _refuse_utf16_and_nul(path, data)
     try:
         return data.decode("utf-8-sig")  # -sig: spreadsheets often write a BOM
     except UnicodeDecodeError as exc:
         line = data[:exc.start].count(b"\n") + 1
         raise DataError(messages.DATASET_NOT_UTF8.format(path=path, reason=exc.reason, line=line, start=exc.start),
                         messages.DATASET_NOT_UTF8_FIX) from exc
+
+
+def _refuse_utf16_and_nul(path: Path, data: bytes) -> None:
+    """UTF-16 (a spreadsheet's "Unicode Text") decodes as UTF-8 when it has no BOM: every other byte NUL.
+
+    Read as it is, its header would be "t e x t" and the error about a missing text column. A text
+    table never holds a NUL byte, so one anywhere means a wrong encoding or not a table at all.
+    """
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or data[:64].count(0) * 4 >= len(data[:64]) > 0:
+        raise DataError(messages.DATASET_UTF16.format(path=path), messages.DATASET_UTF16_FIX.format(path=path))
+    if (first := data.find(0)) >= 0:
+        raise DataError(messages.DATASET_NUL_BYTE.format(path=path, line=data[:first].count(b"\n") + 1),
+                        messages.DATASET_NUL_BYTE_FIX)
 
 
 def _read_delimited(path: Path, delimiter: str) -> tuple[list[str], Rows]:
