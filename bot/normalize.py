@@ -65,6 +65,25 @@ def normalize(raw: str | None, max_chars: int = 2000, bot_user_id: str | None = 
     return Normalized(text=text, truncated=truncated, original_length=len(raw))
 
 
+_PINGS = re.compile(r"<!(here|channel|everyone)(?:\|[^>]*)?>|<!subteam\^([A-Z0-9]+)(?:\|([^>]*))?>"
+                    r"|<@([UW][A-Z0-9]+)(?:\|([^>]*))?>")
+
+
+def quiet_mentions(raw: str) -> str:
+    """A customer's Slack text, safe to quote elsewhere: mentions shown as plain text, so none notifies.
+
+    Quoted in the agents' channel, a customer's ``<!channel>`` would page every agent, and ``<@U123>``
+    the person named. Links, formatting and everything else stay as the customer wrote them."""
+    def plain(m: re.Match[str]) -> str:
+        special, group, group_label, user, user_label = m.groups()
+        if special:
+            return f"@{special}"
+        if group:
+            return group_label or f"@{group}"
+        return f"@{user_label or user}"
+    return _PINGS.sub(plain, raw)
+
+
 def text_key(text: str) -> str:
     """What makes two messages "the same text": Unicode-normalised, case-folded, punctuation and spacing
     ignored, so "Where is my card?" and "where is my card" never land on both sides of the evaluation set."""

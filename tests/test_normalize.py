@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from bot.normalize import normalize
+from bot.normalize import normalize, quiet_mentions
 
 
 @pytest.mark.parametrize(("raw", "expected"), [
@@ -77,3 +77,8 @@ def test_hostile_markup_is_fast(unit: str) -> None:
 def test_short_text_is_not_truncated() -> None:
     result = normalize("where is my order", max_chars=100)
     assert (result.text, result.truncated) == ("where is my order", False)
+
+
+def test_quiet_mentions_keeps_the_words_and_drops_the_pings() -> None:
+    raw = "<!here|here> hi <@W0X|sam> and <@U0Y> see <#C0Z|general> <!subteam^S0Q> &lt;3 <https://a.b|link>"
+    assert quiet_mentions(raw) == "@here hi @sam and @U0Y see <#C0Z|general> @S0Q &lt;3 <https://a.b|link>"

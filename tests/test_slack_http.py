@@ -423,6 +423,19 @@ def test_handoff_posts_to_the_agents_channel(env: Env) -> None:
     assert len(env.fake.of("chat.postMessage", channel="D0HANDOFF")) == 1
 
 
+def test_a_customers_mentions_are_quoted_to_the_agents_without_paging_anyone(env: Env) -> None:
+    env.use("handoff")
+    event = dm_event("<!channel> <!subteam^S0AGENTS|@support> <@U0BOSS> where is my refund?? <https://x.io|proof>",
+                     channel="D0PING")
+    env.send(event)
+    post = env.agents_post("D0PING")
+    sent = json.dumps(post.params["blocks"]) + post.params["text"]
+    assert "<!channel>" not in sent and "<!subteam" not in sent and "<@U0BOSS>" not in sent
+    assert "@channel @support @U0BOSS where is my refund?? <https://x.io|proof>" in sent
+    assert "<@UCUSTOMER1>" in sent  # the bot's own field naming the customer still links to them
+    env.use("answer")
+
+
 def test_an_agent_from_the_user_group_is_not_answered_as_a_customer_and_takes_the_thread_over(env: Env) -> None:
     env.use("answer")
     event = dm_event("where is my order", channel="D0GROUPIE")

@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 
 from bot import messages
+from bot.normalize import quiet_mentions
 from bot.slack import blocks
 from bot.slack.runtime import Runtime
 
@@ -48,12 +49,13 @@ async def post_handoff(rt: Runtime, handoff: Handoff) -> bool:
     link = (found or {}).get("permalink") or archive_link(rt.team_url, handoff.channel, handoff.thread_ts)
     title = messages.AGENTS_ESCALATE_TITLE if handoff.priority else messages.AGENTS_HANDOFF_TITLE
     reason = messages.REASONS.get(handoff.reason, handoff.reason)
+    quoted = quiet_mentions(handoff.text)  # quoted in the agents' channel: a customer's @channel pages no one
     rendered = blocks.agents_blocks(
-        title=title, user=handoff.user, text=handoff.text, intent=handoff.intent, confidence=handoff.confidence,
+        title=title, user=handoff.user, text=quoted, intent=handoff.intent, confidence=handoff.confidence,
         sentiment=handoff.sentiment, sentiment_score=handoff.sentiment_score, reason=reason, link=link,
         priority=handoff.priority, message_id=handoff.message_id,
         guess_known=handoff.intent in rt.ctx.kb.intents)
-    text = messages.AGENTS_FALLBACK.format(title=title, user=handoff.user, text=blocks.cut(handoff.text, 300),
+    text = messages.AGENTS_FALLBACK.format(title=title, user=handoff.user, text=blocks.cut(quoted, 300),
                                            reason=reason)
     posted = await rt.call("chat.postMessage", channel=channel, text=blocks.fallback(text), blocks=rendered,
                            unfurl_links=False)
