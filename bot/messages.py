@@ -146,6 +146,7 @@ NO_VERSION = "none"  # where a version name would go (no active or previous vers
 ADMIN_ERROR = "Error: {error}"
 NO_MODELS = "There are no model versions yet. Run `csbot train` or `/csbot retrain`."
 REVIEW_EMPTY = "The review queue is empty: every 👎 and handoff has been labelled. 🎉"
+REPLY_CUT = "_… the rest is too long for one Slack message; the CLI shows it whole._"
 REVIEW_HEADER = "*Review queue*: {count} item(s), oldest first"
 REVIEW_LINE = "• #{message_id} [{why}] “{text}” — guess: {guess} ({created_at})"
 REVIEW_DOWNVOTED = "👎"

@@ -23,7 +23,7 @@ from slack_env import ADMIN, AGENT, CUSTOMER, Env, running
 
 from bot import admin, learning, messages
 from bot.slack import home, modal, review
-from bot.store import Store
+from bot.store import Store, utcnow
 
 
 @pytest.fixture(scope="module")
@@ -193,3 +193,24 @@ def test_app_home_dashboard_and_labelling_from_it(env: Env) -> None:
     assert str(message_id) not in [b.get("accessory", {}).get("value") for b in refreshed["blocks"]]
     row = wait_until(lambda: env.rows("SELECT * FROM corrections WHERE message_id = ?", [message_id]))[0]
     assert (row["correct_intent"], row["agent"]) == ("refund", ADMIN)
+
+
+def test_a_long_models_list_reaches_slack_whole(env: Env) -> None:
+    # Weeks of nightly candidates, most rejected: the list outgrows a notification's 3,000 characters, and its
+    # oldest rows (often the active version) must still reach the admin, as `csbot models` prints them.
+    rows = [{"version": f"v{n:04d}", "path": f"/nowhere/v{n:04d}", "status": "rejected", "created_at": utcnow(),
+             "metrics_json": json.dumps({"accuracy": 0.9, "macro_f1": 0.88}),
+             "reason": "gate: eval accuracy 88.1% is below the active model's 90.2% by more than 0.5 points"}
+            for n in range(900, 960)]
+    with Store(env.ctx.settings.db_path) as store, store.transaction():
+        store.db["model_versions"].insert_all(rows)
+    try:
+        whole = admin.render_models(learning.models_list(env.ctx.settings))
+        assert len(whole) > 3000
+        reply = env.command(ADMIN, "models").params
+        shown = "\n".join(block["text"]["text"] for block in reply["blocks"])
+        assert shown == whole and "← active" in reply["blocks"][-1]["text"]["text"]
+        assert len(reply["text"]) <= 3000  # the notification text stays short
+    finally:
+        with Store(env.ctx.settings.db_path) as store, store.transaction():
+            store.db.execute("DELETE FROM model_versions WHERE version >= 'v0900'")

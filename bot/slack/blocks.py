@@ -21,6 +21,7 @@ SECTION_MAX = 3000
 MODAL_ERROR_MAX = 300  # a field error in a modal: what went wrong and the fix, a few lines
 BUTTON_TEXT_MAX = 75
 FALLBACK_MAX = 3000
+MESSAGE_BLOCKS_MAX = 50  # Slack's limit for one message
 FEEDBACK_BLOCK = "csbot_feedback"
 CLARIFY_BLOCK = "csbot_clarify"
 UP, DOWN, HUMAN = "feedback_up", "feedback_down", "handoff_request"
@@ -56,6 +57,17 @@ def sections(text: str) -> list[Block]:
         rest = rest[split:].lstrip("\n")
     out.append(section(rest or " "))
     return out
+
+
+def long_text_blocks(text: str) -> list[Block] | None:
+    """Blocks for a reply too long for its notification text, else None (the text alone says it all).
+
+    Slack shows a message's ``text`` whole, but ours is cut at FALLBACK_MAX, the notification's length: a
+    long ``/csbot models`` would lose its oldest rows, where the active version often is."""
+    if len(text) <= FALLBACK_MAX:
+        return None
+    out = sections(text)
+    return out if len(out) <= MESSAGE_BLOCKS_MAX else [*out[: MESSAGE_BLOCKS_MAX - 1], section(messages.REPLY_CUT)]
 
 
 def context(text: str) -> Block:

@@ -15,7 +15,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot import admin, learning, messages
-from bot.slack.blocks import fallback
+from bot.slack.blocks import fallback, long_text_blocks
 from bot.slack.people import tell, usergroup_members
 from bot.slack.review import review_blocks
 from bot.slack.runtime import Runtime
@@ -51,7 +51,7 @@ async def run_command(rt: Runtime, body: Body) -> None:
     if reply.retrain is not None and reply.retrain.started:
         await _follow_retrain(rt, reply.retrain, reply.text, user=user, channel=channel, response_url=response_url)
         return
-    rendered = review_blocks(reply.review_items) if reply.review_items else None
+    rendered = review_blocks(reply.review_items) if reply.review_items else long_text_blocks(reply.text)
     await tell(rt, user=user, channel=channel, text=fallback(reply.text), blocks=rendered, response_url=response_url)
 
 
@@ -62,14 +62,17 @@ async def _follow_retrain(rt: Runtime, handle: learning.RetrainHandle, started: 
 
     async def say(text: str) -> bool:
         if thread_ts:
-            posted = await rt.call("chat.postMessage", channel=channel, thread_ts=thread_ts, text=fallback(text))
+            posted = await rt.call("chat.postMessage", channel=channel, thread_ts=thread_ts, text=fallback(text),
+                                   blocks=long_text_blocks(text))
             return posted is not None
         # The bot is not in that channel: answer privately instead, through the response URL, which Slack
         # honours 5 times within 30 minutes. So only "started" and the report go that way (no phases), and
         # a report after the URL expired goes to the admin's DM with the bot.
-        if await tell(rt, user=user, channel=channel, text=fallback(text), response_url=response_url):
+        if await tell(rt, user=user, channel=channel, text=fallback(text), blocks=long_text_blocks(text),
+                      response_url=response_url):
             return True
-        return await rt.call("chat.postMessage", channel=user, text=fallback(text)) is not None
+        return await rt.call("chat.postMessage", channel=user, text=fallback(text),
+                             blocks=long_text_blocks(text)) is not None
 
     if not thread_ts:
         await say(started)
