@@ -29,6 +29,7 @@ class AdminReply:
     text: str
     ok: bool = True
     review_items: list[dict[str, Any]] = field(default_factory=list)
+    review_total: int = 0  # the whole queue: review_items is its first page
     retrain: learning.RetrainHandle | None = None
 
 
@@ -46,6 +47,7 @@ def refusal(settings: Settings, command: str) -> AdminReply:
 
 
 MAX_STATS_DAYS = 3650  # as `csbot stats --days`
+REVIEW_PAGE = 20  # items one `review` lists; the header gives the whole count
 RETRAIN_MODES = ("auto", "full", "fast")
 
 
@@ -93,8 +95,8 @@ def run(settings: Settings, text: str, *, user: str | None = None, provider: str
                 return AdminReply(stats.render(stats.compute(store, days)))
         if command == "review":
             with Store(settings.db_path) as store:
-                items = store.review_queue(limit=20)
-            return AdminReply(render_review(items), review_items=items)
+                items, total = store.review_queue(limit=REVIEW_PAGE), store.review_count()
+            return AdminReply(render_review(items, total), review_items=items, review_total=total)
     except CsbotError as error:
         return AdminReply(messages.ADMIN_ERROR.format(error=error), ok=False)
     prefix = "" if command == "help" else messages.UNKNOWN_COMMAND.format(command=command) + "\n"
@@ -166,10 +168,17 @@ def render_models(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def render_review(items: list[dict[str, Any]]) -> str:
+def review_header(shown: int, total: int) -> str:
+    """The queue's size, and how much of it a page shows: a team judges its backlog by this line."""
+    total = max(total, shown)
+    return messages.REVIEW_HEADER.format(count=total) + (
+        messages.REVIEW_SHOWING.format(shown=shown) if total > shown else "")
+
+
+def render_review(items: list[dict[str, Any]], total: int = 0) -> str:
     if not items:
         return messages.REVIEW_EMPTY
-    return "\n".join([messages.REVIEW_HEADER.format(count=len(items)), *(review_line(item) for item in items)])
+    return "\n".join([review_header(len(items), total), *(review_line(item) for item in items)])
 
 
 def review_line(item: dict[str, Any]) -> str:

@@ -148,6 +148,7 @@ NO_MODELS = "There are no model versions yet. Run `csbot train` or `/csbot retra
 REVIEW_EMPTY = "The review queue is empty: every 👎 and handoff has been labelled. 🎉"
 REPLY_CUT = "_… the rest is too long for one Slack message; the CLI shows it whole._"
 REVIEW_HEADER = "*Review queue*: {count} item(s), oldest first"
+REVIEW_SHOWING = " (the first {shown} here)"  # after REVIEW_HEADER when the queue is longer than a page
 REVIEW_LINE = "• #{message_id} [{why}] “{text}” — guess: {guess} ({created_at})"
 REVIEW_DOWNVOTED = "👎"
 REVIEW_GUESS = "{intent} {confidence:.0%}"

@@ -120,6 +120,11 @@ class FeedbackMixin(StoreBase):
             LIMIT ?"""
         return list(self.db.query(sql, [limit]))
 
+    def review_count(self) -> int:
+        """How many messages wait in the review queue (``review_queue`` returns one page of them)."""
+        row = self._one(f"SELECT count(*) AS n FROM messages m WHERE m.text_purged = 0 AND {AWAITING_REVIEW}", {})
+        return int((row or {}).get("n") or 0)
+
     def feedback_counts(self, since: datetime) -> dict[str, Any]:
         """Activity since ``since`` (naive means UTC). A changed vote counts from when it changed."""
         cutoff = {"c": iso(since)}

@@ -214,3 +214,21 @@ def test_a_long_models_list_reaches_slack_whole(env: Env) -> None:
     finally:
         with Store(env.ctx.settings.db_path) as store, store.transaction():
             store.db.execute("DELETE FROM model_versions WHERE version >= 'v0900'")
+
+
+def test_the_review_queue_says_how_long_it_really_is(env: Env) -> None:
+    # More items wait than a page shows: `/csbot review`, `csbot review` and App Home give the whole count.
+    with Store(env.ctx.settings.db_path) as store, store.transaction():
+        for i in range(45):
+            conversation = store.get_or_create_conversation("D0BACKLOG", f"2.{i:06d}", "UBACKLOG", "slack")
+            store.log_message(conversation, user="UBACKLOG", text=f"odd thing {i}", normalized_text=f"odd thing {i}",
+                              decision="handoff", reason="low_confidence: 0.20", intent="refund", confidence=0.2,
+                              ts=f"2.{i:06d}")
+    total = env.ctx.store.review_count()
+    assert total == len(env.ctx.store.review_queue(limit=10_000)) >= 45
+    header = messages.REVIEW_HEADER.format(count=total) + messages.REVIEW_SHOWING.format(shown=admin.REVIEW_PAGE)
+    assert env.command(AGENT, "review").params["blocks"][0]["text"]["text"] == header
+    assert admin.run(env.ctx.settings, "review").text.splitlines()[0] == header  # what `csbot review` prints
+    view = open_home(env, AGENT, len(env.fake.of("views.publish", user_id=AGENT)) + 1)
+    queue = next(b for b in view["blocks"] if b.get("accessory", {}).get("action_id") == home.OPEN_QUEUE)
+    assert queue["text"]["text"] == messages.HOME_QUEUE.format(count=total)

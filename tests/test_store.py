@@ -311,6 +311,7 @@ def test_review_queue(store: Store, conversation: int) -> None:
     assert queue[1]["downvotes"] == 1
     assert {"id", "text", "intent", "confidence", "decision", "created_at"} <= set(queue[0])
     assert [row["id"] for row in store.review_queue(limit=1)] == [handed_off]
+    assert store.review_count() == 2  # the whole queue, whatever the page
 
 
 def test_feedback_counts(store: Store, conversation: int) -> None:

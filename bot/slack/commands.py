@@ -51,7 +51,10 @@ async def run_command(rt: Runtime, body: Body) -> None:
     if reply.retrain is not None and reply.retrain.started:
         await _follow_retrain(rt, reply.retrain, reply.text, user=user, channel=channel, response_url=response_url)
         return
-    rendered = review_blocks(reply.review_items) if reply.review_items else long_text_blocks(reply.text)
+    if reply.review_items:
+        rendered = review_blocks(reply.review_items, reply.review_total)
+    else:
+        rendered = long_text_blocks(reply.text)
     await tell(rt, user=user, channel=channel, text=fallback(reply.text), blocks=rendered, response_url=response_url)
 
 

@@ -42,7 +42,7 @@ def dashboard_view(rt: Runtime, *, show_queue: bool, for_admin: bool) -> dict[st
     settings = rt.ctx.settings
     with Store(settings.db_path) as store:
         week = stats.render(stats.compute(store, 7)) if for_admin else ""
-        queue = store.review_queue(limit=200)
+        queue, waiting = store.review_queue(limit=QUEUE_LIMIT), store.review_count()
     out: list[Block] = [_header(messages.HOME_TITLE.format(company=rt.ctx.kb.company.name))]
     if for_admin:
         status = admin.render_status(settings, provider=rt.ctx.live.current.provider, next_run=rt.next_retrain())
@@ -51,13 +51,13 @@ def dashboard_view(rt: Runtime, *, show_queue: bool, for_admin: bool) -> dict[st
         out.append(context(messages.HOME_AGENT_INTRO))
     out += [
         {"type": "divider"},
-        {**section(messages.HOME_QUEUE.format(count=len(queue))),
+        {**section(messages.HOME_QUEUE.format(count=waiting)),
          "accessory": button(REFRESH if show_queue else OPEN_QUEUE,
                              messages.HOME_REFRESH_BUTTON if show_queue else messages.HOME_QUEUE_BUTTON,
                              "queue", "primary")},
     ]
     if show_queue and queue:
-        out += review_blocks(queue, limit=QUEUE_LIMIT)[1:]
+        out += review_blocks(queue, waiting, limit=QUEUE_LIMIT)[1:]
     return {"type": "home", "blocks": out}
 
 

@@ -19,8 +19,9 @@ def item_block(item: dict[str, Any]) -> Block:
     return block
 
 
-def review_blocks(items: list[dict[str, Any]], limit: int = 40) -> list[Block]:
-    """The header (or the "queue is empty" line) and up to ``limit`` items."""
+def review_blocks(items: list[dict[str, Any]], total: int = 0, limit: int = 40) -> list[Block]:
+    """The header (or the "queue is empty" line) and up to ``limit`` items; ``total``: the whole queue's size."""
     if not items:
         return [section(messages.REVIEW_EMPTY)]
-    return [section(messages.REVIEW_HEADER.format(count=len(items))), *(item_block(i) for i in items[:limit])]
+    shown = items[:limit]
+    return [section(admin.review_header(len(shown), max(total, len(items)))), *(item_block(i) for i in shown)]
