@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 import urllib.error
 import urllib.request
@@ -37,10 +38,12 @@ from fake_slack import (
     wait_until,
 )
 
+import bot
 from bot import messages
 from bot.config import load_settings
 from bot.context import Context
 from bot.slack import blocks
+from bot.slack.metrics import HELP
 from bot.slack.runtime import WRITE_RETRY_SECONDS
 from bot.slack.server import HttpInThread
 from bot.store import Store
@@ -743,6 +746,8 @@ def test_healthz_and_metrics(env: Env) -> None:
     event = dm_event("where is my order", channel="D0METRICS")
     env.send(event)
     env.reply_to(event)
+    # The reply's latency is observed once chat.postMessage has returned, a moment after the fake saw the post.
+    wait_until(lambda: "csbot_reply_seconds_count" in env.server.service.metrics.render(), what="reply latency")
     with urllib.request.urlopen(env.server.url + "/metrics", timeout=5) as resp:
         assert resp.headers["Content-Type"].startswith("text/plain")
         text = resp.read().decode()
@@ -751,3 +756,13 @@ def test_healthz_and_metrics(env: Env) -> None:
     assert 'csbot_ack_seconds_bucket{le="+Inf"}' in text
     assert "csbot_reply_seconds_count" in text
     assert "# TYPE csbot_feedback_total counter" in text
+
+
+def test_every_counted_metric_is_exposed(env: Env) -> None:
+    # /metrics renders only the names it documents: a series counted under any other name never reaches Prometheus.
+    used = {m.group(1) for path in Path(bot.__file__).parent.rglob("*.py")
+            for m in re.finditer(r'metrics\.(?:inc|observe)\(\s*"(\w+)"', path.read_text(encoding="utf-8"))}
+    assert len(used) >= 15 and used <= set(HELP), sorted(used - set(HELP))
+    env.server.service.metrics.inc("csbot_corrections_total", source="test")
+    with urllib.request.urlopen(env.server.url + "/metrics", timeout=5) as resp:
+        assert 'csbot_corrections_total{source="test"} 1' in resp.read().decode()

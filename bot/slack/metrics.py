@@ -26,6 +26,12 @@ HELP = {
                              "counts again here but replaces the earlier one in the database."),
     "csbot_spooled_writes_total": ("counter", "Writes the database refused past the retries, kept on disk for "
                                    "later (bot.spool), by kind."),
+    "csbot_store_write_failures_total": ("counter", "Database writes that failed past their retries (each also "
+                                         "logged; votes among them are spooled, see csbot_spooled_writes_total)."),
+    "csbot_feedback_unmatched_total": ("counter", "Reactions on a bot post that is not a stored answer (not counted "
+                                       "as feedback)."),
+    "csbot_corrections_total": ("counter", "Agent corrections saved, by where they came from."),
+    "csbot_commands_total": ("counter", "/csbot commands, by command and whether they succeeded."),
     "csbot_handoffs_total": ("counter", "Posts to the agents' channel, by kind."),
     "csbot_slack_api_errors_total": ("counter", "Failed Slack Web API calls, by method."),
     "csbot_ack_seconds": ("histogram", "Time to answer an HTTP request to /slack/events (the ack)."),
