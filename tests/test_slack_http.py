@@ -207,11 +207,15 @@ def test_feedback_buttons_store_and_change_the_vote(env: Env) -> None:
     reply_id = int(call.params["blocks"][-1]["elements"][0]["value"])
     env.click("UCUSTOMER1", call, blocks.UP)
     update = env.fake.wait_for("chat.update", channel="D0FEEDBACK")[0]
-    assert not [b for b in update.params["blocks"] if b["type"] == "actions"]
-    assert messages.FEEDBACK_THANKS in json.dumps(update.params["blocks"])
+    # The vote buttons give way to a note; "Talk to a human" stays, for a customer the answer did not help.
+    assert [[e["action_id"] for e in b["elements"]] for b in update.params["blocks"] if b["type"] == "actions"] \
+        == [[blocks.HUMAN]]
+    assert messages.RATED_UP in json.dumps(update.params["blocks"])
     wait_until(lambda: env.rows("SELECT * FROM feedback WHERE reply_id = ?", [reply_id]))
     env.click("UCUSTOMER1", call, blocks.DOWN)  # a second click from a stale copy changes the vote
-    env.fake.wait_for("chat.update", 2, channel="D0FEEDBACK")
+    down = env.fake.wait_for("chat.update", 2, channel="D0FEEDBACK")[1]
+    assert messages.RATED_DOWN in json.dumps(down.params["blocks"])
+    assert blocks.HUMAN in json.dumps(down.params["blocks"])
     rows = wait_until(lambda: [r for r in env.rows("SELECT * FROM feedback WHERE reply_id = ?", [reply_id])
                                if r["rating"] == -1], what="the changed vote")
     assert len(env.rows("SELECT * FROM feedback WHERE reply_id = ?", [reply_id])) == 1
@@ -539,7 +543,7 @@ def test_a_bystanders_vote_is_stored_but_leaves_the_customer_their_buttons(env: 
         == [("UBYSTANDER", 1)]
     env.click("UCUSTOMER1", call, blocks.DOWN)
     update = env.fake.wait_for("chat.update", channel="C0VOTERS")[0]
-    assert messages.FEEDBACK_THANKS in json.dumps(update.params["blocks"])
+    assert messages.RATED_DOWN in json.dumps(update.params["blocks"])
     votes = env.rows("SELECT user, rating FROM feedback WHERE reply_id = ? ORDER BY id", [reply_id])
     assert [(r["user"], r["rating"]) for r in votes] == [("UBYSTANDER", 1), ("UCUSTOMER1", -1)]
 

@@ -94,7 +94,12 @@ class Actions:
             return
         self.rt.metrics.inc("csbot_feedback_total", rating="up" if rating > 0 else "down", source="button")
         if by_customer:
-            await self._update(body, messages.FEEDBACK_THANKS)
+            _, channel, ts, _ = _where(body)
+            message = body.get("message") or {}
+            note = messages.RATED_UP if rating > 0 else messages.RATED_DOWN
+            text = message.get("text") or note
+            await self.rt.call("chat.update", channel=channel, ts=ts, text=blocks.fallback(text),
+                               blocks=blocks.after_vote(message.get("blocks"), note, text))
         else:  # chat.update changes the message for everyone: a bystander's vote must not take the customer's
             # buttons ("Talk to a human" among them); it is stored as theirs, and thanked privately
             await tell(self.rt, user=user, channel=channel, thread_ts=thread_ts, text=messages.FEEDBACK_THANKS)

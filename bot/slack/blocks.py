@@ -139,6 +139,24 @@ def replace_actions(blocks: list[Block] | None, note: str, fallback_text: str = 
     return [*kept, context(note)]
 
 
+def after_vote(blocks: list[Block] | None, note: str, fallback_text: str = "") -> list[Block]:
+    """An answer once its customer voted: 👍/👎 give way to ``note``, and "Talk to a human" stays.
+
+    After a 👎 the customer most needs a person; the button must not go with the vote."""
+    kept: list[Block] = []
+    for block in blocks or []:
+        if block.get("type") == "actions":
+            human = [e for e in block.get("elements", []) if e.get("action_id") == HUMAN]
+            if human:
+                kept.append({**block, "elements": human})
+            continue
+        kept.append(block)
+    if not kept and fallback_text:
+        kept = sections(fallback_text)
+    actions = [b for b in kept if b.get("type") == "actions"]
+    return [*(b for b in kept if b.get("type") != "actions"), context(note), *actions]
+
+
 def agents_blocks(*, title: str, user: str, text: str, intent: str | None, confidence: float | None,
                   sentiment: str | None, sentiment_score: float | None, reason: str, link: str | None,
                   priority: bool, message_id: int | None = None, guess_known: bool = True) -> list[Block]:
