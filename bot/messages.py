@@ -72,6 +72,7 @@ AGENTS_FIELDS = ("*Customer*\n<@{user}>", "*Intent guess*\n{intent} ({confidence
 AGENTS_LINK = "<{link}|Open the thread>"
 AGENTS_FALLBACK = "{title}: <@{user}> wrote \"{text}\" ({reason})"
 AGENTS_UNKNOWN = "unknown"
+AGENTS_MOOD = "{sentiment} (chance it is negative: {negative:.0%})"
 
 # Admin and agent commands (`/csbot ...` and the CLI)
 ADMIN_HELP = ("*csbot commands*\n"

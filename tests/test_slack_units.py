@@ -131,3 +131,11 @@ def test_drain_waits_for_an_item_the_batcher_already_took_off_the_queue() -> Non
         return seen
 
     assert asyncio.run(scenario()) == [1]  # acked by then, so dropping it would leave the customer unanswered
+
+
+def test_the_agents_post_says_how_negative_the_customer_sounds() -> None:
+    post = blocks.agents_blocks(title="T", user="U0C", text="this is awful", intent="refund", confidence=0.4,
+                                sentiment="negative", sentiment_score=0.9, reason="upset", link=None, priority=True)
+    fields = [f["text"] for f in post[2]["fields"]]
+    assert any(messages.AGENTS_MOOD.format(sentiment="negative", negative=0.9) in f for f in fields)
+    assert "chance it is negative: 90%" in " ".join(fields)

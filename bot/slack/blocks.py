@@ -166,8 +166,8 @@ def agents_blocks(*, title: str, user: str, text: str, intent: str | None, confi
     out (a label the next retrain cannot train on)."""
     unknown = messages.AGENTS_UNKNOWN
     conf = f"{confidence:.0%}" if confidence is not None else unknown
-    mood = f"{sentiment} ({sentiment_score:.0%} negative)" if sentiment and sentiment_score is not None else (
-        sentiment or unknown)
+    mood = messages.AGENTS_MOOD.format(sentiment=sentiment, negative=sentiment_score) if (
+        sentiment and sentiment_score is not None) else (sentiment or unknown)
     quoted = "\n".join(f">{line}" for line in cut(text, SECTION_MAX - 200).splitlines() or [" "])
     fields = [template.format(user=user, intent=intent or unknown, confidence=conf, sentiment=mood, reason=reason)
               for template in messages.AGENTS_FIELDS]
