@@ -692,10 +692,14 @@ def test_forged_signature_and_stale_timestamp_are_rejected(env: Env, caplog: pyt
         forged = post_event(env.url, body, signature="v0=" + "0" * 64)
         wrong_secret = post_event(env.url, body, secret="not-the-secret")
         stale = post_event(env.url, body, timestamp=int(time.time()) - 10 * 60)
+        # A timestamp that is not a Unix time made bolt answer 500 and log a traceback.
+        not_a_time = [post_event(env.url, body, timestamp=value).status for value in ("abc", "9" * 400, "-5", "")]
     assert (forged.status, wrong_secret.status, stale.status) == (401, 401, 401)
+    assert not_a_time == [401] * 4
     # The operator learns what is wrong and what to check, once (a flood of forgeries is one line a minute).
     refusals = [r.getMessage() for r in caplog.records if r.name == "bot.slack.server"]
     assert refusals == [messages.REFUSED_UNSIGNED.format(count=1)] and "SLACK_SIGNING_SECRET" in refusals[0]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     # Bolt decodes and parses the body before it checks the signature: a body that is not UTF-8, not
     # JSON or not a form payload is refused with a 400, not a 500 and a traceback.
     for content_type, data in [("application/json", b"\xff\xfe{}"), ("application/json", b"{not json"),

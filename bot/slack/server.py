@@ -39,6 +39,12 @@ PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 REFUSAL_LOG_SECONDS = 60.0  # a flood of forged requests logs one warning a minute, not one each
 
 
+
+def _plausible_timestamp(scope: Scope) -> bool:
+    """Slack signs a Unix time in seconds: a few ASCII digits. Anything else cannot carry its signature."""
+    value = next((v for k, v in scope.get("headers", []) if k.lower() == b"x-slack-request-timestamp"), b"")
+    return 0 < len(value) <= 12 and value.isdigit()
+
 class SlackAsgi:
     """The ASGI application: bolt on ``POST /slack/events``, plus health and metrics."""
 
@@ -83,8 +89,13 @@ class SlackAsgi:
         if path == EVENTS_PATH and method == "POST" and self._handler is not None:
             started = time.perf_counter()
             try:
-                bolt = await self._handler.dispatch(AsgiHttpRequest(scope, receive))  # type: ignore[arg-type]
-                response = AsgiHttpResponse(status=bolt.status, headers=bolt.headers, body=bolt.body)
+                if not _plausible_timestamp(scope):
+                    # Bolt turns a timestamp that is not a number into a 500 and a traceback: refuse it as
+                    # what it is, a request Slack did not sign.
+                    response = AsgiHttpResponse(401, {"content-type": ["text/plain"]}, "")
+                else:
+                    bolt = await self._handler.dispatch(AsgiHttpRequest(scope, receive))  # type: ignore[arg-type]
+                    response = AsgiHttpResponse(status=bolt.status, headers=bolt.headers, body=bolt.body)
             except (ValueError, AttributeError, TypeError) as error:
                 # Bolt decodes and parses the body before it checks the signature, so a body that is
                 # not UTF-8, JSON or form data raises ValueError here, and JSON that is not an object
