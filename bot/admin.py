@@ -86,7 +86,7 @@ def run(settings: Settings, text: str, *, user: str | None = None, provider: str
             return AdminReply(messages.ROLLED_BACK.format(**learning.rollback(settings, who=user or messages.WHO_CLI)))
         if command == "stats":
             # ASCII digits only: "²".isdigit() is true, and int("²") would raise.
-            if args and (len(args) > 1 or not re.fullmatch(r"[0-9]+d?", args[0])):
+            if args and (len(args) > 1 or not re.fullmatch(r"[0-9]{1,6}d?", args[0])):  # 6: int() refuses 4,300+
                 return AdminReply(messages.STATS_DAYS.format(most=MAX_STATS_DAYS), ok=False)
             days = int(args[0].rstrip("d")) if args else 7
             if not 1 <= days <= MAX_STATS_DAYS:

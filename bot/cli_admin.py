@@ -61,7 +61,7 @@ def review(ctx: click.Context) -> None:
 
 
 @review.command("label")
-@click.argument("message_id", type=int)
+@click.argument("message_id", type=click.IntRange(min=1, max=2**63 - 1))  # beyond: SQLite cannot hold it
 @click.argument("intent")
 @click.option("--sentiment", type=click.Choice(["negative", "neutral", "positive"]), default=None)
 @click.option("--note", default=None, help="A note for the team.")

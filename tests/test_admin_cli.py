@@ -75,7 +75,8 @@ def test_status_shows_votes_waiting_in_the_spool(data: Path) -> None:
 
 
 def test_out_of_range_stats_and_odd_version_names_are_clear_errors(data: Path) -> None:
-    for text in ("stats 999999", "stats abc", "stats 7 days", "stats ²"):  # "abc": 7 days without a word; "²": no reply
+    # "abc": 7 days without a word; "²" and 5,000 digits: no reply at all (int() raised)
+    for text in ("stats 999999", "stats abc", "stats 7 days", "stats ²", "stats " + "9" * 5000):
         reply = slack(text)
         assert not reply.ok and reply.text == messages.STATS_DAYS.format(most=admin.MAX_STATS_DAYS)
     assert "Fix:" in messages.STATS_DAYS and "Fix:" in messages.PROMOTE_USAGE and "Fix:" in messages.RETRAIN_USAGE
@@ -170,3 +171,5 @@ def test_review_lists_and_labels(data: Path) -> None:
         rows = list(store.db.query("SELECT * FROM corrections WHERE message_id = ?", [message_id]))
     assert [(r["correct_intent"], r["note"]) for r in rows] == [("refund", "caf\ufffd order")]
     assert csbot("review", "label", "99999", "refund").output.startswith("Error: There is no message 99999.")
+    huge = csbot("review", "label", str(2**63), "refund")  # SQLite's integers stop at 2**63 - 1: a traceback
+    assert huge.exit_code == 2 and "is not in the range 1<=x<=9223372036854775807" in huge.output
