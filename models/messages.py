@@ -34,6 +34,8 @@ MODEL_NO_VARIANT_FIX = "choose one of the listed variants (CSBOT_ONNX_VARIANT)."
 CANNOT_FINALISE = "Cannot finalise {staging}: missing {missing}."
 MODEL_DIR_EXISTS = "{dest} already exists."
 MODEL_DIR_EXISTS_FIX = "pick a new version name or delete the old folder."
+OUTPUT_NOT_WRITABLE = "Cannot write to {path}: {error}."
+OUTPUT_NOT_WRITABLE_FIX = "pass {option} with a folder you can write to (it is created if missing)."
 
 # Model versions in the registry (models/registry.py)
 VERSION_UNKNOWN = "Model version {version} does not exist (versions: {known})."

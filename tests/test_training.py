@@ -279,6 +279,11 @@ def test_cli_train_bad_option_names_it(tmp_path: Path, monkeypatch: pytest.Monke
     result = runner.invoke(main, ["train", "--test-data", str(tmp_path / "missing.csv"), "--out", "X"])
     assert result.exit_code == 1 and f"Dataset {tmp_path / 'missing.csv'} does not exist" in result.output
     assert not (tmp_path / "X").exists()
+    # An --out that cannot be written (a file where a folder should be) is said before any training.
+    (tmp_path / "afile").write_text("")
+    result = runner.invoke(main, ["train", "--data", str(data), "--out", str(tmp_path / "afile" / "X")])
+    assert result.exit_code == 1 and f"Error: Cannot write to {tmp_path / 'afile'}" in result.output
+    assert "pass --out with a folder you can write to" in result.output and "epoch" not in result.output
 
 
 def test_cli_eval_writes_report_and_confusion_png(tiny_model: Path, tmp_path: Path,
@@ -314,6 +319,10 @@ def test_cli_eval_writes_report_and_confusion_png(tiny_model: Path, tmp_path: Pa
                                   "--intent-column", "category", "--report", str(tmp_path / "rep2")])
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "rep2" / "report.json").read_text())["samples"] == 24
+    # A report folder that cannot be made: a clear error naming --report, not a FileExistsError traceback.
+    result = runner.invoke(main, ["eval", str(tiny_model), "--data", str(data), "--report", str(data)])
+    assert result.exit_code == 1 and f"Error: Cannot write to {data}" in result.output
+    assert "pass --report with a folder you can write to" in result.output
 
 
 # --- the cosine intent head

@@ -59,7 +59,7 @@ def load_examples(path: str | Path, columns: Columns | None = None) -> list[Exam
     """Load a CSV, TSV, JSONL or knowledge-base YAML file into examples."""
     path = Path(path)
     if path.is_dir():
-        raise DataError(messages.DATASET_IS_FOLDER.format(path=path), messages.DATASET_IS_FOLDER_FIX)
+        raise DataError(messages.DATASET_IS_FOLDER.format(path=path), messages.DATASET_IS_FOLDER_FIX.format(path=path))
     if not path.is_file():
         raise DataError(messages.DATASET_MISSING.format(path=path), messages.DATASET_MISSING_FIX)
     loader = _LOADERS.get(path.suffix.lower())

@@ -14,7 +14,7 @@ import numpy as np
 
 from bot import messages as bot_messages
 from models import messages, modeldir
-from models.errors import DataError, RegistryError
+from models.errors import ConfigError, DataError, RegistryError
 from models.registry import Registry
 from training.config import DEFAULT_BASE_MODEL, TrainConfig
 from training.data import Columns, Example, knowledge_base_examples, load_examples, run_columns
@@ -168,11 +168,15 @@ def eval_command(settings: Any, model: str | None, data: Path | None, columns: C
     gold = [index[e.intent] for e in examples]  # type: ignore[index]
     report = classification_report(gold, logits.argmax(-1), list(classifier.intents))
     report_dir = report_dir or path / "eval"
-    report_dir.mkdir(parents=True, exist_ok=True)
     title = messages.EVAL_CHART_TITLE.format(version=classifier.version,
                                              data=data.name if data else messages.EVAL_CHART_KB)
-    png = save_confusion_png(report["confusion"], classifier.intents, report_dir / "confusion.png", title=title)
-    (report_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    try:
+        report_dir.mkdir(parents=True, exist_ok=True)
+        png = save_confusion_png(report["confusion"], classifier.intents, report_dir / "confusion.png", title=title)
+        (report_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    except OSError as exc:  # a file where the folder should be, a read-only model folder
+        raise ConfigError(messages.OUTPUT_NOT_WRITABLE.format(path=report_dir, error=exc.strerror or exc),
+                          messages.OUTPUT_NOT_WRITABLE_FIX.format(option="--report")) from exc
     click.echo(messages.EVAL_SUMMARY.format(version=classifier.version, device=classifier.device,
                                             variant=classifier.variant, samples=report["samples"],
                                             accuracy=report["accuracy"], macro_f1=report["macro_f1"]))

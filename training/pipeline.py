@@ -53,7 +53,12 @@ def build_model(examples: Sequence[Example], config: TrainConfig, dest: Path, *,
     data_manifest = data_manifest or manifest(examples)
     staging = dest.parent / f".{dest.name}.staging-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    try:  # checked before minutes of training, like the folder's existence above
+        staging.mkdir(parents=True)
+    except OSError as exc:
+        raise modeldir.ModelDirError(
+            messages.OUTPUT_NOT_WRITABLE.format(path=dest.parent, error=exc.strerror or exc),
+            messages.OUTPUT_NOT_WRITABLE_FIX.format(option="--out")) from exc
     try:
         result = train(examples, config, log_dir=log_dir or staging, progress=progress)
         return _write(result, staging, dest, version or dest.name, test_examples, data_manifest, progress,
