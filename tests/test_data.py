@@ -88,6 +88,7 @@ def test_a_header_with_spaces_and_a_folder_as_the_path(tmp_path: Path) -> None:
     (tmp_path / "folder.csv").mkdir()
     message = data_error(tmp_path / "folder.csv")
     assert "folder.csv is a folder, not a file" in message and "give the file inside it" in message
+    assert f"e.g. {tmp_path / 'folder.csv'}/train.csv" in message  # the fix names the path, not "{path}"
 
 
 def test_numeric_sentiment_codes_are_read_once_for_all_the_files_of_a_run(tmp_path: Path) -> None:
