@@ -8,6 +8,7 @@ runs without any.
 
 from __future__ import annotations
 
+import codecs
 import logging
 from pathlib import Path
 from typing import Literal
@@ -73,6 +74,13 @@ class Settings(BaseSettings):
     def _empty_means_default(cls, value: object) -> object:
         # `CSBOT_KB_PATH=` (as in .env.example) means "the bundled knowledge base", not the current folder.
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _empty_means_var(cls, value: object) -> object:
+        # `CSBOT_DATA_DIR=` would otherwise put the database in the current folder (and "  " make a folder
+        # named by two spaces): empty means the default, as for CSBOT_KB_PATH.
+        return "var" if isinstance(value, str) and not value.strip() else value
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -152,8 +160,22 @@ def apply_log_level(level: str) -> None:
         logging.getLogger(name).setLevel(level)
 
 
+def _refuse_utf16_env(env_file: str | Path | None) -> None:
+    """A UTF-16 .env (Notepad's "Unicode") without a BOM decodes as UTF-8, a NUL after each letter, and
+    pydantic-settings then finds no variable in it: every setting would silently be its default."""
+    path = Path(env_file) if env_file else None
+    try:
+        head = path.read_bytes()[:4096] if path and path.is_file() else b""
+    except OSError:
+        return  # said by load_settings, with the reason
+    if b"\x00" in head or head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise ConfigError(messages.ENV_FILE_UTF16.format(path=env_file),
+                          messages.ENV_FILE_UTF16_FIX.format(path=env_file))
+
+
 def load_settings(env_file: str | Path | None = ".env", **overrides: object) -> Settings:
     """Read settings; turn pydantic's validation error into a ConfigError naming the variable."""
+    _refuse_utf16_env(env_file)
     try:
         return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
     except UnicodeDecodeError as exc:  # pydantic-settings reads .env as UTF-8

@@ -66,6 +66,22 @@ def test_an_env_file_that_is_not_utf8_is_a_clear_error(tmp_path: Path) -> None:
     assert "save .env as UTF-8" in caught.value.fix
 
 
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16"])
+def test_a_utf16_env_file_is_refused_not_silently_ignored(tmp_path: Path, encoding: str) -> None:
+    # Without a BOM it decoded as UTF-8, a NUL after each letter: no variable was found, every setting a default.
+    (tmp_path / ".env").write_bytes("CSBOT_MAX_MESSAGE_CHARS=10\n".encode(encoding))
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert caught.value.what.startswith(".env is UTF-16 text")
+    assert "iconv -f UTF-16 -t UTF-8 .env" in caught.value.fix
+
+
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_empty_data_dir_means_var(tmp_path: Path, value: str) -> None:
+    (tmp_path / ".env").write_text(f"CSBOT_DATA_DIR={value}\n")
+    assert load_settings().data_dir == Path("var")  # not the current folder, nor one named "  "
+
+
 def test_overrides_by_field_name_name_the_variable() -> None:
     with pytest.raises(ConfigError, match="CSBOT_MAX_MESSAGE_CHARS=5"):
         load_settings(env_file=None, max_message_chars=5)
