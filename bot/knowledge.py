@@ -136,6 +136,8 @@ def load_knowledge_base(path: str | Path | None = None) -> KnowledgeBase:
     except UnicodeDecodeError as exc:
         raise KnowledgeBaseError(str(path), [messages.KB_NOT_UTF8.format(file=path.name, reason=exc.reason,
                                                                          start=exc.start)]) from exc
+    if "\x00" in text:  # UTF-16 without a BOM decodes as UTF-8, a NUL after every letter
+        raise KnowledgeBaseError(str(path), [messages.KB_UTF16.format(file=path.name, path=path)])
     try:
         root = yaml.compose(text)
     except yaml.YAMLError as exc:

@@ -368,6 +368,8 @@ KB_PROBLEM = "{file}{line}: {problem}"
 KB_PROBLEM_LINE = ":{line}"
 KB_UNKNOWN_INTENT = "unknown intent '{name}'; known: {known}"
 KB_CANNOT_READ = "cannot read the file ({error}); check the path (CSBOT_KB_PATH)"
+KB_UTF16 = ("{file}: the file is UTF-16 text (or holds NUL bytes), not UTF-8; save it as UTF-8, or convert it: "
+            "iconv -f UTF-16 -t UTF-8 {path} > converted.yaml")
 KB_NOT_UTF8 = "{file}: the file is not UTF-8 text ({reason} at byte {start}); save it as UTF-8"
 KB_TOO_DEEP = ("{file}: bad YAML: nested hundreds of levels deep, which no knowledge base is (look for a run of "
                "unclosed brackets)")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bot import messages
 from bot.knowledge import MIN_EXAMPLES, KnowledgeBase, load_knowledge_base
 from models.errors import CsbotError, KnowledgeBaseError
 
@@ -228,6 +229,13 @@ def test_not_utf8_is_a_clear_error(tmp_path: Path) -> None:
     path.write_bytes("company:\n  name: Caf\xe9\n".encode("latin-1"))
     found = problems(path)
     assert "UTF-8" in found[0]
+
+
+def test_utf16_without_a_bom_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "notepad.yaml"
+    path.write_bytes("company:\n  name: Larkspur\n".encode("utf-16-le"))  # was "bad YAML: unacceptable character"
+    assert problems(path) == [messages.KB_UTF16.format(file="notepad.yaml", path=path)]
+    assert "is UTF-16 text" in problems(path)[0]
 
 
 def test_unknown_intent_lookup_lists_known(tmp_path: Path) -> None:
