@@ -25,6 +25,9 @@ SENTIMENTS = ("negative", "neutral", "positive")
 MIN_EXAMPLES = 10
 TEST_SHARE = 5  # one example in five (by hash) is held out for evaluation
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+# What agents type for "none of these / a new topic" (bot.store.NEW_TOPIC_NAMES): an intent so named could never
+# be given as a correction, it would be stored as a new topic.
+RESERVED_NAMES = frozenset({"new_topic"})
 _TOP_KEYS = {"version": False, "company": True, "intents": True, "sentiment_examples": False}
 _COMPANY_KEYS = {"name": True, "bot_name": False, "greeting": False, "handoff_text": False,
                  "escalation_text": False, "support_hours": False}
@@ -235,6 +238,8 @@ class _Validator:
             name = self.string(fields.get("name"), "intent name") if "name" in fields else ""
             if name and not _NAME.match(name):
                 self.err(fields["name"], messages.KB_INTENT_NAME.format(name=name))
+            elif name in RESERVED_NAMES:
+                self.err(fields["name"], messages.KB_INTENT_RESERVED.format(name=name))
             if name in intents:
                 self.err(fields["name"], messages.KB_INTENT_TWICE.format(name=name))
             label = messages.KB_WHAT_INTENT_LABEL.format(name=name or "?")

@@ -199,6 +199,17 @@ def test_follow_ups_and_links_load(tmp_path: Path) -> None:
     assert kb.intents["track_order"].follow_ups == ()
 
 
+def test_the_new_topic_marker_is_not_an_intent_name(tmp_path: Path) -> None:
+    from bot.knowledge import _NAME, RESERVED_NAMES
+    from bot.store_feedback import NEW_TOPIC_NAMES
+
+    # Every new-topic word an intent name could be is reserved (the others are not snake_case anyway).
+    assert {name for name in NEW_TOPIC_NAMES if _NAME.match(name)} <= RESERVED_NAMES
+    text = kb_text(intent("new_topic"), intent("refund"))
+    assert [p for p in problems(write(tmp_path, text)) if "reserved" in p] == [
+        f"kb.yaml:{line_of(text, 'new_topic')}: " + messages.KB_INTENT_RESERVED.format(name="new_topic")]
+
+
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     text = kb_text(intent("refund", answer=None), intent("refund", examples=examples_block("x", 2)),
                    extra_top="extra: 1\n")
