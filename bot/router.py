@@ -66,6 +66,10 @@ def route(message: Normalized, prediction: Prediction | None, kb: KnowledgeBase,
     pair_min = t.get("clarify_pair_min", t["answer_min"])
     if second and p1 + p2 >= pair_min and p2 >= t["clarify_min"] and \
             top.intent in kb.intents and second.intent in kb.intents:
-        return Route(CLARIFY, "close_call", f"{numbers}; margin {p1 - p2:.2f} < {t['clarify_margin']:.2f}",
-                     top.intent, p1, candidates=(top.intent, second.intent))
+        # Each cause that holds, said as it is: the two are close, or the top one alone is too unsure (the pair is not).
+        why = [f"margin {p1 - p2:.2f} < {t['clarify_margin']:.2f}"] if p1 - p2 < t["clarify_margin"] else []
+        if not confident:
+            why.append(f"top below answer_min {t['answer_min']:.2f}, the two together {p1 + p2:.2f} >= {pair_min:.2f}")
+        return Route(CLARIFY, "close_call", "; ".join([numbers, *why]), top.intent, p1,
+                     candidates=(top.intent, second.intent))
     return Route(HANDOFF, "low_confidence", f"{numbers}; below answer_min {t['answer_min']:.2f}", top.intent, p1)

@@ -61,8 +61,16 @@ def test_close_call_clarifies_with_both_candidates(kb: KnowledgeBase) -> None:
                kb)
     assert d.decision == CLARIFY and d.reason == "close_call"
     assert d.candidates == ("refund", "track_order")
-    assert "margin 0.04 < 0.10" in d.detail
+    assert d.detail.endswith("; margin 0.04 < 0.10; top below answer_min 0.50, the two together 0.88 >= 0.50")
     assert_recorded(d)
+
+
+def test_a_clarify_for_an_unsure_top_intent_does_not_claim_the_two_are_close(kb: KnowledgeBase) -> None:
+    d = decide("money for my order", prediction(("refund", 0.85), ("track_order", 0.15)), kb, answer_min=0.95,
+               clarify_pair_min=0.95)
+    assert d.decision == CLARIFY and d.candidates == ("refund", "track_order")
+    assert "margin" not in d.detail  # 0.85 against 0.15 is no "close call"
+    assert d.detail.endswith("; top below answer_min 0.95, the two together 1.00 >= 0.95")
 
 
 def test_low_confidence_hands_over(kb: KnowledgeBase) -> None:
