@@ -113,6 +113,16 @@ def test_training_records_history_and_metrics_jsonl(trained: Trained) -> None:
     assert len(trained.result.train_examples) + len(trained.result.val_examples) == len(tiny_examples())
 
 
+def test_epochs_raised_for_a_small_dataset_are_said(tiny_config: TrainConfig, capsys: pytest.CaptureFixture[str]
+                                                   ) -> None:
+    # The tiny data is a few batches an epoch: min_steps=8 needs more passes than the one asked for.
+    result = train(tiny_examples(), tiny_config.replace(epochs=1, min_steps=8, patience=0), progress=True)
+    epochs = len(result.history)
+    assert epochs > 1
+    out = capsys.readouterr()
+    assert f"Training {epochs} epochs, not 1:" in out.out + out.err and "--set min_steps=0" in out.out + out.err
+
+
 def test_training_is_seeded(tiny_config: TrainConfig, trained: Trained) -> None:
     again = train(tiny_examples(), trained.result.config, progress=False)
     assert [row["train_loss"] for row in again.history] == pytest.approx(

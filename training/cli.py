@@ -63,7 +63,9 @@ def main() -> None:
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Write the model here instead of registering a new version in the data directory.")
 @click.option("--base-model", default=None, help="Hugging Face id or local path (default: bundled MiniLM).")
-@click.option("--epochs", type=int, default=None)
+@click.option("--epochs", type=int, default=None,
+              help="Passes over the data (default: the recipe's). A small dataset gets more, up to 40, to reach "
+                   "min_steps optimiser steps; --set min_steps=0 keeps exactly this many.")
 @click.option("--set", "overrides", multiple=True, help="Any training option, e.g. --set lr_body=5e-5.")
 @click.option("--activate/--no-activate", default=None,
               help="Make the new version active (default: only if none is active yet).")

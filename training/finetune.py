@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from models import messages
 from models.errors import CsbotError
 from models.modeldir import SENTIMENTS
 from models.network import IntentSentimentModel
@@ -183,6 +184,13 @@ def _train_full(model: IntentSentimentModel, train_data: Encoded, val_data: Enco
             p.requires_grad_(False)
     steps_per_epoch = math.ceil(len(train_data) / config.batch_size)
     epochs = min(40, max(config.epochs, math.ceil(config.min_steps / steps_per_epoch)))
+    if epochs != config.epochs:  # said, so "--epochs 2" running "epoch 1/40" is no mystery
+        raised = messages.EPOCHS_RAISED.format(asked=config.epochs, epochs=epochs, steps=steps_per_epoch,
+                                               min_steps=config.min_steps)
+        if progress:
+            tqdm.write(raised)
+        else:  # the nightly job: its log
+            logging.getLogger(__name__).info("%s", raised)
     config = config.replace(epochs=epochs)
     total = steps_per_epoch * config.epochs
     optimizer = torch.optim.AdamW(
