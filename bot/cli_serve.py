@@ -64,6 +64,8 @@ def terminal_input() -> TextIO:
     """stdin that never fails on bytes that are not UTF-8 (a Latin-1 file piped in, an odd terminal):
     they arrive as lone surrogates, which the chat replaces with U+FFFD, instead of a UnicodeDecodeError."""
     stdin = sys.stdin
+    if stdin is None:  # started with stdin closed (`csbot chat <&-`, some service managers): as at end of input
+        return io.StringIO("")
     if isinstance(stdin, io.TextIOWrapper):
         stdin.reconfigure(errors="surrogateescape")
     return stdin

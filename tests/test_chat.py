@@ -323,6 +323,15 @@ def test_bytes_that_are_not_utf8_on_stdin_are_a_message_not_a_traceback(chat_set
     assert "caf\ufffd where is my order" in texts
 
 
+def test_a_closed_stdin_ends_the_chat_as_end_of_input_does(chat_setup: ChatSetup) -> None:
+    # `csbot chat <&-` (or a service manager with no stdin): sys.stdin is None, and the chat raised a TypeError.
+    proc = subprocess.run([sys.executable, "-m", "bot.cli", "chat"], cwd=chat_setup.data_dir.parent,
+                          env=chat_setup.env, capture_output=True, timeout=120,
+                          preexec_fn=lambda: os.close(0))  # fd 0 closed before Python starts: sys.stdin is None
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    assert b"Traceback" not in proc.stderr
+
+
 def test_bot_handles_a_40k_message_and_batches(chat_setup: ChatSetup) -> None:
     ctx = open_context(chat_setup)
     huge = "x" + "😀 hello <@U1> " * 3500  # 49,001 characters
