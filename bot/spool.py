@@ -135,7 +135,8 @@ class Spool:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return []
-        return [line for line in text.splitlines() if line.strip()]
+        # split("\n"), not splitlines(): an entry's strings may hold U+2028 and the other breaks splitlines() sees.
+        return [line for line in text.split("\n") if line.strip()]
 
     def _rewrite(self, lines: list[str]) -> None:
         if not lines:

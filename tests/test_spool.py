@@ -24,6 +24,15 @@ def test_kept_writes_are_replayed_in_order_and_the_file_goes(tmp_path: Path) -> 
     assert not spool.has_entries()
 
 
+def test_an_entry_with_a_unicode_line_separator_stays_whole(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "writes.jsonl")
+    spool.add("correction", note="first line\u2028second\x85third")  # written raw (ensure_ascii=False)
+    seen: list[dict[str, Any]] = []
+    assert spool.pending() == 1 and spool.replay(lambda kind, entry: seen.append(entry)) == 1
+    assert seen[0]["note"] == "first line\u2028second\x85third"
+    assert not spool.rejected_path.exists()
+
+
 def test_a_write_that_still_fails_keeps_it_and_everything_after_it(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "writes.jsonl")
     for n in range(3):
