@@ -140,6 +140,7 @@ BASE_MODEL_UNLOADABLE_FIX = ("use a local folder with config.json, the weights a
                              "all-MiniLM-L6-v2.")
 BASE_MODEL_WHERE_FOLDER = "folder"
 BASE_MODEL_WHERE_HUB = "Hugging Face id"
+BASE_MODEL_NO_FOLDER = "there is no such folder"
 BASE_MODEL_NO_FAST_TOKENIZER = "The base model '{name}' has no fast tokenizer (tokenizer.json)."
 BASE_MODEL_NO_FAST_TOKENIZER_FIX = "pick a model that ships a fast tokenizer; serving reads tokenizer.json."
 

@@ -270,6 +270,7 @@ def test_cli_train_bad_option_names_it(tmp_path: Path, monkeypatch: pytest.Monke
     # --set may name any option the flags also set (it used to crash with a TypeError).
     result = runner.invoke(main, ["train", "--data", str(data), "--out", "X", "--set", f"base_model={tmp_path}/nope"])
     assert result.exit_code == 1 and f"Cannot load the base model '{tmp_path}/nope'" in result.output
+    assert "(folder): there is no such folder" in result.output  # not transformers' "Repo id must be in the form"
     result = runner.invoke(main, ["train", "--data", str(data), "--out", "X", "--intent-column", "nope"])
     assert result.exit_code == 1 and "Column 'nope' (the intent column)" in result.output
     # Test rows whose intent the model will not learn would be left out of its score without a word.

