@@ -135,7 +135,8 @@ def load_knowledge_base(path: str | Path | None = None) -> KnowledgeBase:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise KnowledgeBaseError(str(path), [messages.KB_CANNOT_READ.format(error=exc.strerror)]) from exc
+        raise KnowledgeBaseError(str(path), [messages.KB_CANNOT_READ.format(error=exc.strerror)],
+                                 messages.KB_CANNOT_READ_FIX) from exc  # "edit it" is no fix for a file not there
     except UnicodeDecodeError as exc:
         raise KnowledgeBaseError(str(path), [messages.KB_NOT_UTF8.format(file=path.name, reason=exc.reason,
                                                                          start=exc.start)]) from exc

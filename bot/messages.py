@@ -367,7 +367,9 @@ CRON_INVALID_FIX = "write five fields: minute hour day month weekday, e.g. '0 2 
 KB_PROBLEM = "{file}{line}: {problem}"
 KB_PROBLEM_LINE = ":{line}"
 KB_UNKNOWN_INTENT = "unknown intent '{name}'; known: {known}"
-KB_CANNOT_READ = "cannot read the file ({error}); check the path (CSBOT_KB_PATH)"
+KB_CANNOT_READ = "cannot read the file ({error})"
+KB_CANNOT_READ_FIX = ("give the path of a readable YAML file (`csbot kb check PATH`, or CSBOT_KB_PATH in .env); "
+                      "leave CSBOT_KB_PATH empty for the bundled knowledge base.")
 KB_UTF16 = ("{file}: the file is UTF-16 text (or holds NUL bytes), not UTF-8; save it as UTF-8, or convert it: "
             "iconv -f UTF-16 -t UTF-8 {path} > converted.yaml")
 KB_NOT_UTF8 = "{file}: the file is not UTF-8 text ({reason} at byte {start}); save it as UTF-8"

@@ -44,7 +44,7 @@ class DataError(CsbotError):
 class KnowledgeBaseError(CsbotError):
     """The knowledge base is invalid. ``problems`` lists each one with file and line."""
 
-    def __init__(self, path: str, problems: list[str]) -> None:
+    def __init__(self, path: str, problems: list[str], fix: str | None = None) -> None:
         self.path = path
         self.problems = problems
         count = (messages.KB_PROBLEM_COUNT_ONE if len(problems) == 1 else messages.KB_PROBLEM_COUNT_MANY
@@ -52,7 +52,7 @@ class KnowledgeBaseError(CsbotError):
         body = "\n".join(messages.KB_PROBLEM_ITEM.format(problem=p) for p in problems)
         super().__init__(
             messages.KB_INVALID.format(path=path, count=count, body=body),
-            messages.KB_INVALID_FIX.format(path=path),
+            fix or messages.KB_INVALID_FIX.format(path=path),
         )
 
 

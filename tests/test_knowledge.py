@@ -230,7 +230,11 @@ def test_bad_link_and_flag_and_name(tmp_path: Path) -> None:
 
 def test_missing_file_and_empty_file(tmp_path: Path) -> None:
     missing = problems(tmp_path / "nope.yaml")
-    assert "cannot read the file" in missing[0] and "CSBOT_KB_PATH" in missing[0]
+    assert missing == ["cannot read the file (No such file or directory)"]
+    with pytest.raises(KnowledgeBaseError) as info:  # the fix says where the path comes from, not "edit nope.yaml"
+        load_knowledge_base(tmp_path)
+    assert info.value.problems == ["cannot read the file (Is a directory)"]
+    assert info.value.fix == messages.KB_CANNOT_READ_FIX and "csbot kb check PATH" in info.value.fix
     empty = problems(write(tmp_path, ""))
     assert any("the top level should be a mapping" in p for p in empty)
 
