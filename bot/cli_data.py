@@ -86,7 +86,7 @@ def db_purge(older_than: str, include_unreviewed: bool) -> None:
 
 
 @db.command("backup")
-@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))  # "" and folders: said so
 @friendly
 def db_backup(path: Path) -> None:
     """Copy the database with SQLite's online backup (safe while the bot runs).
@@ -97,6 +97,8 @@ def db_backup(path: Path) -> None:
     """
     from bot.store import Store
 
+    if path == Path("."):  # `csbot db backup ""`: click lets the empty name through, and "." "already exists"
+        raise CsbotError(messages.BACKUP_NO_NAME, messages.BACKUP_NO_NAME_FIX)
     with Store(settings().db_path) as store:
         try:
             dest = store.backup(path)

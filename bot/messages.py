@@ -186,7 +186,7 @@ PROVIDER_LOAD_FAILED = "none (the active model does not load: {what})"
 # `/csbot models` and `csbot models list`
 MODELS_HEADER = "*Model versions* (newest first)"
 MODELS_ROW = "• `{version}` {status}{mark}{metrics}{reason}"
-MODELS_ACTIVE = " ← active"
+MODELS_ACTIVE = " ← answering now"
 MODELS_PREVIOUS = " (previous)"
 MODELS_METRICS = " · {metrics}"
 MODELS_REJECTED = " — {reason}"
@@ -265,6 +265,8 @@ PURGED = ("Purged the text of {messages} messages and {replies} replies older th
 PURGE_KEPT_UNREVIEWED = ("Kept {count} old message(s) still waiting in the review queue: label them "
                          "(csbot review), or purge them too with --include-unreviewed.")
 PURGED_UNREVIEWED = "{count} of the purged messages were waiting in the review queue and have left it."
+BACKUP_NO_NAME = "The backup needs a file name."
+BACKUP_NO_NAME_FIX = "give one, e.g. csbot db backup backups/csbot-2026-12-02.db"
 BACKUP_EXISTS = "{path} already exists."
 BACKUP_EXISTS_FIX = "choose a new file name; backups never overwrite."
 BACKED_UP = "Backed up to {path}."

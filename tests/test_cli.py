@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 from conftest import make_data_dir
 
+from bot import messages
 from bot.cli import main
 from bot.knowledge import default_path, load_knowledge_base
 from bot.normalize import normalize
@@ -173,3 +174,8 @@ def test_db_backup_to_a_path_the_file_system_refuses(csbot: CliRunner, tmp_path:
     result = invoke(csbot, "db", "backup", str(tmp_path / ("b" * 300 + ".db")))
     assert result.exit_code == 1 and "Error: Cannot write the backup" in result.output
     assert "shorter" in result.output
+    result = invoke(csbot, "db", "backup", "")  # said ". already exists"
+    assert result.exit_code == 1 and messages.BACKUP_NO_NAME in result.output
+    assert "e.g. csbot db backup" in result.output
+    result = invoke(csbot, "db", "backup", str(tmp_path))
+    assert result.exit_code == 2 and "is a directory" in result.output

@@ -62,7 +62,7 @@ def test_status_models_and_stats_for_an_admin(env: Env) -> None:
     settings = env.ctx.settings
     assert status == admin.render_status(settings, provider="CPUExecutionProvider")
     models = env.command(ADMIN, "models").params["text"]
-    assert models == admin.render_models(learning.models_list(settings)) and "`v0001` active ← active" in models
+    assert models == admin.render_models(learning.models_list(settings)) and "`v0001` active ← answering now" in models
     # The running scheduler's next firing (what `csbot serve` passes in) wins over the cron arithmetic.
     rt = env.server.service.rt
     assert rt is not None
@@ -209,7 +209,7 @@ def test_a_long_models_list_reaches_slack_whole(env: Env) -> None:
         assert len(whole) > 3000
         reply = env.command(ADMIN, "models").params
         shown = "\n".join(block["text"]["text"] for block in reply["blocks"])
-        assert shown == whole and "← active" in reply["blocks"][-1]["text"]["text"]
+        assert shown == whole and messages.MODELS_ACTIVE in reply["blocks"][-1]["text"]["text"]
         assert len(reply["text"]) <= 3000  # the notification text stays short
     finally:
         with Store(env.ctx.settings.db_path) as store, store.transaction():
