@@ -28,6 +28,7 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 # What agents type for "none of these / a new topic" (bot.store.NEW_TOPIC_NAMES): an intent so named could never
 # be given as a correction, it would be stored as a new topic.
 RESERVED_NAMES = frozenset({"new_topic"})
+NAME_MAX = 100
 _TOP_KEYS = {"version": False, "company": True, "intents": True, "sentiment_examples": False}
 _COMPANY_KEYS = {"name": True, "bot_name": False, "greeting": False, "handoff_text": False,
                  "escalation_text": False, "support_hours": False}
@@ -239,6 +240,9 @@ class _Validator:
             name = self.string(fields.get("name"), "intent name") if "name" in fields else ""
             if name and not _NAME.match(name):
                 self.err(fields["name"], messages.KB_INTENT_NAME.format(name=name))
+            elif len(name) > NAME_MAX:  # Slack carries it as a menu option's value, at most 150 characters
+                self.err(fields["name"], messages.KB_INTENT_NAME_LONG.format(name=name[:40], length=len(name),
+                                                                             most=NAME_MAX))
             elif name in RESERVED_NAMES:
                 self.err(fields["name"], messages.KB_INTENT_RESERVED.format(name=name))
             if name in intents:

@@ -389,6 +389,8 @@ KB_NOT_LIST = "{what} should be a list (lines starting with '- ')"
 KB_NOT_BOOLEAN = "{what} should be true or false"
 KB_NO_INTENTS = "intents should be a non-empty list of intents"
 KB_INTENT_NAME = "intent name '{name}' should be snake_case (a-z, 0-9, _)"
+KB_INTENT_NAME_LONG = ("intent name '{name}…' is {length} characters; at most {most} fit in Slack's menus, "
+                       "shorten it")
 KB_INTENT_RESERVED = ("intent name '{name}' is reserved: agents type it to mark a message as a new topic; "
                       "rename the intent (e.g. '{name}_question')")
 KB_INTENT_TWICE = "intent '{name}' is defined twice; merge the two or rename one"

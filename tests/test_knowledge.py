@@ -210,6 +210,13 @@ def test_the_new_topic_marker_is_not_an_intent_name(tmp_path: Path) -> None:
         f"kb.yaml:{line_of(text, 'new_topic')}: " + messages.KB_INTENT_RESERVED.format(name="new_topic")]
 
 
+def test_an_intent_name_too_long_for_slacks_menus(tmp_path: Path) -> None:
+    long = "refund_" + "x" * 150
+    text = kb_text(intent(long), intent("refund"))
+    assert [p for p in problems(write(tmp_path, text)) if "characters" in p] == [
+        f"kb.yaml:{line_of(text, long)}: " + messages.KB_INTENT_NAME_LONG.format(name=long[:40], length=157, most=100)]
+
+
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     text = kb_text(intent("refund", answer=None), intent("refund", examples=examples_block("x", 2)),
                    extra_top="extra: 1\n")
