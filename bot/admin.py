@@ -191,9 +191,10 @@ def review_line(item: dict[str, Any]) -> str:
                                        created_at=item["created_at"][:16])
 
 
-def retrain_text(handle: learning.RetrainHandle) -> str:
+def retrain_text(handle: learning.RetrainHandle, then: str = messages.RETRAIN_THEN_SLACK) -> str:
+    """``then``: what happens next where it is said (Slack posts progress; the CLI waits or leaves it running)."""
     if handle.started:
-        return messages.RETRAIN_STARTED.format(reason=handle.reason)
+        return messages.RETRAIN_STARTED.format(reason=handle.reason) + then
     return messages.RETRAIN_SKIPPED.format(reason=handle.reason)
 
 

@@ -38,7 +38,7 @@ def retrain(force: bool, mode: str, wait: bool, overrides: tuple[str, ...]) -> N
     cfg = settings()
     extra = [arg for item in overrides for arg in ("--set", item)]
     handle = learning.start_retrain(cfg, "cli", force=force, mode=mode, extra_args=extra)
-    click.echo(admin.retrain_text(handle))
+    click.echo(admin.retrain_text(handle, then="" if wait else messages.RETRAIN_THEN_BACKGROUND))
     if not handle.started:
         return
     click.echo(messages.RETRAIN_LOG.format(path=handle.log_path, pid=handle.process.pid if handle.process else "?"))

@@ -93,7 +93,9 @@ AGENT_ONLY = ("Only support agents can do this. Ask an admin to add you to CSBOT
 AGENT_CHECK_SLOW = ("Slack did not confirm in time that you are in the agents' user group, so nothing was "
                     "saved. Submit again in a moment.")
 NOBODY_CONFIGURED = "nobody yet (set CSBOT_ADMIN_USERS)"
-RETRAIN_STARTED = "Retraining started: {reason}. I'll post progress and the result here."
+RETRAIN_STARTED = "Retraining started: {reason}."
+RETRAIN_THEN_SLACK = " I'll post progress and the result here."
+RETRAIN_THEN_BACKGROUND = " It goes on in the background; `csbot status` shows how it went."
 RETRAIN_SKIPPED = "Retraining skipped: {reason}."
 # The report of a finished retrain (Slack, the CLI and the admins' channel).
 REPORT_HEAD = "Retrain run {id} ({trigger}, {mode} mode): *{status}*"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -140,6 +141,25 @@ def test_retrain_skip_matches_slack(data: Path) -> None:
     with Store(data / "csbot.db") as store:
         runs = [(r["status"], r["trigger"]) for r in store.db.query("SELECT * FROM training_runs ORDER BY id")]
     assert runs == [("skipped", "cli"), ("skipped", "slack")]
+
+
+def test_retrain_no_wait_says_what_happens_next_in_the_cli(data: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # It said Slack's "I'll post progress and the result here", and then the CLI exited and posted nothing.
+    monkeypatch.setenv("CSBOT_BASE_MODEL", str(tmp_path / "no-such-base-model"))  # the child fails in seconds
+    result = csbot("retrain", "--force", "--no-wait")
+    assert result.exit_code == 0
+    first = result.output.splitlines()[0]
+    assert first.startswith("Retraining started: run ") and first.endswith(messages.RETRAIN_THEN_BACKGROUND)
+    assert messages.RETRAIN_THEN_SLACK not in result.output
+
+    def finished() -> bool:
+        with Store(data / "csbot.db") as store:
+            return [r["status"] for r in store.db.query("SELECT status FROM training_runs")] == ["failed"]
+    deadline = time.monotonic() + 60
+    while not finished():  # let the child end before the folder goes
+        assert time.monotonic() < deadline, "the retrain child did not end"
+        time.sleep(0.2)
 
 
 def test_review_lists_and_labels(data: Path) -> None:

@@ -110,6 +110,7 @@ def test_retrain_posts_started_then_progress_and_the_result_in_a_thread(env: Env
                                                     response_url=hook)).body == ""
     started = env.fake.wait_for("chat.postMessage", channel="C0ADMINS")[0]
     assert started.params["text"].startswith("Retraining started: run ")
+    assert started.params["text"].endswith(messages.RETRAIN_THEN_SLACK)
     assert "thread_ts" not in started.params
     ts = wait_until(lambda: [c for c in env.fake.of("chat.postMessage", channel="C0ADMINS")
                              if c.params.get("thread_ts") and "*failed*" in c.params["text"]], timeout=60,
