@@ -65,7 +65,8 @@ def main() -> None:
 @click.option("--base-model", default=None, help="Hugging Face id or local path (default: bundled MiniLM).")
 @click.option("--epochs", type=int, default=None,
               help="Passes over the data (default: the recipe's). A small dataset gets more, up to 40, to reach "
-                   "min_steps optimiser steps; --set min_steps=0 keeps exactly this many.")
+                   "min_steps optimiser steps (--set min_steps=0 keeps this many); early stopping may end sooner "
+                   "(--set patience=0 runs them all).")
 @click.option("--set", "overrides", multiple=True, help="Any training option, e.g. --set lr_body=5e-5.")
 @click.option("--activate/--no-activate", default=None,
               help="Make the new version active (default: only if none is active yet).")
@@ -78,7 +79,7 @@ def train(data: tuple[Path, ...], text_column: str | None, intent_column: str | 
     Examples:
       csbot train                                   # the knowledge base -> var/models/v000N
       csbot train --data ../shared/data/banking77/train.csv --intent-column category --out var/b77
-      csbot train --epochs 5 --set lr_body=5e-5 --base-model sentence-transformers/all-MiniLM-L12-v2
+      csbot train --epochs 5 --set lr_body=5e-5 --base-model sentence-transformers/all-MiniLM-L12-v2  # downloads it
     """
     try:
         from training.jobs import train_command
