@@ -179,15 +179,17 @@ def test_gate_promotes_a_better_candidate_then_skips_then_goes_fast(tmp_path: Pa
     assert fast_card.metrics["validation"]["thresholds_fitted_on"] == unseen
 
 
+@pytest.mark.parametrize("damaged", ["config.json", "model.safetensors"])  # weights: a SafetensorError, no OSError
 def test_a_saved_encoder_that_does_not_load_makes_the_run_full_instead_of_failing(
-        tmp_path: Path, word_base: Path, kw_kb: Path, weak_model: Path) -> None:
+        tmp_path: Path, word_base: Path, kw_kb: Path, weak_model: Path, damaged: str) -> None:
     # Fast mode starts from the active version's encoder/ folder, which the checksums do not cover. Damaged,
     # it used to fail every fast run, night after night; now the run trains in full from the base model.
     from training.retrain import RetrainOptions, run_retrain
 
     settings = with_two_refund_corrections(tmp_path, word_base, kw_kb, weak_model)
     assert run_retrain(settings, RetrainOptions(trigger="test", overrides=FAST))["active_after"] == "v0002"
-    (settings.models_dir / "v0002" / "encoder" / "config.json").write_text("{ half a file")
+    file = settings.models_dir / "v0002" / "encoder" / damaged
+    file.write_bytes(file.read_bytes()[: file.stat().st_size // 2])  # half copied
     with Store(settings.db_path) as store:
         correct(store, trained_side("track_order", 1)[0], "track_order")
     report = run_retrain(settings, RetrainOptions(trigger="test", overrides=FAST))

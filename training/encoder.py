@@ -38,10 +38,11 @@ def load_encoder(name: str, attn_implementation: str = "sdpa") -> tuple[Any, Any
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, use_fast=True)
         encoder = AutoModel.from_pretrained(source, attn_implementation=attn_implementation)
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # OSError, ValueError, safetensors' own error for a cut weights file, ...
         where = messages.BASE_MODEL_WHERE_FOLDER if Path(source).exists() else messages.BASE_MODEL_WHERE_HUB
+        error = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise ConfigError(
-            messages.BASE_MODEL_UNLOADABLE.format(name=name, where=where, error=str(exc).splitlines()[0]),
+            messages.BASE_MODEL_UNLOADABLE.format(name=name, where=where, error=error),
             messages.BASE_MODEL_UNLOADABLE_FIX,
         ) from exc
     if not getattr(tokenizer, "is_fast", False):
