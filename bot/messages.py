@@ -332,6 +332,9 @@ ENV_FILE_UTF16_FIX = ("save {path} as UTF-8 (most editors have 'Save with encodi
 ENV_FILE_UNREADABLE = "Cannot read {path}: {error}."
 ENV_FILE_UNREADABLE_FIX = "make {path} a readable file (see .env.example for what it holds), or remove it."
 SLACK_API_URL_INVALID = "must be an http(s) URL, e.g. https://slack.com/api/"
+LOCAL_TIMEZONE_UNKNOWN = "This machine's time zone cannot be read ({error})."
+LOCAL_TIMEZONE_UNKNOWN_FIX = ("set CSBOT_TIMEZONE to an IANA name, e.g. CSBOT_TIMEZONE=Europe/Berlin, or fix TZ "
+                              "(unset it, or use a name such as TZ=UTC, not a POSIX rule like UTC+3).")
 TIMEZONE_UNKNOWN = "CSBOT_TIMEZONE={name!r} is not a known time zone."
 TIMEZONE_UNKNOWN_FIX = ("use an IANA name such as Europe/Paris or America/New_York, or leave it empty "
                         "for the machine's local time.")

@@ -31,11 +31,16 @@ MISFIRE_GRACE_SECONDS = 3600
 
 
 def resolve_timezone(name: str) -> tzinfo:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     if not name:
         from tzlocal import get_localzone
 
-        return get_localzone()
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+        try:  # the machine's zone: TZ, else /etc/localtime; a POSIX TZ such as "UTC+3" names no zone
+            return get_localzone()
+        except (ZoneInfoNotFoundError, ValueError, LookupError, OSError) as exc:
+            raise ConfigError(messages.LOCAL_TIMEZONE_UNKNOWN.format(error=" ".join(str(exc).split())),
+                              messages.LOCAL_TIMEZONE_UNKNOWN_FIX) from exc
 
     try:
         return ZoneInfo(name)
@@ -46,8 +51,9 @@ def resolve_timezone(name: str) -> tzinfo:
 def make_trigger(settings: Settings) -> Any:
     from apscheduler.triggers.cron import CronTrigger
 
+    zone = resolve_timezone(settings.timezone)  # first: its errors are the zone's, not the cron expression's
     try:
-        return CronTrigger.from_crontab(settings.retrain_cron, timezone=resolve_timezone(settings.timezone))
+        return CronTrigger.from_crontab(settings.retrain_cron, timezone=zone)
     except ValueError as exc:
         raise ConfigError(messages.CRON_INVALID.format(cron=settings.retrain_cron, error=exc),
                           messages.CRON_INVALID_FIX) from exc

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import subprocess
 import sys
 import time
 from datetime import datetime, timedelta, timezone
@@ -58,6 +59,20 @@ def test_next_run_time_follows_cron_and_time_zone(settings) -> None:  # noqa: AN
         next_retrain_time(settings.model_copy(update={"retrain_cron": "every night"}))
     with pytest.raises(ConfigError, match="CSBOT_TIMEZONE"):
         next_retrain_time(settings.model_copy(update={"timezone": "Mars/Olympus"}))
+
+
+@pytest.mark.parametrize("tz", ["UTC+3", ":/nonexistent"])
+def test_a_local_time_zone_that_cannot_be_read_is_named(tmp_path: Path, tz: str) -> None:
+    # With CSBOT_TIMEZONE unset the schedule uses the machine's zone: a POSIX TZ rule was an uncaught traceback in
+    # `csbot status`, and an unreadable one blamed CSBOT_RETRAIN_CRON.
+    env = {**os.environ, "TZ": tz, "CSBOT_DATA_DIR": str(tmp_path / "var")}
+    env.pop("CSBOT_TIMEZONE", None)
+    proc = subprocess.run([sys.executable, "-m", "bot.cli", "status"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "Error: This machine's time zone cannot be read (" in proc.stderr + proc.stdout
+    assert "CSBOT_RETRAIN_CRON" not in proc.stderr + proc.stdout
+    assert "Fix: set CSBOT_TIMEZONE to an IANA name" in proc.stderr + proc.stdout
 
 
 def test_skips_when_nothing_changed_and_when_a_run_holds_the_lock(settings, caplog) -> None:  # noqa: ANN001
