@@ -57,6 +57,7 @@ from bot.learning_runs import (
     reap_stale_runs,
     skip_run,
     update_run,
+    used_versions,
 )
 from bot.learning_runs import _decode_run as _decode_run
 
@@ -67,5 +68,5 @@ __all__ = [
     "nothing_new", "pid_alive", "post_report", "promote", "reap_stale_runs", "release_lock", "report_text",
     "retrain_command", "rollback", "settings_env", "skip_run", "start_retrain", "status", "system_clock",
     "training_installed",
-    "update_run",
+    "update_run", "used_versions",
 ]

@@ -16,6 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from bot import messages
 from bot.learning_locks import RUN_LOCK, Clock, hostname, pid_alive, system_clock
 from bot.store import Store, iso
 from models import modeldir
@@ -101,10 +102,22 @@ def reap_stale_runs(store: Store, clock: Clock = system_clock) -> list[int]:
                 "UPDATE training_runs SET status = 'failed', ended_at = ?, log_excerpt = coalesce(log_excerpt, '')"
                 " || ? WHERE id = ? AND status = 'running'", [iso(now), f"\n[reaped] {why}", row["id"]]).rowcount
             db.execute("DELETE FROM locks WHERE name = ? AND owner = ?", [RUN_LOCK, f"run:{row['id']}"])
+            # A version the run built but never took through the gate: not a candidate an admin could mistake
+            # for one that passed (promote still can, by name, on purpose).
+            db.execute("UPDATE model_versions SET status = 'rejected', reason = ? WHERE version = ? AND "
+                       "status = 'candidate'", [messages.VERSION_RUN_DIED.format(run_id=row["id"]), row["version"]])
         if changed:
             log.warning("training run %s marked failed: %s", row["id"], why)
             reaped.append(row["id"])
     return reaped
+
+
+def used_versions(store: Store) -> list[str]:
+    """Every version name the records hold (registered versions, and the runs that named one): a new
+    version must not take one of them again, even when its folder is gone (``Registry.next_version``)."""
+    rows = store.db.query("SELECT version FROM model_versions UNION "
+                          "SELECT version FROM training_runs WHERE version IS NOT NULL")
+    return [row["version"] for row in rows]
 
 
 # --- what is new since the last run ----------------------------------------------------------

@@ -93,6 +93,8 @@ AGENT_ONLY = ("Only support agents can do this. Ask an admin to add you to CSBOT
 AGENT_CHECK_SLOW = ("Slack did not confirm in time that you are in the agents' user group, so nothing was "
                     "saved. Submit again in a moment.")
 NOBODY_CONFIGURED = "nobody yet (set CSBOT_ADMIN_USERS)"
+VERSION_AWAITING_GATE = "built by run {run_id}; waiting for its gate"
+VERSION_RUN_DIED = "run {run_id} ended before its gate (killed, out of memory or crashed); never evaluated"
 RETRAIN_STARTED = "Retraining started: {reason}."
 RETRAIN_THEN_SLACK = " I'll post progress and the result here."
 RETRAIN_THEN_BACKGROUND = " It goes on in the background; `csbot status` shows how it went."

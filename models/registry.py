@@ -52,8 +52,12 @@ class Registry:
         return sorted((p.name for p in self.root.iterdir() if p.is_dir() and _VERSION.match(p.name)),
                       key=version_number)
 
-    def next_version(self) -> str:
-        numbers = [version_number(v) for v in self.versions()]
+    def next_version(self, taken: Iterable[str] = ()) -> str:
+        """One past every name used so far: folders, the pointers and ``taken`` (the names the caller's
+        records hold). A folder deleted by hand must not free its name: ``previous_model``, the run
+        records and the version rows would then speak of another model under it."""
+        names = [*self.versions(), *taken, self.active() or "", self.previous() or ""]
+        numbers = [n for n in map(version_number, names) if n > 0]
         return f"v{(max(numbers) + 1) if numbers else 1:04d}"
 
     def path(self, version: str) -> Path:

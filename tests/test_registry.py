@@ -46,6 +46,20 @@ def test_versions_pointer_and_rollback_target(registry: Registry) -> None:
     assert registry.active() == "v0002"
 
 
+def test_a_deleted_folder_does_not_free_its_version_name(registry: Registry) -> None:
+    # Rolled back and deleted by hand: a new candidate named v0002 again would be another model under the name
+    # that previous_model, the run records and the version rows still use.
+    for v in ("v0001", "v0002"):
+        fake_version(registry.root, v)
+    registry.activate("v0002")
+    registry.activate("v0001")  # a rollback: previous is v0002
+    import shutil
+
+    shutil.rmtree(registry.root / "v0002")
+    assert registry.versions() == ["v0001"] and registry.next_version() == "v0003"
+    assert registry.next_version(["v0007", "not-a-version"]) == "v0008"  # names the caller's records hold
+
+
 def test_a_corrupt_version_is_refused_and_the_pointer_stays(registry: Registry) -> None:
     fake_version(registry.root, "v0001")
     fake_version(registry.root, "v0002")

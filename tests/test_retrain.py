@@ -23,7 +23,7 @@ from learning_helpers import (
     set_args,
 )
 
-from bot import learning
+from bot import learning, messages
 from bot.config import Settings
 from bot.knowledge import load_knowledge_base
 from bot.store import Store
@@ -373,6 +373,8 @@ def test_a_job_killed_halfway_leaves_the_active_model_and_is_marked_failed(tmp_p
         assert row["status"] == "failed" and "killed" in row["log_excerpt"] and row["ended_at"]
         assert info["active"] == "v0001" and info["running"] is None
         assert Registry(settings.models_dir, store).versions() == ["v0001"]
+        assert row["version"] == "v0002"  # named when the run began: the next run will not reuse it
+        assert Registry(settings.models_dir, store).next_version(learning.used_versions(store)) == "v0003"
         assert store.db.execute("SELECT count(*) FROM locks").fetchone()[0] == 0
     assert handle.wait()["status"] == "failed"
     assert json.loads(json.dumps(info, default=str))["last_run"]["status"] == "failed"
@@ -387,6 +389,15 @@ def test_a_run_whose_pid_lives_on_without_its_lock_is_reaped(tmp_path: Path, goo
         assert learning.reap_stale_runs(store) == [reused]
         row = learning.get_run(store, reused)
         assert row["status"] == "failed" and "stopped renewing its lock" in row["log_excerpt"]
+        # A run killed between building its version and the gate: the version is closed, not left a "candidate".
+        built = learning.create_run(store, "test", pid=os.getpid(), phase="evaluate")
+        learning.update_run(store, built, version="v0002")
+        with store.transaction() as db:
+            db.execute("INSERT INTO model_versions (version, path, status, created_at, reason) VALUES "
+                       "('v0002', 'x', 'candidate', '2026-12-02T00:00:00', 'waiting')")
+        assert learning.reap_stale_runs(store) == [built]
+        version = next(iter(store.db.query("SELECT * FROM model_versions WHERE version = 'v0002'")))
+        assert (version["status"], version["reason"]) == ("rejected", messages.VERSION_RUN_DIED.format(run_id=built))
         alive = learning.create_run(store, "test", pid=os.getpid(), phase="train")
         assert learning.acquire_lock(store, f"run:{alive}", pid=os.getpid())  # a live run holds its lock
         assert learning.reap_stale_runs(store) == [] and learning.get_run(store, alive)["status"] == "running"

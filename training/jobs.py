@@ -82,7 +82,9 @@ def train_command(settings: Any, data: tuple[Path, ...], column_names: tuple[str
     config = TrainConfig().replace(**options)
     store, registry = _store_and_registry(settings)
     with _training_lock(store, registered=out is None):
-        dest = out or registry.root / registry.next_version()
+        from bot import learning
+
+        dest = out or registry.root / registry.next_version(learning.used_versions(store))
         from training.pipeline import build_model
 
         card = build_model(examples, config, dest, version=dest.name, test_examples=test, calibration=calibration)

@@ -201,7 +201,8 @@ def _run(settings: Settings, store: Store, opts: RetrainOptions, run_id: int, ru
 
     full_config = TrainConfig().replace(**{"base_model": settings.base_model or DEFAULT_BASE_MODEL,
                                            **opts.overrides})
-    version = registry.next_version()
+    version = registry.next_version(learning.used_versions(store))
+    learning.update_run(store, run_id, version=version)  # said now: a run killed later still names its version
     _phase(store, run_id, "train")
     train_started = time.perf_counter()
     parity_error = None
@@ -231,6 +232,8 @@ def _run(settings: Settings, store: Store, opts: RetrainOptions, run_id: int, ru
             card = build(mode)
     except ExportError as exc:
         card, parity_error = None, str(exc).splitlines()[0]
+    if card is not None:  # registered before the gate: a run killed from here leaves a row the reaper closes
+        _register(store, card, {}, "candidate", bot_messages.VERSION_AWAITING_GATE.format(run_id=run_id))
     train_seconds = time.perf_counter() - train_started
 
     _phase(store, run_id, "evaluate")
