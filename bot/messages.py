@@ -95,6 +95,11 @@ AGENT_CHECK_SLOW = ("Slack did not confirm in time that you are in the agents' u
 NOBODY_CONFIGURED = "nobody yet (set CSBOT_ADMIN_USERS)"
 VERSION_AWAITING_GATE = "built by run {run_id}; waiting for its gate"
 VERSION_RUN_DIED = "run {run_id} ended before its gate (killed, out of memory or crashed); never evaluated"
+RETRAIN_DISK_FULL = "The disk is full: the retrain could not write {path}. The active model was not changed."
+RETRAIN_DISK_FULL_FIX = ("free space on that disk (old folders in CSBOT_DATA_DIR/runs can go; CSBOT_KEEP_VERSIONS "
+                         "bounds the model versions), or move CSBOT_DATA_DIR to a larger disk; then retrain again.")
+RETRAIN_CANNOT_WRITE = "The retrain could not write {path}: {error}. The active model was not changed."
+RETRAIN_CANNOT_WRITE_FIX = "make CSBOT_DATA_DIR writable for the user csbot runs as, then retrain again."
 RETRAIN_STARTED = "Retraining started: {reason}."
 RETRAIN_THEN_SLACK = " I'll post progress and the result here."
 RETRAIN_THEN_BACKGROUND = " It goes on in the background; `csbot status` shows how it went."

@@ -573,3 +573,19 @@ def test_the_gate_compares_both_models_only_where_neither_is_favoured() -> None:
     assert left_out == {"left_out_served_by_active": 0, "left_out_trained_by_active": 2, "left_out_unshared_intent": 1}
     first, first_labels, _ = comparison_set(examples, ["track_order", "refund", "gift_cards"], None, None)
     assert first == examples and first_labels == ["gift_cards", "refund", "track_order"]  # no active model yet
+
+
+def test_a_full_or_read_only_disk_is_a_reason_with_a_fix() -> None:
+    # What a full data dir made of a run's reason: "Error: OSError: [Errno 28] No space left on device: '...'".
+    import errno
+
+    from training.job_guard import describe_error
+
+    full = describe_error(OSError(errno.ENOSPC, "No space left on device", "/data/models/.v0002.staging/model.onnx"))
+    assert full == messages.ERROR_PREFIX + messages.RETRAIN_DISK_FULL.format(
+        path="/data/models/.v0002.staging/model.onnx") + "\nFix: " + messages.RETRAIN_DISK_FULL_FIX
+    read_only = describe_error(OSError(errno.EROFS, "Read-only file system", "/data/runs/run-00002"))
+    assert "could not write /data/runs/run-00002: Read-only file system" in read_only
+    assert "Fix: make CSBOT_DATA_DIR writable" in read_only
+    assert describe_error(OSError(errno.ENOENT, "No such file or directory", "x")).startswith(
+        messages.ERROR_PREFIX + "FileNotFoundError: ")  # other errors keep their own words

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 from pathlib import Path
@@ -57,8 +58,25 @@ class JobLog(logging.Handler):
         return "\n".join(self.lines[-LOG_EXCERPT_LINES:])
 
 
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
+_NOT_WRITABLE = {errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def _disk_error(exc: OSError) -> CsbotError | None:
+    """A full or read-only data directory, said as such with the fix (not "OSError: [Errno 28] ...")."""
+    path = exc.filename or "?"
+    if exc.errno in _DISK_FULL:
+        return CsbotError(messages.RETRAIN_DISK_FULL.format(path=path), messages.RETRAIN_DISK_FULL_FIX)
+    if exc.errno in _NOT_WRITABLE:
+        return CsbotError(messages.RETRAIN_CANNOT_WRITE.format(path=path, error=exc.strerror or exc),
+                          messages.RETRAIN_CANNOT_WRITE_FIX)
+    return None
+
+
 def describe_error(exc: BaseException) -> str:
     """A failed run's reason as admins read it: a CsbotError's text, else the exception's type and text."""
+    if isinstance(exc, OSError) and (disk := _disk_error(exc)) is not None:
+        exc = disk
     if isinstance(exc, CsbotError):
         return f"{messages.ERROR_PREFIX}{exc}"
     return messages.ERROR_PREFIX + (f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
