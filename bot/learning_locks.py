@@ -54,6 +54,17 @@ def pid_alive(pid: int | None) -> bool:
         return True
 
 
+def process_started(pid: int | None) -> str | None:
+    """Which process ``pid`` is, beyond its number: this boot's id and the process's start time (Linux
+    /proc). None where that cannot be read: the pid alone then decides, as before."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return f"{boot}:{fields[19]}"  # field 22 of stat: start time in clock ticks since boot
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def acquire_lock(store: Store, owner: str, *, pid: int | None = None, ttl: timedelta = LOCK_TTL,
                  clock: Clock = system_clock, name: str = RUN_LOCK) -> bool:
     """Take (or refresh, if ``owner`` already holds it) the lock; False if someone else holds it."""
@@ -62,12 +73,15 @@ def acquire_lock(store: Store, owner: str, *, pid: int | None = None, ttl: timed
         row = next(iter(db.query("SELECT * FROM locks WHERE name = ?", [name])), None)
         if row and row["owner"] != owner and not _lock_is_stale(row, now):
             return False
+        holder = pid or os.getpid()
         db.execute(
-            "INSERT INTO locks (name, owner, host, pid, acquired_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)"
+            "INSERT INTO locks (name, owner, host, pid, pid_started, acquired_at, expires_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, host = excluded.host, pid = excluded.pid,"
+            " pid_started = excluded.pid_started,"
             " acquired_at = CASE WHEN locks.owner = excluded.owner THEN locks.acquired_at"
             " ELSE excluded.acquired_at END, expires_at = excluded.expires_at",
-            [name, owner, hostname(), pid or os.getpid(), iso(now), iso(now + ttl)],
+            [name, owner, hostname(), holder, process_started(holder), iso(now), iso(now + ttl)],
         )
     return True
 
@@ -86,7 +100,12 @@ def lock_holder(store: Store, clock: Clock = system_clock, name: str = RUN_LOCK)
 def _lock_is_stale(row: dict[str, Any], now: datetime) -> bool:
     if row["expires_at"] <= iso(now):
         return True
-    return row["host"] == hostname() and not pid_alive(row["pid"])
+    if row["host"] != hostname():
+        return False  # another machine's process: only its expiry says it is gone
+    if not pid_alive(row["pid"]):
+        return True
+    recorded, current = row.get("pid_started"), process_started(row["pid"])
+    return bool(recorded and current and recorded != current)  # the pid now names another process
 
 
 class Heartbeat:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bot import messages
-from bot.learning_locks import RUN_LOCK, Clock, hostname, pid_alive, system_clock
+from bot.learning_locks import RUN_LOCK, Clock, _lock_is_stale, hostname, pid_alive, system_clock
 from bot.store import Store, iso
 from models import modeldir
 
@@ -77,7 +77,7 @@ def reap_stale_runs(store: Store, clock: Clock = system_clock) -> list[int]:
     for row in list(store.db.query("SELECT * FROM training_runs WHERE status = 'running'")):
         lock = next(iter(store.db.query("SELECT * FROM locks WHERE name = ? AND owner = ?",
                                         [RUN_LOCK, f"run:{row['id']}"])), None)
-        lock_lapsed = lock is None or lock["expires_at"] <= iso(now)
+        lock_lapsed = lock is None or _lock_is_stale(lock, now)  # expired, or its pid is now another process
         if row["host"] == hostname() and row["pid"] and not pid_alive(row["pid"]):
             dead = True
             why = (f"the training process (pid {row['pid']}) ended without finishing: killed, out of memory or "

@@ -248,10 +248,17 @@ def add_thread_takeover(db: Database) -> None:
         db.execute(f"ALTER TABLE conversations ADD COLUMN [{column}] TEXT")
 
 
+def add_lock_process_start(db: Database) -> None:
+    """When the lock holder's process started (boot id and start time): a live pid that is another process (a
+    container restarted, pids reused) no longer holds a dead run's lock until it expires."""
+    db.execute("ALTER TABLE locks ADD COLUMN [pid_started] TEXT")
+
+
 MIGRATIONS: list[Migration] = [
     ("create_conversation_tables", create_conversation_tables),
     ("create_learning_tables", create_learning_tables),
     ("add_retrain_lock", add_retrain_lock),
     ("add_correction_history", add_correction_history),
     ("add_thread_takeover", add_thread_takeover),
+    ("add_lock_process_start", add_lock_process_start),
 ]

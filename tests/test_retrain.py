@@ -23,7 +23,7 @@ from learning_helpers import (
     set_args,
 )
 
-from bot import learning, messages
+from bot import learning, learning_locks, messages
 from bot.config import Settings
 from bot.knowledge import load_knowledge_base
 from bot.store import Store
@@ -401,6 +401,23 @@ def test_a_run_whose_pid_lives_on_without_its_lock_is_reaped(tmp_path: Path, goo
         alive = learning.create_run(store, "test", pid=os.getpid(), phase="train")
         assert learning.acquire_lock(store, f"run:{alive}", pid=os.getpid())  # a live run holds its lock
         assert learning.reap_stale_runs(store) == [] and learning.get_run(store, alive)["status"] == "running"
+
+
+def test_a_lock_whose_pid_is_now_another_process_is_free_at_once(tmp_path: Path, good_model: Path) -> None:
+    # After a container restart a dead run's pid can name a live process: its lock blocked every retrain (the
+    # nightly one that came in that window was lost) until it expired, 10 minutes on.
+    data = data_dir(tmp_path, good_model)
+    with Store(data / "csbot.db") as store:
+        run = learning.create_run(store, "test", pid=os.getpid(), phase="train")
+        assert learning.acquire_lock(store, f"run:{run}", pid=os.getpid())
+        held = learning.lock_holder(store)
+        assert held is not None and held["pid_started"] == learning_locks.process_started(os.getpid())
+        assert learning.reap_stale_runs(store) == []  # the very process that took it: held
+        with store.transaction() as db:  # what the row says after the restart: the same pid, started before it
+            db.execute("UPDATE locks SET pid_started = 'an-earlier-boot:12345'")
+        assert learning.lock_holder(store) is None
+        assert learning.reap_stale_runs(store) == [run] and learning.get_run(store, run)["status"] == "failed"
+        assert learning.acquire_lock(store, "run:next")
 
 
 def test_a_full_retrain_distils_from_the_active_model_when_asked(tmp_path: Path, word_base: Path, kw_kb: Path,
