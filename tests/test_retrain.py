@@ -499,7 +499,7 @@ def test_a_promote_during_the_run_wins_over_the_candidate(tmp_path: Path, word_b
 def test_a_candidate_an_admin_promoted_during_its_run_stays_active(tmp_path: Path, good_model: Path) -> None:
     # `csbot promote v0002` as soon as the folder appears, before the run records its candidate row:
     # the run's bookkeeping must not mark the live model "candidate" or "rejected", nor overwrite why it is live.
-    from training.retrain import _register
+    from training.versions import register_version as _register
 
     data = data_dir(tmp_path, good_model, good_model)
     with Store(data / "csbot.db") as store:

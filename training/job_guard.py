@@ -80,3 +80,9 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, CsbotError):
         return f"{messages.ERROR_PREFIX}{exc}"
     return messages.ERROR_PREFIX + (f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+
+
+def log_excerpt(run_dir: Path) -> str:
+    path = run_dir / "job.log"
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines() if path.is_file() else []
+    return "\n".join(lines[-LOG_EXCERPT_LINES:])

@@ -32,8 +32,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
-import shutil
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -48,16 +46,17 @@ from models import messages, modeldir
 from models.errors import ConfigError, CsbotError, ExportError
 from models.registry import Registry
 from training.config import DEFAULT_BASE_MODEL, TrainConfig
-from training.dataset import DatasetOptions, build_dataset, example_key
+from training.dataset import DatasetOptions, RetrainDataset, build_dataset, example_key
 from training.gate import PARITY_MAX_DIFF as PARITY_MAX_DIFF
 from training.gate import PARITY_MIN_AGREEMENT as PARITY_MIN_AGREEMENT
 from training.gate import _metrics, apply_gate, comparison_set, corrections_check, evaluate_model
-from training.job_guard import LOG_EXCERPT_LINES, JobLog, Watchdog, describe_error
+from training.job_guard import JobLog, Watchdog, describe_error, log_excerpt
 from training.modes import DATA_KEYS_FILE as DATA_KEYS_FILE
 from training.modes import ENCODER_DIR, build_version, choose_mode, trained_keys
 from training.modes import FAST_MAX_NEW as FAST_MAX_NEW
 from training.modes import FAST_MAX_SHARE as FAST_MAX_SHARE
 from training.report_chart import _history, save_report_chart
+from training.versions import clean_staging, prune_versions, register_version
 
 log = logging.getLogger("csbot.retrain")
 
@@ -175,7 +174,7 @@ def _run(settings: Settings, store: Store, opts: RetrainOptions, run_id: int, ru
     from bot.knowledge import load_knowledge_base
 
     registry = Registry(settings.models_dir, store)
-    _clean_staging(registry.root)
+    clean_staging(registry.root)
     _phase(store, run_id, "data")
     watermark = learning.data_watermark(store, settings.kb_path)
     stored = store.kv_get(learning.WATERMARK_KEY)
@@ -199,41 +198,12 @@ def _run(settings: Settings, store: Store, opts: RetrainOptions, run_id: int, ru
     log.info("mode: %s (%s)", mode, mode_reason)
     learning.update_run(store, run_id, mode=mode, manifest_json=data.manifest)
 
-    full_config = TrainConfig().replace(**{"base_model": settings.base_model or DEFAULT_BASE_MODEL,
-                                           **opts.overrides})
     version = registry.next_version(learning.used_versions(store))
     learning.update_run(store, run_id, version=version)  # said now: a run killed later still names its version
     _phase(store, run_id, "train")
     train_started = time.perf_counter()
-    parity_error = None
-
-    def build(mode: str) -> modeldir.ModelCard:
-        config = full_config
-        if mode == "fast":
-            assert active_card is not None
-            config = config.replace(base_model=str(active_card.path / ENCODER_DIR), freeze_encoder=True)
-        teacher = active_card.path if active_card and mode == "full" and config.distill_weight else None
-        # A fast run keeps the active encoder, so its thresholds may only be fitted on what that encoder never saw.
-        unseen = [e for e in data.eval if example_key(e) not in active_trained] if mode == "fast" else None
-        return build_version(data, config, registry.root / version, version, run_dir, opts.progress, teacher, unseen)
-
-    try:
-        try:
-            card = build(mode)
-        except ConfigError as exc:
-            if mode != "fast":
-                raise
-            # The active version's saved encoder does not load (damaged, or half copied): every fast run would
-            # fail the same way, night after night, so this one trains in full from the base model.
-            mode, mode_reason = "full", messages.FAST_ENCODER_UNLOADABLE.format(
-                version=active, error=exc.what.splitlines()[0])
-            log.warning("mode: full (%s)", mode_reason)
-            learning.update_run(store, run_id, mode=mode)
-            card = build(mode)
-    except ExportError as exc:
-        card, parity_error = None, str(exc).splitlines()[0]
-    if card is not None:  # registered before the gate: a run killed from here leaves a row the reaper closes
-        _register(store, card, {}, "candidate", bot_messages.VERSION_AWAITING_GATE.format(run_id=run_id))
+    card, parity_error, mode, mode_reason = _train_candidate(settings, store, opts, run_id, run_dir, data, registry,
+                                                             version, active_card, active_trained, mode, mode_reason)
     train_seconds = time.perf_counter() - train_started
 
     _phase(store, run_id, "evaluate")
@@ -261,7 +231,7 @@ def _run(settings: Settings, store: Store, opts: RetrainOptions, run_id: int, ru
                 "active_eval_accuracy": act and act.get("accuracy"),
                 "validation": card and card.metrics.get("validation", {}).get("accuracy"), "run": run_id}
     if card:
-        _register(store, card, headline, status="candidate", reason="")
+        register_version(store, card, headline, status="candidate", reason="")
     if gate["passed"] and card and not learning._set_active(
             store, registry, card.version, f"run {run_id}: gate passed" + (f" (was {active})" if active else ""),
             expected=active, promoting_run=run_id):
@@ -276,14 +246,8 @@ def _run(settings: Settings, store: Store, opts: RetrainOptions, run_id: int, ru
     else:
         status = "rejected"
         if card:  # without a model folder (export refused) there is nothing to register
-            _register(store, card, headline, status="rejected", reason="; ".join(gate["reasons"]))
-    pruned = registry.prune(settings.keep_versions)
-    if pruned:
-        with store.transaction() as db:
-            for v in pruned:
-                db.execute("UPDATE model_versions SET reason = trim(coalesce(reason, '') || ' [files deleted: "
-                           "keep_versions]') WHERE version = ?", [v])
-        log.info("pruned old versions: %s", ", ".join(pruned))
+            register_version(store, card, headline, status="rejected", reason="; ".join(gate["reasons"]))
+    pruned = prune_versions(store, registry, settings.keep_versions)
     chart = None
     if cand:
         chart = save_report_chart(run_dir / "report.png", _history(store), card.version if card else version,
@@ -298,34 +262,45 @@ def _run(settings: Settings, store: Store, opts: RetrainOptions, run_id: int, ru
                                                           "corrections_trained")}}
     learning.update_run(store, run_id, status=status, ended_at=iso(clock()), phase="done",
                         version=card.version if card else None, metrics_json=metrics, gate_json=gate,
-                        log_excerpt=_excerpt(run_dir))
+                        log_excerpt=log_excerpt(run_dir))
     return report
 
 
-def _excerpt(run_dir: Path) -> str:
-    path = run_dir / "job.log"
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines() if path.is_file() else []
-    return "\n".join(lines[-LOG_EXCERPT_LINES:])
+def _train_candidate(settings: Settings, store: Store, opts: RetrainOptions, run_id: int, run_dir: Path,
+                     data: RetrainDataset, registry: Registry, version: str, active_card: modeldir.ModelCard | None,
+                     active_trained: set[str], mode: str, mode_reason: str
+                     ) -> tuple[modeldir.ModelCard | None, str | None, str, str]:
+    """Build ``version``: (its card, or None with the export's parity error; the mode and why, which change when
+    a fast run's saved encoder does not load). The card is registered as a candidate before the gate."""
+    full_config = TrainConfig().replace(**{"base_model": settings.base_model or DEFAULT_BASE_MODEL,
+                                           **opts.overrides})
 
+    def build(mode: str) -> modeldir.ModelCard:
+        config = full_config
+        if mode == "fast":
+            assert active_card is not None
+            config = config.replace(base_model=str(active_card.path / ENCODER_DIR), freeze_encoder=True)
+        teacher = active_card.path if active_card and mode == "full" and config.distill_weight else None
+        # A fast run keeps the active encoder, so its thresholds may only be fitted on what that encoder never saw.
+        unseen = [e for e in data.eval if example_key(e) not in active_trained] if mode == "fast" else None
+        return build_version(data, config, registry.root / version, version, run_dir, opts.progress, teacher, unseen)
 
-def _register(store: Store, card: modeldir.ModelCard, headline: dict[str, Any], status: str, reason: str) -> None:
-    """Record the candidate's row. A version an admin made active meanwhile (`csbot promote` as soon as its
-    folder appears) stays active with the admin's reason: the run must not mark the live model rejected."""
-    with store.transaction() as db:
-        db.execute(
-            "INSERT INTO model_versions (version, path, status, created_at, metrics_json, manifest_hash, reason)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (version) DO UPDATE SET"
-            " status = CASE WHEN model_versions.status = 'active' THEN 'active' ELSE excluded.status END,"
-            " metrics_json = excluded.metrics_json,"
-            " reason = CASE WHEN model_versions.status = 'active' THEN model_versions.reason ELSE excluded.reason END",
-            [card.version, str(card.path), status, card.created_at, json.dumps(headline), card.data_hash, reason])
-
-
-def _clean_staging(root: Path) -> None:
-    """Remove staging folders left by killed runs (their pid is in the name)."""
-    if not root.is_dir():
-        return
-    for path in root.iterdir():
-        match = re.match(r"^\.v\d+\.staging-(\d+)$", path.name)
-        if (match and not learning.pid_alive(int(match.group(1)))) or path.name.startswith(".trash-"):
-            shutil.rmtree(path, ignore_errors=True)
+    card, parity_error = None, None
+    try:
+        try:
+            card = build(mode)
+        except ConfigError as exc:
+            if mode != "fast":
+                raise
+            # The active version's saved encoder does not load (damaged, or half copied): every fast run would
+            # fail the same way, night after night, so this one trains in full from the base model.
+            mode, mode_reason = "full", messages.FAST_ENCODER_UNLOADABLE.format(
+                version=active_card.version if active_card else "?", error=exc.what.splitlines()[0])
+            log.warning("mode: full (%s)", mode_reason)
+            learning.update_run(store, run_id, mode=mode)
+            card = build(mode)
+    except ExportError as exc:
+        parity_error = str(exc).splitlines()[0]
+    if card is not None:  # registered before the gate: a run killed from here leaves a row the reaper closes
+        register_version(store, card, {}, "candidate", bot_messages.VERSION_AWAITING_GATE.format(run_id=run_id))
+    return card, parity_error, mode, mode_reason
