@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -18,6 +19,7 @@ from bot import learning, messages, stats
 from bot.config import Settings
 from bot.spool import slack_spool_path
 from bot.store import Store
+from bot.store_core import is_database_state, open_error
 from models.errors import CsbotError
 
 ADMIN_COMMANDS = ("status", "models", "retrain", "promote", "rollback", "stats")
@@ -98,6 +100,11 @@ def run(settings: Settings, text: str, *, user: str | None = None, provider: str
                 items, total = store.review_queue(limit=REVIEW_PAGE), store.review_count()
             return AdminReply(render_review(items, total), review_items=items, review_total=total)
     except CsbotError as error:
+        return AdminReply(messages.ADMIN_ERROR.format(error=error), ok=False)
+    except sqlite3.DatabaseError as exc:  # a read met a damaged page: said as such, in Slack and the CLI alike
+        if not is_database_state(exc):
+            raise
+        error = open_error(settings.db_path, exc, 0)
         return AdminReply(messages.ADMIN_ERROR.format(error=error), ok=False)
     prefix = "" if command == "help" else messages.UNKNOWN_COMMAND.format(command=command) + "\n"
     return AdminReply(prefix + messages.ADMIN_HELP, ok=command == "help")

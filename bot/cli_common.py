@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import sqlite3
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -33,6 +34,14 @@ def friendly(func: Callable[..., Any]) -> Callable[..., Any]:
         except CsbotError as error:
             logging.getLogger("csbot").debug("command failed", exc_info=True)
             click.echo(f"{messages.ERROR_PREFIX}{error}", err=True)
+            sys.exit(1)
+        except sqlite3.DatabaseError as exc:  # a read met a damaged page (writes say so in Store.transaction)
+            from bot.store_core import is_database_state, open_error
+
+            if not is_database_state(exc):
+                raise
+            logging.getLogger("csbot").debug("command failed", exc_info=True)
+            click.echo(f"{messages.ERROR_PREFIX}{open_error(load_settings().db_path, exc, 0)}", err=True)
             sys.exit(1)
     return wrapper
 

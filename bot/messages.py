@@ -276,6 +276,10 @@ PURGE_KEPT_UNREVIEWED = ("Kept {count} old message(s) still waiting in the revie
 PURGED_UNREVIEWED = "{count} of the purged messages were waiting in the review queue and have left it."
 BACKUP_NO_NAME = "The backup needs a file name."
 BACKUP_NO_NAME_FIX = "give one, e.g. csbot db backup backups/csbot-2026-12-02.db"
+BACKUP_DAMAGED = ("Copied {source} to {path}, but the copy fails SQLite's check ({problem}): the database itself is "
+                  "damaged.")
+BACKUP_DAMAGED_FIX = ("keep that copy, stop csbot, and rebuild what SQLite can read: sqlite3 {source} .recover | "
+                      "sqlite3 recovered.db, then move recovered.db into place.")
 BACKUP_EXISTS = "{path} already exists."
 BACKUP_EXISTS_FIX = "choose a new file name; backups never overwrite."
 BACKED_UP = "Backed up to {path}."
@@ -374,6 +378,9 @@ DATA_DIR_CANNOT_CREATE_FIX = "set CSBOT_DATA_DIR to a folder csbot may write to,
 DB_DAMAGED = "{path} cannot be opened as a csbot database ({error})."
 DB_DAMAGED_FIX = ("move the file away (csbot creates a new one), or restore a copy made with `csbot db backup`; "
                   "to use another folder set CSBOT_DATA_DIR.")
+DB_NEWER = "{path} was written by a newer csbot (schema version {version}; this one knows {known})."
+DB_NEWER_FIX = ("upgrade csbot on this machine (git pull && make run), or point CSBOT_DATA_DIR at a database of this "
+                "version; a backup made before the upgrade (`csbot db backup`) also opens.")
 CRON_INVALID = "CSBOT_RETRAIN_CRON={cron!r} is not a valid cron expression ({error})."
 CRON_INVALID_FIX = "write five fields: minute hour day month weekday, e.g. '0 2 * * *' for 02:00."
 

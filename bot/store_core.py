@@ -61,11 +61,13 @@ def _scalar(db: Database, sql: str, params: Params = ()) -> Any:
 # SQLite result codes that describe the database file's state (not a mistake in csbot's SQL).
 _DATABASE_STATE = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_FULL", "SQLITE_READONLY", "SQLITE_CANTOPEN",
                    "SQLITE_PERM", "SQLITE_IOERR")
+_DAMAGED = ("SQLITE_CORRUPT", "SQLITE_NOTADB")  # a page of the file is damaged, or it is not a database
 
 
 # Python < 3.11 has no ``sqlite_errorname``: the same codes, read from SQLite's own error text.
-_CODE_BY_TEXT = (("locked", "SQLITE_BUSY"), ("busy", "SQLITE_BUSY"), ("disk is full", "SQLITE_FULL"),
-                 ("readonly", "SQLITE_READONLY"), ("unable to open", "SQLITE_CANTOPEN"), ("disk i/o", "SQLITE_IOERR"))
+_CODE_BY_TEXT = (("malformed", "SQLITE_CORRUPT"), ("not a database", "SQLITE_NOTADB"), ("locked", "SQLITE_BUSY"),
+                 ("busy", "SQLITE_BUSY"), ("disk is full", "SQLITE_FULL"), ("readonly", "SQLITE_READONLY"),
+                 ("unable to open", "SQLITE_CANTOPEN"), ("disk i/o", "SQLITE_IOERR"))
 
 
 def _error_code(exc: sqlite3.Error) -> str:
@@ -74,6 +76,11 @@ def _error_code(exc: sqlite3.Error) -> str:
         return str(code)
     text = str(exc).lower()
     return next((name for needle, name in _CODE_BY_TEXT if needle in text), "")
+
+
+def is_database_state(exc: sqlite3.DatabaseError) -> bool:
+    """Whether ``exc`` is about the database file (busy, full, read-only, damaged), not about a statement."""
+    return _error_code(exc).startswith(_DATABASE_STATE + _DAMAGED)
 
 
 def open_error(path: Path, exc: sqlite3.DatabaseError, busy_timeout_ms: int) -> StoreError:
@@ -166,10 +173,10 @@ class StoreBase:
                 if db.conn.in_transaction:
                     db.conn.execute("ROLLBACK")
                 raise
-        except sqlite3.OperationalError as exc:
-            # Busy past the timeout, a full disk, a read-only file: the StoreError every surface shows (chat,
-            # CLI, Slack, logs) instead of a traceback. Any other OperationalError is a bug and stays one.
-            if not _error_code(exc).startswith(_DATABASE_STATE):
+        except sqlite3.DatabaseError as exc:
+            # Busy past the timeout, a full disk, a read-only file, a damaged page: the StoreError every surface
+            # shows (chat, CLI, Slack, logs) instead of a traceback. Any other error is a bug and stays one.
+            if not is_database_state(exc):
                 raise
             raise open_error(self.path, exc, self.busy_timeout_ms) from exc
 
@@ -214,6 +221,10 @@ class StoreBase:
         if found.fetchone() is None:
             return False
         recorded = {int(r[0]) for r in self.db.execute("SELECT id FROM migrations")}
+        if recorded and max(recorded) > len(MIGRATIONS):
+            # A newer csbot migrated it: this code would write to a schema it does not know.
+            raise StoreError(messages.DB_NEWER.format(path=self.path, version=max(recorded), known=len(MIGRATIONS)),
+                             messages.DB_NEWER_FIX)
         return recorded >= set(range(1, len(self._migrations) + 1))
 
     @property

@@ -89,10 +89,15 @@ class RetentionMixin(StoreBase):
             with closing(sqlite3.connect(dest)) as target:
                 # pages=-1 copies the whole database in one step, i.e. from a single snapshot.
                 self.db.conn.backup(target, pages=-1)
+                # A damaged page is copied as it is: "Backed up" must not be the news that hides it.
+                verdict = str(target.execute("PRAGMA quick_check(1)").fetchone()[0])
         except BaseException as exc:
             dest.unlink(missing_ok=True)  # a half-written copy would block the retry
             if isinstance(exc, (OSError, sqlite3.OperationalError)):
                 raise StoreError(messages.BACKUP_WRITE_FAILED.format(path=dest, error=exc),
                                  messages.BACKUP_WRITE_FAILED_FIX) from exc
             raise
+        if verdict != "ok":
+            raise StoreError(messages.BACKUP_DAMAGED.format(path=dest, source=self.path, problem=verdict),
+                             messages.BACKUP_DAMAGED_FIX.format(source=self.path))
         return dest

@@ -193,3 +193,33 @@ def test_review_lists_and_labels(data: Path) -> None:
     assert csbot("review", "label", "99999", "refund").output.startswith("Error: There is no message 99999.")
     huge = csbot("review", "label", str(2**63), "refund")  # SQLite's integers stop at 2**63 - 1: a traceback
     assert huge.exit_code == 2 and "is not in the range 1<=x<=9223372036854775807" in huge.output
+
+
+def test_a_damaged_page_is_a_clear_error_in_every_command(data: Path, tmp_path: Path) -> None:
+    # The file opens (only the schema is read then); the first query that meets the page raised a traceback.
+    with Store(data / "csbot.db") as store:
+        conversation = store.get_or_create_conversation("D0BIG", "1.0", "U0BIG", "slack")
+        for i in range(300):
+            store.log_message(conversation, user="U0BIG", text="x" * 500, normalized_text="x", decision="handoff",
+                              reason="low_confidence: 0.1", ts=f"1.{i}")
+        store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    with (data / "csbot.db").open("r+b") as db_file:
+        db_file.seek(4096 * 40)
+        db_file.write(b"\xff" * 4096 * 5)
+    damaged = "cannot be opened as a csbot database (database disk image is malformed)"
+    for command in (["stats"], ["review"], ["db", "purge", "--older-than", "1d"]):
+        result = CliRunner().invoke(main, command)
+        assert result.exit_code == 1, (command, result.output)
+        assert damaged in result.output and "Fix: move the file away" in result.output, (command, result.output)
+    assert damaged in slack("review").text  # /csbot review says the same
+    backup = CliRunner().invoke(main, ["db", "backup", str(tmp_path / "copy.db")])
+    assert backup.exit_code == 1 and "but the copy fails SQLite's check" in backup.output
+    assert ".recover" in backup.output and (tmp_path / "copy.db").exists()  # the copy is kept: it may be all there is
+
+
+def test_a_database_from_a_newer_csbot_is_refused(data: Path) -> None:
+    with Store(data / "csbot.db") as store, store.transaction() as db:
+        db.execute("INSERT INTO migrations (id, name, applied_at) VALUES (99, 'from_a_newer_csbot', '2030-01-01')")
+    result = CliRunner().invoke(main, ["stats"])
+    assert result.exit_code == 1 and "was written by a newer csbot (schema version 99; this one knows" in result.output
+    assert "Fix: upgrade csbot" in result.output
