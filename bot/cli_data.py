@@ -63,7 +63,7 @@ def db() -> None:
 @friendly
 def db_purge(older_than: str, include_unreviewed: bool) -> None:
     """Blank the text of old messages; labelled corrections, and messages waiting in the review
-    queue, are kept.
+    queue, are kept. Purged 👍-rated answers no longer train the model (the output counts them).
 
     \b
     Example:
@@ -83,6 +83,8 @@ def db_purge(older_than: str, include_unreviewed: bool) -> None:
     if counts["awaiting_review"]:
         click.echo((messages.PURGED_UNREVIEWED if include_unreviewed else messages.PURGE_KEPT_UNREVIEWED)
                    .format(count=counts["awaiting_review"]))
+    if counts["rated_up"]:
+        click.echo(messages.PURGED_RATED_UP.format(count=counts["rated_up"]))
 
 
 @db.command("backup")

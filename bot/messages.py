@@ -274,6 +274,8 @@ PURGED = ("Purged the text of {messages} messages and {replies} replies older th
 PURGE_KEPT_UNREVIEWED = ("Kept {count} old message(s) still waiting in the review queue: label them "
                          "(csbot review), or purge them too with --include-unreviewed.")
 PURGED_UNREVIEWED = "{count} of the purged messages were waiting in the review queue and have left it."
+PURGED_RATED_UP = ("{count} of the purged messages had a 👍 answer: the nightly retrain learned from them and "
+                   "no longer can (labelled and corrected ones are kept).")
 BACKUP_NO_NAME = "The backup needs a file name."
 BACKUP_NO_NAME_FIX = "give one, e.g. csbot db backup backups/csbot-2026-12-02.db"
 BACKUP_DAMAGED = ("Copied {source} to {path}, but the copy fails SQLite's check ({problem}): the database itself is "

@@ -50,6 +50,7 @@ class RetentionMixin(StoreBase):
         """Blank message and reply text older than ``older_than``; returns how many rows of each.
 
         Messages with a correction or a label keep their text (``kept``): they are training data.
+        ``rated_up``: purged messages whose answer got a 👍, which trained the model as silver examples.
         Messages waiting in the review queue keep theirs too (``awaiting_review``), unless
         ``include_unreviewed``: purged, they would leave the queue unlabelled.
         """
@@ -57,9 +58,15 @@ class RetentionMixin(StoreBase):
         old = "created_at < ? AND text_purged = 0"
         labelled = "(id IN (SELECT message_id FROM corrections) OR id IN (SELECT message_id FROM labels))"
         keep = labelled if include_unreviewed else f"({labelled} OR {_AWAITING_REVIEW})"
+        rated_up = ("id IN (SELECT r.message_id FROM replies r JOIN feedback f ON f.reply_id = r.id "
+                    "WHERE f.rating = 1)")
         with self.transaction() as db:
-            # Counted before the purge: with include_unreviewed these are purged too, and the CLI says so.
-            waiting = _scalar(db, f"SELECT count(*) FROM messages WHERE {old} AND {_AWAITING_REVIEW}", cutoff)
+            # Counted before the purge. In the queue and not labelled: a label keeps a message's text anyway, so
+            # only these are kept for the queue (or, with include_unreviewed, purged out of it); the CLI says so.
+            waiting = _scalar(db, f"SELECT count(*) FROM messages WHERE {old} AND {_AWAITING_REVIEW} "
+                                  f"AND NOT {labelled}", cutoff)
+            # 👍-rated answers the nightly retrain learns from (silver examples): without their text it cannot.
+            silver = _scalar(db, f"SELECT count(*) FROM messages WHERE {old} AND NOT {keep} AND {rated_up}", cutoff)
             messages = db.execute(
                 "UPDATE messages SET text = '', normalized_text = '', text_purged = 1"
                 f" WHERE {old} AND NOT {keep}",
@@ -68,7 +75,8 @@ class RetentionMixin(StoreBase):
             kept = _scalar(db, f"SELECT count(*) FROM messages WHERE {old} AND {labelled}", cutoff)
             sql = "UPDATE replies SET text = '' WHERE created_at < ? AND text != ''"
             replies = db.execute(sql, cutoff).rowcount
-        return {"messages": messages, "replies": replies, "kept": int(kept), "awaiting_review": int(waiting)}
+        return {"messages": messages, "replies": replies, "kept": int(kept), "awaiting_review": int(waiting),
+                "rated_up": int(silver)}
 
     def backup(self, dest: str | Path) -> Path:
         """A consistent copy of the live database via SQLite's online backup; safe while others write."""

@@ -97,6 +97,17 @@ def test_db_commands(csbot: CliRunner, tmp_path: Path) -> None:
     assert result.exit_code == 1 and "Error: --older-than 'soon'" in result.output and "Fix:" in result.output
     result = invoke(csbot, "db", "purge", "--older-than", "90d")
     assert result.exit_code == 0 and "Purged the text of 0 messages" in result.output
+    from bot.config import load_settings
+    from bot.store import Store
+
+    with Store(load_settings().db_path) as store:  # an old 👍 answer: the purge says the retrain loses it
+        conversation = store.get_or_create_conversation("D0OLD", "1.0", "U0OLD", "slack")
+        liked = store.log_message(conversation, user="U0OLD", text="thanks", normalized_text="thanks",
+                                  decision="answer", reason="confident", intent="order_status", confidence=0.9)
+        store.record_feedback(store.log_reply(liked, text="an answer", kind="answer"), "U0OLD", 1, "button")
+        store.db["messages"].update(liked, {"created_at": "2020-01-01T00:00:00+00:00"})
+    result = invoke(csbot, "db", "purge", "--older-than", "90d")
+    assert result.exit_code == 0 and messages.PURGED_RATED_UP.format(count=1) in result.output
     dest = tmp_path / "backup.db"
     assert invoke(csbot, "db", "backup", str(dest)).exit_code == 0 and dest.is_file()
     again = invoke(csbot, "db", "backup", str(dest))

@@ -378,13 +378,15 @@ def test_purge_keeps_labelled_text_and_respects_the_cutoff(store: Store, convers
         store.db["messages"].update(message_id, {"created_at": LONG_AGO})
     store.db["replies"].update(old_reply, {"created_at": LONG_AGO})
 
-    assert store.purge(timedelta(days=90)) == {"messages": 1, "replies": 1, "kept": 2, "awaiting_review": 0}
+    assert store.purge(timedelta(days=90)) == {"messages": 1, "replies": 1, "kept": 2, "awaiting_review": 0,
+                                               "rated_up": 0}
     texts = {row["id"]: row for row in store.db["messages"].rows}
     assert (texts[plain]["text"], texts[plain]["normalized_text"], texts[plain]["text_purged"]) == ("", "", 1)
     assert [texts[i]["text"] for i in (corrected, labelled, recent)] == ["corrected", "labelled", "recent"]
     assert store.get_reply(old_reply)["text"] == ""  # type: ignore[index]
     assert store.get_reply(new_reply)["text"] == "new answer"  # type: ignore[index]
-    assert store.purge(timedelta(days=90)) == {"messages": 0, "replies": 0, "kept": 2, "awaiting_review": 0}
+    assert store.purge(timedelta(days=90)) == {"messages": 0, "replies": 0, "kept": 2, "awaiting_review": 0,
+                                               "rated_up": 0}
 
 
 def test_purge_keeps_messages_waiting_for_review_unless_told(store: Store, conversation: int) -> None:
@@ -395,11 +397,28 @@ def test_purge_keeps_messages_waiting_for_review_unless_told(store: Store, conve
         store.db["messages"].update(message_id, {"created_at": LONG_AGO})
     assert [row["id"] for row in store.review_queue()] == [downvoted, handed_over]
 
-    assert store.purge(timedelta(days=90)) == {"messages": 1, "replies": 0, "kept": 0, "awaiting_review": 2}
+    assert store.purge(timedelta(days=90)) == {"messages": 1, "replies": 0, "kept": 0, "awaiting_review": 2,
+                                               "rated_up": 0}
     assert [row["id"] for row in store.review_queue()] == [downvoted, handed_over]
     purged = store.purge(timedelta(days=90), include_unreviewed=True)
     assert (purged["messages"], purged["awaiting_review"]) == (2, 2)  # the CLI says both left the queue
     assert store.review_queue() == []
+
+
+def test_purge_counts_only_what_it_did(store: Store, conversation: int) -> None:
+    # A clarify pick (a label) and a 👎 later: in the queue but labelled, so kept; it was counted as "left the queue".
+    picked = message(store, conversation, "where is it")
+    store.record_label(picked, intent="card_arrival", source="clarify", user="U1")
+    store.record_feedback(store.log_reply(picked, text="an answer", kind="answer"), "U1", -1, "button")
+    # A 👍 answer: silver training data, which purging takes away; it used to go without a word.
+    liked = message(store, conversation, "my card came, thanks")
+    store.record_feedback(store.log_reply(liked, text="great", kind="answer"), "U1", 1, "button")
+    for message_id in (picked, liked):
+        store.db["messages"].update(message_id, {"created_at": LONG_AGO})
+    assert store.review_count() == 1
+    purged = store.purge(timedelta(days=90), include_unreviewed=True)
+    assert (purged["messages"], purged["kept"], purged["awaiting_review"], purged["rated_up"]) == (1, 1, 0, 1)
+    assert store.review_count() == 1  # the labelled one is still there, with its text
 
 
 def test_parse_age() -> None:
