@@ -135,7 +135,12 @@ class FeedbackMixin(StoreBase):
                       (SELECT count(*) FROM messages WHERE created_at >= :c) AS messages""",
             cutoff,
         )
-        sql = "SELECT decision, count(*) AS n FROM messages WHERE created_at >= :c GROUP BY decision"
+        # How each message ended: an answer or a clarify the customer then took to a person ("Talk to a human",
+        # "Neither") counts as handed over, as the review queue counts it.
+        sql = """SELECT CASE WHEN m.decision NOT IN ('handoff', 'escalate') AND EXISTS (SELECT 1 FROM replies h
+                                 WHERE h.message_id = m.id AND h.kind = 'handoff') THEN 'handoff'
+                             ELSE m.decision END AS decision, count(*) AS n
+                 FROM messages m WHERE m.created_at >= :c GROUP BY 1"""
         decisions = dict.fromkeys(DECISIONS, 0)
         decisions.update({row["decision"]: row["n"] for row in self.db.query(sql, cutoff)})
         return {**(counts or {}), "decisions": decisions}

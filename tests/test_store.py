@@ -336,6 +336,13 @@ def test_feedback_counts(store: Store, conversation: int) -> None:
         "decisions": {"answer": 1, "clarify": 1, "handoff": 0, "escalate": 0, "prompt": 0},
     }
     assert store.feedback_counts(since.replace(tzinfo=None))["messages"] == 2, "naive means UTC"
+    # The customer took an answered message to a person ("Talk to a human"): it ended handed over, as the review
+    # queue counts it; stats said "answered 100% · handed over 0%".
+    asked = message(store, conversation)
+    store.log_reply(asked, text="an answer", kind="answer")
+    store.log_reply(asked, text="passing you on", kind="handoff")
+    assert store.feedback_counts(since)["decisions"] == {"answer": 1, "clarify": 1, "handoff": 1, "escalate": 0,
+                                                         "prompt": 0}
 
 
 # -- Slack event dedupe --------------------------------------------------------------
