@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -121,7 +122,10 @@ class Spool:
                 entry = json.loads(line)
                 kind = str(entry.pop("kind"))
                 apply(kind, entry)
-            except (ValueError, KeyError, TypeError, AttributeError) as exc:  # json, a missing field, UnknownEntry
+            except (ValueError, KeyError, TypeError, AttributeError, sqlite3.IntegrityError) as exc:
+                # json, a missing field, UnknownEntry; or a row the entry names that the database does not have (it
+                # was restored from a backup, or replaced): retrying would fail the same way and block every later
+                # entry, so it is set aside, not dropped.
                 self._reject(line, exc)
             except Exception as exc:
                 log.warning("a kept write still fails (%r); %d kept for the next try", exc, len(lines) - i)

@@ -354,6 +354,23 @@ def test_a_reaction_the_database_keeps_refusing_is_kept_on_disk_and_stored_later
     assert rows
 
 
+def test_a_kept_vote_for_an_answer_the_database_no_longer_has_is_set_aside(env: Env) -> None:
+    # After the database was restored from a backup, a vote kept for a newer answer has nothing to attach to: it
+    # goes to the rejected file, and the votes kept after it are stored.
+    from bot.slack.spooled import VOTE
+
+    ts, reply_id = env.answered("where is my parcel", "D0RESTORED")
+    rt = env.server.service.rt
+    assert rt is not None
+    rt.spool.add(VOTE, reply_id=reply_id + 10_000, user="UCUSTOMER1", rating=1, source="button")
+    rt.spool.add(VOTE, reply_id=reply_id, user="UCUSTOMER1", rating=-1, source="button")
+    rt.spool.replay(rt.spool_apply)
+    assert not rt.spool.has_entries()
+    assert [(r["user"], r["rating"]) for r in env.rows("SELECT * FROM feedback WHERE reply_id = ?", [reply_id])] \
+        == [("UCUSTOMER1", -1)]
+    assert f"reply {reply_id + 10_000} is not in the database" in rt.spool.rejected_path.read_text()
+
+
 def test_clarify_click_answers_the_chosen_intent(env: Env) -> None:
     env.use("clarify")
     event = dm_event("money for my order", channel="D0CLARIFY")

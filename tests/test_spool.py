@@ -33,6 +33,28 @@ def test_an_entry_with_a_unicode_line_separator_stays_whole(tmp_path: Path) -> N
     assert not spool.rejected_path.exists()
 
 
+def test_an_entry_for_a_row_the_database_lacks_is_set_aside_and_the_rest_go_on(tmp_path: Path) -> None:
+    # The database was replaced or restored from a backup while a vote waited: its reply is gone. The foreign key
+    # fails the same way on every try, and it used to hold back every vote kept after it, for good.
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "c.db")
+    db.executescript("PRAGMA foreign_keys = ON; CREATE TABLE replies (id INTEGER PRIMARY KEY);"
+                     "CREATE TABLE feedback (reply_id INTEGER REFERENCES replies(id), rating INTEGER);"
+                     "INSERT INTO replies VALUES (1);")
+    spool = Spool(tmp_path / "writes.jsonl")
+    spool.add("vote", reply_id=7, rating=1)
+    spool.add("vote", reply_id=1, rating=-1)
+
+    def apply(kind: str, entry: dict[str, Any]) -> None:
+        with db:
+            db.execute("INSERT INTO feedback VALUES (?, ?)", [entry["reply_id"], entry["rating"]])
+    assert spool.replay(apply) == 1 and not spool.has_entries()
+    assert db.execute("SELECT reply_id, rating FROM feedback").fetchall() == [(1, -1)]
+    set_aside = [json.loads(line) for line in spool.rejected_path.read_text().splitlines()]
+    assert len(set_aside) == 1 and '"reply_id": 7' in set_aside[0]["line"] and "FOREIGN KEY" in set_aside[0]["error"]
+
+
 def test_a_write_that_still_fails_keeps_it_and_everything_after_it(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "writes.jsonl")
     for n in range(3):

@@ -54,6 +54,8 @@ def make_apply(rt: Runtime, react: Callable[[ReactionJob, int | None], str]) -> 
     def apply(kind: str, entry: dict[str, Any]) -> None:
         if kind == VOTE:
             reply_id, user = int(entry["reply_id"]), str(entry["user"])
+            if store.get_reply(reply_id) is None:  # the database was replaced or restored since the vote was kept
+                raise UnknownEntry(f"reply {reply_id} is not in the database")
             if not _superseded(store, reply_id, user, str(entry["at"])):
                 rt.ctx.bot.rate(reply_id, user, int(entry["rating"]), str(entry["source"]))
         elif kind == REACTION:
