@@ -18,13 +18,13 @@ what a better threshold could gain from what only a more accurate model can.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 from common import DATA, header, intent_name, require
 
+from bot.router import DEFAULT_THRESHOLDS
 from models.runtime import Classifier, softmax
 from training.data import Columns, load_examples
 from training.thresholds import fit_thresholds
@@ -50,6 +50,12 @@ def scores(logits: np.ndarray) -> dict[str, np.ndarray]:
             "top-1 minus top-2 logit": top[:, 0] - top[:, 1], "max logit": top[:, 0]}
 
 
+def routed_answer(probs: np.ndarray, thresholds: dict[str, float]) -> np.ndarray:
+    """Which messages the router answers outright: top-1 at least answer_min, and clear of the second by the margin."""
+    top2 = np.sort(probs, axis=1)[:, ::-1][:, :2]
+    return (top2[:, 0] >= thresholds["answer_min"]) & (top2[:, 0] - top2[:, 1] >= thresholds["clarify_margin"])
+
+
 def resampled(probs: np.ndarray, gold: np.ndarray, times: int, size: int, budget: float) -> None:
     """Fit on ``size`` random rows, score the others; print the spread of the realised shares."""
     rng = np.random.default_rng(0)
@@ -57,8 +63,8 @@ def resampled(probs: np.ndarray, gold: np.ndarray, times: int, size: int, budget
     for _ in range(times):
         order = rng.permutation(len(gold))
         fit, rest = order[:size], order[size:]
-        answer_min = fit_thresholds(probs[fit], gold[fit])["answer_min"]
-        answered = probs[rest].max(axis=1) >= answer_min
+        fitted = {**DEFAULT_THRESHOLDS, **fit_thresholds(probs[fit], gold[fit])}
+        answered = routed_answer(probs[rest], fitted)  # as the router answers: the margin counts too
         correct = probs[rest].argmax(axis=1) == gold[rest]
         wrong.append((answered & ~correct).mean())
         right.append((answered & correct).mean())
@@ -76,12 +82,12 @@ def report(path: Path, texts: list[str], gold_names: list[str], budget: float, t
     logits = np.concatenate([model.logits(texts[i : i + 128])[0] for i in range(0, len(texts), 128)])
     probs = softmax(logits)
     correct = probs.argmax(axis=1) == gold
-    thresholds = json.loads((path / "manifest.json").read_text()).get("thresholds", {})
-    top2 = np.sort(probs, axis=1)[:, ::-1][:, :2]
-    answered = (top2[:, 0] >= thresholds.get("answer_min", 0.5)) & (top2[:, 0] - top2[:, 1] >= thresholds.get(
-        "clarify_margin", 0.0))
-    print(f"\n### {path}\n- test accuracy {correct.mean():.2%}; fitted `answer_min` "
-          f"{thresholds.get('answer_min', float('nan')):.3f}")
+    # The thresholds the router uses for the variant this process serves (int8 on CPU), the router's own defaults
+    # for any it lacks.
+    thresholds = {**DEFAULT_THRESHOLDS, **model.card.thresholds_for(model.variant)}
+    answered = routed_answer(probs, thresholds)
+    print(f"\n### {path}\n- test accuracy {correct.mean():.2%} ({model.variant}); fitted `answer_min` "
+          f"{thresholds['answer_min']:.3f}, `clarify_margin` {thresholds['clarify_margin']:.3f}")
     print(f"- fitted thresholds: answered right **{(answered & correct).mean():.2%}**, "
           f"answered wrong {(answered & ~correct).mean():.2%}\n")
     print(f"| score | best answered right with wrong <= {budget:.0%} | answered wrong | at threshold |")

@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -149,7 +150,8 @@ def main() -> None:
             print(rows[-1], flush=True)
     eager_p50 = float(rows[0][1]) if rows and rows[0][0].startswith("PyTorch") else None
     print("\n## Latency")
-    print(header("python benchmarks/latency.py --model " + str(args.model)))
+    print(header("python benchmarks/latency.py " + " ".join(sys.argv[1:])  # every flag, as given
+                 + ("" if "--model" in sys.argv else f"  (model: {args.model})")))
     print(f"- messages: first {len(texts)} Banking77 test messages (median {lengths[len(lengths) // 2]} words); "
           "timing includes tokenisation")
     print("\n| variant | batch-1 p50 ms | p99 ms | mean ms | batch-32 msg/s | top-1 agreement vs ORT fp32 | "

@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import math
 import os
 import random
 import shutil
@@ -161,8 +162,9 @@ async def saturate(session: aiohttp.ClientSession, url: str, events: list[tuple[
 
 
 def pct(values: list[float], q: float) -> float:
+    """The nearest-rank percentile in ms: the smallest value with at least ``q`` of them at or below it."""
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else float("nan")
+    return ordered[max(0, math.ceil(round(q * len(ordered), 9)) - 1)] * 1000 if ordered else float("nan")
 
 
 async def wait_replies(fake: FakeSlack, run: Run, timeout: float) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import sys
 import time
 from collections import Counter, defaultdict
@@ -263,8 +264,13 @@ def main() -> None:
     (out / "results.md").write_text(report)
     print(report)
     if not args.subset and not args.no_record:
+        # benchmarks/out/ is not in git: the chart RESULTS.md shows goes to benchmarks/charts/, which is.
+        kept_chart = OUT.parent / "charts" / f"simulate-{out.name.removeprefix('simulate-')}-seed{args.seed}.png"
+        kept_chart.parent.mkdir(exist_ok=True)
+        shutil.copyfile(png, kept_chart)
+        recorded = report.replace(f"]({png.relative_to(OUT.parent)})", f"]({kept_chart.relative_to(OUT.parent)})")
         with (OUT.parent / "RESULTS.md").open("a", encoding="utf-8") as fh:
-            fh.write(report)
+            fh.write(recorded)
 
 
 if __name__ == "__main__":

@@ -52,7 +52,9 @@ def main() -> None:
     wall = time.perf_counter() - started
     print("\n## SST-2")
     print(header("python benchmarks/sst2.py " + " ".join(sys.argv[1:])))
-    print(f"- train: {len(sst)} SST-2 phrases + {len(kb)} knowledge-base examples, {args.epochs} epochs; "
+    ran = len(card.metrics["history"])  # min_steps raises the epochs of a small --train-size
+    print(f"- train: {len(sst)} SST-2 phrases + {len(kb)} knowledge-base examples, {ran} epochs "
+          f"({args.epochs} asked); "
           f"dev: {len(dev)} sentences")
     for row in card.metrics["history"]:
         print(f"  - epoch {row['epoch']}: val sentiment acc {row.get('val_sentiment_accuracy', 0):.4f}, "

@@ -82,3 +82,18 @@ def test_latency_defaults_to_the_active_version_and_says_when_there_is_none(tmp_
     assert proc.returncode == 1
     assert "Error: There is no active model yet." in proc.stderr and "Fix:" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_load_percentiles_are_nearest_rank() -> None:
+    import load
+
+    values = [i / 1000 for i in range(1, 101)]  # 1 .. 100 ms
+    assert (load.pct(values, 0.5), load.pct(values, 0.99), load.pct(values, 1.0)) == (50.0, 99.0, 100.0)
+    assert load.pct([0.007], 0.99) == 7.0 and np.isnan(load.pct([], 0.5))
+
+
+def test_the_budget_counts_an_answer_only_where_the_router_answers() -> None:
+    probs = np.array([[0.90, 0.05, 0.05], [0.55, 0.45, 0.0], [0.40, 0.30, 0.30]])
+    # The second clears answer_min but not the margin: the router asks the customer to choose there.
+    answered = answer_budget.routed_answer(probs, {"answer_min": 0.5, "clarify_margin": 0.2})
+    assert answered.tolist() == [True, False, False]
