@@ -100,6 +100,9 @@ RETRAIN_DISK_FULL_FIX = ("free space on that disk (old folders in CSBOT_DATA_DIR
                          "bounds the model versions), or move CSBOT_DATA_DIR to a larger disk; then retrain again.")
 RETRAIN_CANNOT_WRITE = "The retrain could not write {path}: {error}. The active model was not changed."
 RETRAIN_CANNOT_WRITE_FIX = "make CSBOT_DATA_DIR writable for the user csbot runs as, then retrain again."
+RETRAIN_LEFT_RUNNING = "the bot stopped while the retrain ran; it goes on in its own process"
+RETRAIN_LEFT_RUNNING_LOG = ("stopping while retrain run {run_id} (pid {pid}) trains: it goes on in its own process, "
+                            "records its result and promotes if its gate passes; the next start serves that model")
 RETRAIN_STARTED = "Retraining started: {reason}."
 RETRAIN_THEN_SLACK = " I'll post progress and the result here."
 RETRAIN_THEN_BACKGROUND = " It goes on in the background; `csbot status` shows how it went."

@@ -16,6 +16,7 @@ active model (``Context.refresh_model``) and posts the report to the admins' cha
 from __future__ import annotations
 
 import logging
+import subprocess
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta, tzinfo
@@ -105,6 +106,7 @@ class RetrainScheduler:
         self.job: Any = None
         self.last_result: dict[str, Any] | None = None
         self._busy = threading.Lock()
+        self._stopping = threading.Event()  # set by shutdown: a job waiting on its child stops waiting
         self._last_fired: tuple[datetime, datetime] | None = None  # (local minute, when): the last firing
 
     def start(self) -> RetrainScheduler:
@@ -116,6 +118,7 @@ class RetrainScheduler:
         return self
 
     def shutdown(self, wait: bool = False) -> None:
+        self._stopping.set()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=wait)
 
@@ -139,6 +142,19 @@ class RetrainScheduler:
         self._last_fired = (local, now)
         return repeated
 
+    def _wait(self, handle: learning.RetrainHandle) -> dict[str, Any] | None:
+        """The finished run's row; None once shutdown asks. Waiting to the end would hold the stopping bot for as
+        long as training takes (Python joins this thread at exit); the child records its own result, promotes if
+        its gate passes, and the next start serves that model (only this process's report to Slack is lost)."""
+        while not self._stopping.is_set():
+            try:
+                return handle.wait(timeout=1.0)
+            except subprocess.TimeoutExpired:
+                continue
+        log.warning("%s", messages.RETRAIN_LEFT_RUNNING_LOG.format(
+            run_id=handle.run_id, pid=handle.process.pid if handle.process else "?"))
+        return None
+
     def run_job(self, trigger: str = "schedule") -> dict[str, Any]:
         """One firing: start the retrain (or skip), wait for it, swap the model, report."""
         if trigger == "schedule" and self._repeated_wall_clock_minute():
@@ -154,7 +170,9 @@ class RetrainScheduler:
             if not handle.started:
                 result: dict[str, Any] = {"status": "skipped", "reason": handle.reason, "id": handle.run_id}
             else:
-                result = handle.wait()
+                result = self._wait(handle)
+                if result is None:  # the bot is stopping: the run goes on in its own process
+                    return {"status": "running", "reason": messages.RETRAIN_LEFT_RUNNING, "id": handle.run_id}
                 if self.context is not None:
                     self.context.refresh_model_or_keep()
                 if self.notify is not None:

@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -223,3 +225,29 @@ def test_the_night_the_clocks_go_back_gets_one_scheduled_run(settings) -> None: 
     assert len(runs(settings)) == 1
     now[0] = first + timedelta(days=1)  # the next night runs as usual
     assert "nothing new" in scheduler.run_job()["reason"] and len(runs(settings)) == 2
+
+
+def test_stopping_the_bot_does_not_wait_for_a_retrain_to_finish(settings, caplog) -> None:  # noqa: ANN001
+    # Python joins the job's thread at exit, and the job waited on its child: a stopping bot hung for as long as
+    # training took (up to CSBOT_RETRAIN_MAX_MINUTES). Now it stops waiting; the child goes on in its own process.
+    scheduler = RetrainScheduler(settings, notify=lambda run: None)
+    results: list[dict] = []
+    job = threading.Thread(target=lambda: results.append(scheduler.run_job("manual")))
+    job.start()
+    deadline = time.monotonic() + 30
+    while not (runs(settings) and runs(settings)[-1]["pid"]):
+        assert time.monotonic() < deadline and job.is_alive()
+        time.sleep(0.01)
+    child = int(runs(settings)[-1]["pid"])
+    os.kill(child, signal.SIGSTOP)  # a long training run
+    try:
+        with caplog.at_level(logging.WARNING, logger="csbot.scheduler"):
+            started = time.monotonic()
+            scheduler.shutdown()
+            job.join(timeout=10)
+        assert not job.is_alive() and time.monotonic() - started < 5
+        assert results[0]["status"] == "running" and results[0]["id"] == runs(settings)[-1]["id"]
+        assert f"stopping while retrain run {results[0]['id']} (pid {child}) trains" in caplog.text
+    finally:
+        os.kill(child, signal.SIGKILL)
+        os.kill(child, signal.SIGCONT)

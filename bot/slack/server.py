@@ -10,10 +10,11 @@ import asyncio
 import contextlib
 import json
 import logging
+import signal
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from datetime import datetime
 from typing import Any
 
@@ -154,13 +155,39 @@ async def run_socket_mode(ctx: Context, stop: asyncio.Event | None = None,
     await service.start()
     assert service.app is not None
     handler = AsyncSocketModeHandler(service.app, ctx.settings.slack_app_token)
+    stop = stop or asyncio.Event()
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM (a service manager, `docker stop`) drains like Ctrl+C: answers in flight get their ts stored.
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
     try:
         await handler.connect_async()
         print(messages.SOCKET_MODE_READY.format(version=ctx.live.current.version), flush=True)
-        await (stop or asyncio.Event()).wait()
+        await stop.wait()
     finally:
         await handler.close_async()
         await service.stop()
+
+
+@contextlib.contextmanager
+def _signals_end_the_run() -> Iterator[None]:
+    """uvicorn drains on SIGTERM or Ctrl+C, then raises the signal again under the handler it found: with the
+    default one, the process died there (rc 143, or "Aborted!"), before the scheduler and the store were closed.
+    Found this one instead, the signal just ends the run, and the clean-up after it runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, _frame: received.append(signum))
+                for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if received:
+            log.info("stopped by %s; in-flight messages were answered", signal.Signals(received[0]).name)
 
 
 def serve(settings: Settings, http: bool, next_run: Callable[[], datetime | None] | None = None) -> None:
@@ -182,7 +209,8 @@ def serve(settings: Settings, http: bool, next_run: Callable[[], datetime | None
             asgi.banner = messages.HTTP_READY.format(host=settings.http_host, port=settings.http_port,
                                                      path=EVENTS_PATH, version=ctx.live.current.version)
             try:
-                server.run()
+                with _signals_end_the_run():
+                    server.run()
             except SystemExit:  # uvicorn exits when startup fails; say why in csbot's words
                 if asgi.startup_error is not None:
                     raise asgi.startup_error from None

@@ -1,0 +1,76 @@
+"""`csbot serve --http` as a real process: stopped by SIGTERM or Ctrl+C while an answer is in flight, it answers,
+stores the answer's ts, runs its clean-up and exits 0 (uvicorn's re-raised signal used to kill it first)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from fake_slack import (
+    BOT_TOKEN,
+    MODE_VERSIONS,
+    SIGNING_SECRET,
+    FakeSlack,
+    dm_event,
+    event_body,
+    make_data_dir,
+    post_event,
+)
+
+from bot.store import Store
+from models.registry import Registry
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_drains_the_answer_in_flight_and_exits_cleanly(tmp_path: Path, tiny_model: Path,
+                                                                stop: signal.Signals) -> None:
+    data_dir, kb_path = make_data_dir(tmp_path, tiny_model)
+    with Store(data_dir / "csbot.db") as store:
+        Registry(data_dir / "models", store).activate(MODE_VERSIONS["answer"])
+    port = free_port()
+    with FakeSlack() as fake:
+        env = {**os.environ, "CSBOT_DATA_DIR": str(data_dir), "CSBOT_KB_PATH": str(kb_path),
+               "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": fake.api_url,
+               "CSBOT_AGENTS_CHANNEL": "C0AGENTS", "CSBOT_HTTP_HOST": "127.0.0.1", "CSBOT_HTTP_PORT": str(port),
+               "CSBOT_ONNX_PROVIDER": "cpu", "CSBOT_THREADS": "1", "CSBOT_TIMEZONE": "UTC"}
+        proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--http"], cwd=tmp_path, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as in a terminal
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                        break
+                except OSError:
+                    assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+                    time.sleep(0.1)
+            fake.delay_next("chat.postMessage", 2.0)  # the answer is still on its way when the signal comes
+            event = dm_event("where is my order", channel="D0DRAIN")
+            assert post_event(f"http://127.0.0.1:{port}/slack/events", event_body(event)).status == 200
+            time.sleep(0.5)
+            proc.send_signal(stop)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 0, (out, err)
+    assert "Traceback" not in err and "Aborted" not in err
+    assert f"stopped by {stop.name}" in err
+    with sqlite3.connect(data_dir / "csbot.db") as db:  # answered, and its ts kept for the 👍/👎 that follow
+        assert db.execute("SELECT count(*), count(r.ts) FROM replies r JOIN messages m ON m.id = r.message_id "
+                          "WHERE m.ts = ?", [event["ts"]]).fetchone() == (1, 1)
