@@ -102,7 +102,12 @@ class Context:
 
         def loop() -> None:
             while not stop.wait(interval):
-                version = self.registry.active()
+                try:
+                    version = self.registry.active()
+                except Exception as exc:  # the database busy or moved for a moment: look again next time
+                    log.warning("could not read the active model version (%s); serving %s", exc,
+                                self.live.current.version)
+                    continue
                 if version in failed:
                     continue
                 try:

@@ -276,6 +276,35 @@ def test_a_promoted_model_brings_the_edited_knowledge_base_with_it(chat_setup: C
     assert ctx.refresh_model() and ctx.kb.intent("refund").answer.strip() == "Refunds take 3 days."
 
 
+def test_the_model_watcher_outlives_a_database_it_cannot_read_for_a_moment(
+        chat_setup: ChatSetup, tiny_model: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # Its thread died on the first error ("unable to open database file"): every later promote went unseen while
+    # `csbot promote` said running bots switch within seconds.
+    from bot.store import Store
+    from models import modeldir
+    from models.registry import Registry
+
+    ctx = open_context(chat_setup)
+    modeldir.copy_model_dir(tiny_model, chat_setup.data_dir / "models" / "v0002")
+    modeldir.update_manifest(chat_setup.data_dir / "models" / "v0002", version="v0002")
+    away = chat_setup.data_dir.with_name("data-away")
+    chat_setup.data_dir.rename(away)  # the watcher's thread opens its own connection: there is no file to open
+    stop = ctx.watch_model(interval=0.02)
+    try:
+        deadline = time.monotonic() + 10
+        while "could not read the active model version" not in caplog.text:
+            assert time.monotonic() < deadline, "the failed read was never logged"
+            time.sleep(0.02)
+        away.rename(chat_setup.data_dir)
+        with Store(chat_setup.data_dir / "csbot.db") as store:
+            Registry(chat_setup.data_dir / "models", store).activate("v0002")
+        while ctx.live.current.version != "v0002":
+            assert time.monotonic() < deadline + 10, "the promoted version was never swapped in"
+            time.sleep(0.02)
+    finally:
+        stop.set()
+
+
 def test_a_message_with_a_lone_surrogate_does_not_fail_its_batch(chat_setup: ChatSetup) -> None:
     # Undecodable terminal bytes reach Python as lone surrogates, which neither the tokenizer nor
     # SQLite accepts; the message is kept with U+FFFD in their place and the batch goes on.
