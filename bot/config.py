@@ -131,7 +131,8 @@ class Settings(BaseSettings):
 
     @property
     def slack_configured(self) -> bool:
-        return bool(self.slack_bot_token)
+        """Any Slack secret set: the user meant Slack, so a missing one is an error naming it, not the terminal."""
+        return bool(self.slack_bot_token or self.slack_app_token or self.slack_signing_secret)
 
     def require_slack(self, socket_mode: bool) -> None:
         """Fail fast, naming the variable, when a Slack mode lacks a secret."""
@@ -142,8 +143,9 @@ class Settings(BaseSettings):
             needed["SLACK_SIGNING_SECRET"] = (self.slack_signing_secret, "")
         for name, (value, prefix) in needed.items():
             if not value:
-                raise ConfigError(messages.SETTING_MISSING.format(name=name),
-                                  messages.SETTING_MISSING_FIX.format(name=name))
+                fix = (messages.SLACK_MODE_MISSING_FIX if name == "SLACK_SIGNING_SECRET" and not self.slack_app_token
+                       else messages.SETTING_MISSING_FIX.format(name=name))  # which mode was meant is not known
+                raise ConfigError(messages.SETTING_MISSING.format(name=name), fix)
             if prefix and not value.startswith(prefix):
                 kind = messages.TOKEN_KIND_BOT if prefix == "xoxb-" else messages.TOKEN_KIND_APP
                 raise ConfigError(messages.TOKEN_PREFIX.format(name=name, prefix=prefix),

@@ -330,6 +330,8 @@ SLACK_API_UNREACHABLE_FIX = "check the network and SLACK_API_URL (default https:
 # Settings (`.env` and the environment), checked at start-up
 SETTING_MISSING = "{name} is not set."
 SETTING_MISSING_FIX = "add {name}=... to .env (see .env.example and the README's 'Connect to Slack')."
+SLACK_MODE_MISSING_FIX = ("for HTTP mode add SLACK_SIGNING_SECRET=... to .env; for Socket Mode (no public URL) add "
+                          "SLACK_APP_TOKEN=xapp-... instead (see the README's 'Connect to Slack').")
 TOKEN_PREFIX = "{name} should start with '{prefix}'."
 TOKEN_PREFIX_FIX = "copy the right token into .env: {name} is the {kind} token."
 TOKEN_KIND_BOT = "bot"

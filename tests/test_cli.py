@@ -190,3 +190,16 @@ def test_db_backup_to_a_path_the_file_system_refuses(csbot: CliRunner, tmp_path:
     assert "e.g. csbot db backup" in result.output
     result = invoke(csbot, "db", "backup", str(tmp_path))
     assert result.exit_code == 2 and "is a directory" in result.output
+
+
+def test_up_with_only_some_slack_settings_names_what_is_missing(csbot: CliRunner, tmp_path: Path, tiny_model: Path,
+                                                                tiny_kb_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    # It said "No Slack tokens in .env" and served the terminal, where a service with no input exits 0.
+    data_dir = make_data_dir(tmp_path / "up", tiny_model)
+    for name, value in {"CSBOT_DATA_DIR": str(data_dir), "CSBOT_KB_PATH": str(tiny_kb_path),
+                        "SLACK_APP_TOKEN": "xapp-1-test", "CSBOT_RETRAIN_CRON": "off"}.items():
+        monkeypatch.setenv(name, value)
+    result = csbot.invoke(main, ["up"], input="")
+    assert result.exit_code == 1 and "Error: SLACK_BOT_TOKEN is not set." in result.output
+    assert messages.CHAT_NO_SLACK not in result.output

@@ -134,3 +134,22 @@ def test_log_level_defaults_per_mode_and_applies_everywhere_when_set(monkeypatch
     monkeypatch.setenv("CSBOT_LOG_LEVEL", "loud")
     with pytest.raises(ConfigError, match="CSBOT_LOG_LEVEL='LOUD'"):
         load_settings(env_file=None)
+
+
+@pytest.mark.parametrize("env", [{"SLACK_APP_TOKEN": "xapp-1"}, {"SLACK_SIGNING_SECRET": "s"},
+                                 {"SLACK_APP_TOKEN": "xapp-1", "SLACK_SIGNING_SECRET": "s"}])
+def test_any_slack_secret_means_slack_was_meant(env: dict[str, str]) -> None:
+    # Only SLACK_BOT_TOKEN counted: with just the app token, `make run` said "no Slack tokens" and went to the
+    # terminal, where a service without input exits 0. Now serving Slack names the variable that is missing.
+    settings = load_settings(env_file=None, **{name.lower(): value for name, value in env.items()})
+    assert settings.slack_configured
+    with pytest.raises(ConfigError) as info:
+        settings.require_slack(socket_mode="SLACK_APP_TOKEN" in env)
+    assert info.value.what == "SLACK_BOT_TOKEN is not set."
+
+
+def test_a_bot_token_alone_names_both_ways_to_connect() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(env_file=None, slack_bot_token="xoxb-1").require_slack(socket_mode=False)
+    assert info.value.what == "SLACK_SIGNING_SECRET is not set."
+    assert "for HTTP mode add SLACK_SIGNING_SECRET" in info.value.fix and "SLACK_APP_TOKEN=xapp-" in info.value.fix
