@@ -328,6 +328,9 @@ SLACK_API_UNREACHABLE = "Cannot reach the Slack Web API at {url} ({error})."
 SLACK_API_UNREACHABLE_FIX = "check the network and SLACK_API_URL (default https://slack.com/api/)."
 
 # Settings (`.env` and the environment), checked at start-up
+HTTP_BIND_FAILED = "Cannot listen on {host}:{port}: {error}."
+HTTP_BIND_FAILED_FIX = ("pick a free port with CSBOT_HTTP_PORT (another program, or another csbot, holds this one), "
+                        "and for CSBOT_HTTP_HOST an address of this machine (0.0.0.0 listens on all of them).")
 SETTING_MISSING = "{name} is not set."
 SETTING_MISSING_FIX = "add {name}=... to .env (see .env.example and the README's 'Connect to Slack')."
 SLACK_MODE_MISSING_FIX = ("for HTTP mode add SLACK_SIGNING_SECRET=... to .env; for Socket Mode (no public URL) add "

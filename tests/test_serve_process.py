@@ -74,3 +74,23 @@ def test_a_signal_drains_the_answer_in_flight_and_exits_cleanly(tmp_path: Path, 
     with sqlite3.connect(data_dir / "csbot.db") as db:  # answered, and its ts kept for the 👍/👎 that follow
         assert db.execute("SELECT count(*), count(r.ts) FROM replies r JOIN messages m ON m.id = r.message_id "
                           "WHERE m.ts = ?", [event["ts"]]).fetchone() == (1, 1)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "not a host"])
+def test_a_port_in_use_or_a_bad_host_is_said_before_serving(tmp_path: Path, tiny_model: Path, host: str) -> None:
+    # csbot said "serving http://..." first, then uvicorn's "[Errno 98] address already in use", rc 3.
+    data_dir, kb_path = make_data_dir(tmp_path, tiny_model)
+    with Store(data_dir / "csbot.db") as store:
+        Registry(data_dir / "models", store).activate(MODE_VERSIONS["answer"])
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        env = {**os.environ, "CSBOT_DATA_DIR": str(data_dir), "CSBOT_KB_PATH": str(kb_path),
+               "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "CSBOT_AGENTS_CHANNEL": "C0A",
+               "CSBOT_HTTP_HOST": host, "CSBOT_HTTP_PORT": str(port), "CSBOT_RETRAIN_CRON": "off"}
+        proc = subprocess.run([sys.executable, "-m", "bot.cli", "serve", "--http"], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    assert f"Error: Cannot listen on {host}:{port}: " in proc.stderr and "Fix: pick a free port" in proc.stderr
+    assert "serving" not in proc.stdout and "Traceback" not in proc.stderr

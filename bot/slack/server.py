@@ -28,7 +28,7 @@ from bot import messages
 from bot.config import Settings, apply_log_level
 from bot.context import Context
 from bot.slack.app import Extension, SlackService
-from models.errors import CsbotError
+from models.errors import ConfigError, CsbotError
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +170,24 @@ async def run_socket_mode(ctx: Context, stop: asyncio.Event | None = None,
         await service.stop()
 
 
+def bind_http_socket(host: str, port: int) -> socket.socket:
+    """The listening socket, bound now: a port in use or a host that is not this machine's is a clear error
+    naming the setting, not uvicorn's "[Errno 98]" after csbot has already said it is serving."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError:
+            sock.close()
+            raise
+    except OSError as exc:  # socket.gaierror too: a name that does not resolve
+        raise ConfigError(messages.HTTP_BIND_FAILED.format(host=host, port=port, error=exc.strerror or exc),
+                          messages.HTTP_BIND_FAILED_FIX) from exc
+    return sock
+
+
 @contextlib.contextmanager
 def _signals_end_the_run() -> Iterator[None]:
     """uvicorn drains on SIGTERM or Ctrl+C, then raises the signal again under the handler it found: with the
@@ -208,9 +226,10 @@ def serve(settings: Settings, http: bool, next_run: Callable[[], datetime | None
             asgi: SlackAsgi = server.config.app
             asgi.banner = messages.HTTP_READY.format(host=settings.http_host, port=settings.http_port,
                                                      path=EVENTS_PATH, version=ctx.live.current.version)
+            sock = bind_http_socket(settings.http_host, settings.http_port)  # before "serving" is said
             try:
                 with _signals_end_the_run():
-                    server.run()
+                    server.run(sockets=[sock])
             except SystemExit:  # uvicorn exits when startup fails; say why in csbot's words
                 if asgi.startup_error is not None:
                     raise asgi.startup_error from None
