@@ -94,3 +94,47 @@ def test_a_port_in_use_or_a_bad_host_is_said_before_serving(tmp_path: Path, tiny
     assert proc.returncode == 1, (proc.stdout, proc.stderr)
     assert f"Error: Cannot listen on {host}:{port}: " in proc.stderr and "Fix: pick a free port" in proc.stderr
     assert "serving" not in proc.stdout and "Traceback" not in proc.stderr
+
+
+def start_service(tmp_path: Path, tiny_model: Path, api_url: str) -> str:
+    """Start the Slack app against ``api_url`` (as `serve` does at start-up); "" or the error it gave."""
+    import asyncio
+
+    from bot.config import load_settings
+    from bot.context import Context
+    from bot.slack.app import SlackService
+    from models.errors import CsbotError
+
+    data_dir, kb_path = make_data_dir(tmp_path, tiny_model)
+    with Store(data_dir / "csbot.db") as store:
+        Registry(data_dir / "models", store).activate(MODE_VERSIONS["answer"])
+    settings = load_settings(env_file=None, data_dir=data_dir, kb_path=kb_path, slack_bot_token=BOT_TOKEN,
+                             slack_signing_secret=SIGNING_SECRET, slack_api_url=api_url, agents_channel="C0A",
+                             onnx_provider="cpu", threads=1)
+    ctx = Context.open(settings)
+
+    async def start() -> str:
+        service = SlackService(ctx)
+        try:
+            await service.start()
+        except CsbotError as error:
+            return str(error)
+        await service.stop()
+        return ""
+    try:
+        return asyncio.run(start())
+    finally:
+        ctx.store.close()
+
+
+def test_slack_down_for_a_moment_at_start_up_is_not_a_rejected_token(tmp_path: Path, tiny_model: Path) -> None:
+    with FakeSlack() as fake:
+        fake.fail_next("auth.test", "internal_error", status=500)  # Slack's trouble, not the token's: tried again
+        assert start_service(tmp_path / "a", tiny_model, fake.api_url) == ""
+        assert len(fake.of("auth.test")) == 2
+        fake.fail_next("auth.test", "invalid_auth")  # a token Slack refuses is said at once, with its fix
+        refused = start_service(tmp_path / "b", tiny_model, fake.api_url)
+        assert refused.startswith("Slack rejected SLACK_BOT_TOKEN (invalid_auth).") and "Fix:" in refused
+        fake.fail_next("auth.test", "service_unavailable", status=503, times=3)  # down all along: unreachable
+        down = start_service(tmp_path / "c", tiny_model, fake.api_url)
+        assert down.startswith(f"Cannot reach the Slack Web API at {fake.api_url} (service_unavailable, HTTP 503)")

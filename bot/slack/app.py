@@ -30,7 +30,7 @@ from bot.slack.actions import Actions
 from bot.slack.events import message_job, reaction_job
 from bot.slack.metrics import Metrics
 from bot.slack.pipeline import MessagePipeline
-from bot.slack.runtime import Runtime
+from bot.slack.runtime import TRANSIENT_ERRORS, Runtime
 from models.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,7 @@ class _SameTokenFilter(logging.Filter):
 
 
 BOLT_LOG = logging.getLogger("csbot.bolt")
+AUTH_RETRY_SECONDS = (1.0, 3.0)  # Slack down for a moment at start-up: tried again, then said
 BOLT_LOG.addFilter(_SameTokenFilter())
 
 
@@ -116,18 +117,29 @@ class SlackService:
         self.ready = True
         log.info("Slack app ready as %s (%s), API %s", auth.get("user"), rt.bot_user_id, settings.slack_api_url)
 
-    async def _auth_test(self, client: AsyncWebClient) -> dict[str, Any]:
-        """Who the bot is; also the first check that the token and the API URL work."""
+    async def _auth_test(self, client: AsyncWebClient, retry: tuple[float, ...] = AUTH_RETRY_SECONDS
+                         ) -> dict[str, Any]:
+        """Who the bot is; also the first check that the token and the API URL work. Slack's own trouble (a
+        5xx, internal_error) is tried again a few times: it is no reason to tell anyone their token is bad."""
         url = self.ctx.settings.slack_api_url
-        try:
-            return dict((await client.auth_test()).data)  # type: ignore[arg-type]
-        except SlackApiError as exc:
-            error = exc.response.get("error")
-            raise ConfigError(messages.SLACK_TOKEN_REJECTED.format(error=error),
-                              messages.SLACK_TOKEN_REJECTED_FIX) from exc
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
-            raise ConfigError(messages.SLACK_API_UNREACHABLE.format(url=url, error=exc or type(exc).__name__),
-                              messages.SLACK_API_UNREACHABLE_FIX) from exc
+        for delay in (*retry, None):
+            try:
+                return dict((await client.auth_test()).data)  # type: ignore[arg-type]
+            except SlackApiError as exc:
+                error = exc.response.get("error")
+                if error not in TRANSIENT_ERRORS and exc.response.status_code < 500:
+                    raise ConfigError(messages.SLACK_TOKEN_REJECTED.format(error=error),
+                                      messages.SLACK_TOKEN_REJECTED_FIX) from exc
+                failure: Exception = exc
+                reason = f"{error}, HTTP {exc.response.status_code}"
+            except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+                failure, reason = exc, str(exc) or type(exc).__name__
+            if delay is None:
+                raise ConfigError(messages.SLACK_API_UNREACHABLE.format(url=url, error=reason),
+                                  messages.SLACK_API_UNREACHABLE_FIX) from failure
+            log.warning("Slack's auth.test failed (%s); trying again in %s s", reason, delay)
+            await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
 
     async def _prune_events(self, rt: Runtime, every: float = 3600.0) -> None:
         """Forget claimed event ids after a day: Slack's last retry comes within the hour."""
