@@ -324,6 +324,9 @@ HTTP_READY = ("csbot is serving http://{host}:{port}{path} (also /healthz and /m
 SLACK_TOKEN_REJECTED = "Slack rejected SLACK_BOT_TOKEN ({error})."
 SLACK_TOKEN_REJECTED_FIX = ("copy the Bot User OAuth Token (xoxb-...) from the app's OAuth & Permissions page "
                             "into .env; reinstall the app if it was revoked.")
+SLACK_APP_TOKEN_REJECTED = "Slack rejected SLACK_APP_TOKEN ({error}): Socket Mode cannot connect."
+SLACK_APP_TOKEN_REJECTED_FIX = ("copy an app-level token (xapp-..., scope connections:write) from the app's Basic "
+                                "Information page into .env, and check that Socket Mode is on for the app.")
 SLACK_API_UNREACHABLE = "Cannot reach the Slack Web API at {url} ({error})."
 SLACK_API_UNREACHABLE_FIX = "check the network and SLACK_API_URL (default https://slack.com/api/)."
 

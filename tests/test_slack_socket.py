@@ -111,3 +111,26 @@ def test_socket_mode_acks_and_replies_once(tmp_path: Path, tiny_model: Path, fak
     assert len(fake.of("chat.postMessage", channel="D0SOCKET")) == 1
     with Store(settings.db_path) as store:
         assert store.db["messages"].count == 1
+
+
+def test_a_rejected_app_token_is_said_and_ends_the_run(tmp_path: Path, tiny_model: Path, fake: FakeSlack) -> None:
+    # bolt's handler logged a traceback every ~10 s and never gave up: `csbot serve` ran on, answering nobody.
+    import asyncio
+
+    from bot.slack.server import run_socket_mode
+    from models.errors import ConfigError
+
+    data_dir, kb_path = make_data_dir(tmp_path, tiny_model)
+    settings = load_settings(env_file=None, data_dir=data_dir, kb_path=kb_path, slack_bot_token=BOT_TOKEN,
+                             slack_app_token=APP_TOKEN, slack_api_url=fake.api_url, onnx_provider="cpu", threads=1)
+    with Store(settings.db_path) as store:
+        Registry(settings.models_dir, store).activate(MODE_VERSIONS["answer"])
+    fake.fail_next("apps.connections.open", "invalid_auth", times=100)
+    ctx = Context.open(settings)
+    try:
+        with pytest.raises(ConfigError) as info:
+            asyncio.run(asyncio.wait_for(run_socket_mode(ctx), timeout=30))
+    finally:
+        ctx.store.close()
+    assert info.value.what == "Slack rejected SLACK_APP_TOKEN (invalid_auth): Socket Mode cannot connect."
+    assert "connections:write" in info.value.fix and len(fake.of("apps.connections.open")) == 1

@@ -148,6 +148,28 @@ def http_server(ctx: Context, *, extensions: tuple[Extension, ...] = (), **batch
     return uvicorn.Server(config)
 
 
+async def check_app_token(settings: Settings) -> None:
+    """Ask for a Socket Mode connection once ourselves: with a token Slack refuses, bolt's handler logs a
+    traceback every few seconds and never gives up, and the bot never says why it is not answering."""
+    import aiohttp
+    from slack_sdk.errors import SlackApiError
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    from bot.slack.runtime import TRANSIENT_ERRORS
+
+    client = AsyncWebClient(base_url=settings.slack_api_url)
+    try:
+        await client.apps_connections_open(app_token=settings.slack_app_token)
+    except SlackApiError as exc:
+        error = exc.response.get("error")
+        if error in TRANSIENT_ERRORS or exc.response.status_code >= 500:
+            return  # Slack's trouble: the handler's own reconnects deal with it
+        raise ConfigError(messages.SLACK_APP_TOKEN_REJECTED.format(error=error),
+                          messages.SLACK_APP_TOKEN_REJECTED_FIX) from exc
+    except (aiohttp.ClientError, OSError, asyncio.TimeoutError):
+        return  # auth.test has just reached the API; a blip here is the handler's to retry
+
+
 async def run_socket_mode(ctx: Context, stop: asyncio.Event | None = None,
                           service: SlackService | None = None) -> None:
     """Connect over Socket Mode and serve until ``stop`` is set (or forever)."""
@@ -162,6 +184,7 @@ async def run_socket_mode(ctx: Context, stop: asyncio.Event | None = None,
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
     try:
+        await check_app_token(ctx.settings)
         await handler.connect_async()
         print(messages.SOCKET_MODE_READY.format(version=ctx.live.current.version), flush=True)
         await stop.wait()
