@@ -767,7 +767,16 @@ def test_a_database_failure_while_claiming_still_answers_with_the_apology(env: E
 def test_healthz_and_metrics(env: Env) -> None:
     with urllib.request.urlopen(env.server.url + "/healthz", timeout=5) as resp:
         health = json.loads(resp.read())
-    assert health["ok"] is True and health["model"] == MODE_VERSIONS["answer"]
+    assert health["ok"] is True and health["model"] == MODE_VERSIONS["answer"] and health["database"] == "ok"
+    # The database moved away under the running bot: a load balancer must stop sending it traffic.
+    db_path = env.ctx.settings.db_path
+    db_path.rename(db_path.with_name("moved.db"))
+    try:
+        with pytest.raises(urllib.error.HTTPError) as unhealthy:
+            urllib.request.urlopen(env.server.url + "/healthz", timeout=5)
+        assert unhealthy.value.code == 503 and json.loads(unhealthy.value.read())["database"] == "missing"
+    finally:
+        db_path.with_name("moved.db").rename(db_path)
     event = dm_event("where is my order", channel="D0METRICS")
     env.send(event)
     env.reply_to(event)

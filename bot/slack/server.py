@@ -129,9 +129,11 @@ class SlackAsgi:
 
     def _health(self) -> AsgiHttpResponse:
         service = self.service
-        ok = service.ready
+        # The database file deleted or moved under a running bot: answers would go to a file nobody reads.
+        database = service.ctx.settings.db_path.is_file()
+        ok = service.ready and database
         body = {"ok": ok, "model": service.ctx.live.current.version, "device": service.ctx.live.current.device,
-                "pending": service.pending}
+                "pending": service.pending, "database": "ok" if database else "missing"}
         return AsgiHttpResponse(200 if ok else 503, {"content-type": ["application/json"]}, json.dumps(body))
 
     @staticmethod
