@@ -43,6 +43,7 @@ REASONS = {
     "no_answer": "the knowledge base has no answer for this intent",
     "empty": "nothing to classify",
     "clarified": "the customer chose the intent",
+    "store_unavailable": "the database was unavailable; the customer was asked to send it again",
 }
 
 # Terminal chat

@@ -762,6 +762,15 @@ def test_a_database_failure_while_claiming_still_answers_with_the_apology(env: E
         with env.ctx.store.transaction() as db:
             db.execute("ALTER TABLE slack_events_away RENAME TO slack_events")
     assert apology.params["text"] == messages.SLACK_ERROR
+    # The message could not be stored then; it was kept, and goes in once the database works: every message is logged.
+    rt = env.server.service.rt
+    assert rt is not None
+    rt.spool.replay(rt.spool_apply)
+    row = env.rows("SELECT * FROM messages WHERE ts = ?", [event["ts"]])[0]
+    assert (row["text"], row["decision"], row["reason"]) == ("where is my order", "prompt", "store_unavailable")
+    assert "store_unavailable" in messages.REASONS
+    rt.spool.replay(rt.spool_apply)  # kept once, logged once
+    assert len(env.rows("SELECT * FROM messages WHERE ts = ?", [event["ts"]])) == 1
 
 
 def test_healthz_and_metrics(env: Env) -> None:

@@ -146,6 +146,8 @@ class MessagePipeline:
             once = {job.message_key: job for job in jobs if not job.needs_known_thread
                     and job.incoming.user not in self.rt.ctx.settings.agents | group_agents}
             fresh, outcomes, failed = [], [], list(once.values())
+            for job in failed:  # and every message is still logged, once the database takes writes again
+                spooled.keep_message(self.rt, job)
         metrics = self.rt.metrics
         metrics.observe("csbot_batch_size", len(jobs))
         if failed:

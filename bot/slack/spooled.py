@@ -1,7 +1,9 @@
 """The Slack writes kept in the spool (``bot.spool``) when the database refuses them, and their replay.
 
-Three kinds: a 👍/👎 button vote, a reaction, and the Slack ts of a posted answer (without it, reactions
-to that answer find nothing). Replays run on the runtime's thread pool: at start, every
+Four kinds: a 👍/👎 button vote, a reaction, the Slack ts of a posted answer (without it, reactions
+to that answer find nothing), and a customer's message the database refused before it could be claimed (the
+customer got the apology; the message is logged later, as a prompt to send it again).
+Replays run on the runtime's thread pool: at start, every
 ``REPLAY_SECONDS``, and after any write that works.
 """
 
@@ -11,14 +13,17 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from bot.slack.events import ReactionJob
+from bot.normalize import normalize
+from bot.slack.dedupe import claim_many
+from bot.slack.events import MessageJob, ReactionJob
 from bot.slack.runtime import Runtime
 from bot.spool import Apply, UnknownEntry
 from bot.store import Store
 
 log = logging.getLogger(__name__)
-VOTE, REACTION, REPLY_TS = "vote", "reaction", "reply_ts"
+VOTE, REACTION, REPLY_TS, MESSAGE = "vote", "reaction", "reply_ts", "message"
 REPLAY_SECONDS = 30.0
+STORE_UNAVAILABLE = "store_unavailable"  # a key of messages.REASONS
 
 
 def keep(rt: Runtime, kind: str, **fields: Any) -> bool:
@@ -38,6 +43,29 @@ async def save_reply_ts(rt: Runtime, reply_id: int, channel: str, ts: str) -> No
     done, _ = await rt.write(f"the ts of reply {reply_id}", rt.ctx.store.set_reply_ts, reply_id, channel, ts)
     if not done:
         keep(rt, REPLY_TS, reply_id=reply_id, channel=channel, ts=ts)
+
+
+def keep_message(rt: Runtime, job: MessageJob) -> bool:
+    """Spool a message whose claim the database refused (the customer is told to try again)."""
+    incoming = job.incoming
+    return keep(rt, MESSAGE, event_id=job.event_id, message_key=job.message_key, text=incoming.text,
+                user=incoming.user, channel=incoming.channel, thread_ts=incoming.thread_ts, ts=incoming.ts,
+                source=incoming.source)
+
+
+def _store_refused_message(rt: Runtime, entry: dict[str, Any]) -> None:
+    """Log a kept message as what the bot did with it: it asked the customer to send it again."""
+    store = rt.ctx.store
+    with store.transaction():
+        claimed = claim_many(store, [str(entry["event_id"]), str(entry["message_key"])])
+        if not claimed[1]:
+            return  # stored meanwhile: the customer sent it again and Slack delivered it with the same ts
+        conversation = store.get_or_create_conversation(entry["channel"], entry["thread_ts"], entry["user"],
+                                                        entry["source"])
+        text = str(entry["text"])
+        store.log_message(conversation, user=entry["user"], text=text,
+                          normalized_text=normalize(text, rt.ctx.settings.max_message_chars).text, decision="prompt",
+                          reason=STORE_UNAVAILABLE, ts=entry["ts"])
 
 
 def _superseded(store: Store, reply_id: int, user: str, at: str) -> bool:
@@ -67,6 +95,8 @@ def make_apply(rt: Runtime, react: Callable[[ReactionJob, int | None], str]) -> 
             log.info("kept reaction %s on %s/%s: %s", job.event_id, job.channel, job.ts, result)
         elif kind == REPLY_TS:
             store.set_reply_ts(int(entry["reply_id"]), str(entry["channel"]), str(entry["ts"]))
+        elif kind == MESSAGE:
+            _store_refused_message(rt, entry)
         else:
             raise UnknownEntry(f"unknown kind {kind!r}")
 
