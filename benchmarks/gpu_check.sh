@@ -13,6 +13,10 @@
 # and run with carry [".gpu"]:  bash benchmarks/gpu_check.sh
 # Everything it prints also goes to $OUT/gpu_check.log when $OUT is set.
 set -uo pipefail
+if [ "${1:-}" = "--help" ] || [ "${1:-}" = "-h" ]; then  # it installs wheels and trains: say so, do nothing
+  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+  exit 0
+fi
 cd "$(dirname "$0")/.."
 LOG="${OUT:-/tmp}/gpu_check.log"
 exec > >(tee "$LOG") 2>&1
