@@ -224,9 +224,12 @@ def label(settings: Settings, message_id: int, intent: str | None, *, agent: str
                          messages.UNKNOWN_INTENT_FIX)
     with Store(settings.db_path, busy_timeout_ms=busy_timeout_ms) as store:  # busy or full: StoreError
         with store.transaction() as db:  # the check and the write as one: two agents may click at once
-            if store.get_message(message_id) is None:
+            message = store.get_message(message_id)
+            if message is None:
                 raise CsbotError(messages.NO_SUCH_MESSAGE.format(message_id=message_id),
                                  messages.NO_SUCH_MESSAGE_FIX)
+            if message.get("text_purged"):  # the retrain skips a label without its text: saying it will use it is false
+                raise CsbotError(messages.LABEL_PURGED.format(message_id=message_id), messages.LABEL_PURGED_FIX)
             earlier = next(iter(db.query("SELECT agent, correct_intent FROM corrections WHERE message_id = ?",
                                          [message_id])), None)
             if confirm_guess and earlier and earlier["correct_intent"] and earlier["correct_intent"] != intent:
@@ -237,4 +240,6 @@ def label(settings: Settings, message_id: int, intent: str | None, *, agent: str
                                     correct_sentiment=sentiment, note=valid_text(note) if note else note)
     if intent == NEW_TOPIC:
         return messages.CORRECTED_NEW_TOPIC.format(message_id=message_id)
-    return messages.CORRECTED.format(message_id=message_id, intent=intent or messages.SENTIMENT_ONLY)
+    if not intent:  # a sentiment alone: "is really '(sentiment only)'" said nothing true
+        return messages.CORRECTED_SENTIMENT.format(message_id=message_id, sentiment=sentiment)
+    return messages.CORRECTED.format(message_id=message_id, intent=intent)

@@ -31,6 +31,8 @@ NOTHING_TO_RATE = "There's no answer to rate yet. Ask me something first."
 NOTHING_TO_CORRECT = "There's no message to correct yet: send one first."
 CORRECTED = "Noted: message {message_id} is really '{intent}'. It will be used in the next retrain."
 CORRECTED_SENTIMENT = "Noted: message {message_id} is {sentiment}. It will be used in the next retrain."
+LABEL_PURGED = "Message {message_id} has had its text purged (csbot db purge), so a label cannot train on it."
+LABEL_PURGED_FIX = "label a newer message; purging keeps the text of messages that are labelled before it runs."
 UNKNOWN_INTENT = "'{intent}' is not an intent in the knowledge base. Known intents: {known}"
 
 REASONS = {
@@ -174,7 +176,6 @@ UNKNOWN_INTENT_FIX = ("pick one of the known intents, or mark it a new topic; to
                       "knowledge base and retrain.")
 NO_SUCH_MESSAGE = "There is no message {message_id}."
 NO_SUCH_MESSAGE_FIX = "run `csbot review` to see the queue."
-SENTIMENT_ONLY = "(sentiment only)"
 
 # `/csbot status` and `csbot status`
 STATUS_ACTIVE = "*Active model*: {version} ({metrics})"

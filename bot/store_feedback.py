@@ -81,7 +81,10 @@ class FeedbackMixin(StoreBase):
                        created_at, updated_at)
                    SELECT id, ?, intent, ?, sentiment, ?, ?, model_version, 'open', ?, ?
                    FROM messages WHERE id = ?
-                   ON CONFLICT (message_id) DO UPDATE SET agent = excluded.agent,
+                   ON CONFLICT (message_id) DO UPDATE SET
+                       -- the agent of the verdict on the intent: a sentiment alone does not take its credit
+                       agent = CASE WHEN excluded.correct_intent IS NOT NULL OR correct_intent IS NULL
+                                    THEN excluded.agent ELSE agent END,
                        correct_intent = coalesce(excluded.correct_intent, correct_intent),
                        correct_sentiment = coalesce(excluded.correct_sentiment, correct_sentiment),
                        note = coalesce(excluded.note, note), status = 'open',

@@ -277,7 +277,7 @@ def test_correction_is_upserted_with_the_prediction_copied(store: Store, convers
     store.record_correction(message_id, agent="A3", correct_intent=None, correct_sentiment="negative")
     [row] = list(store.db["corrections"].rows)
     assert (row["agent"], row["correct_intent"], row["correct_sentiment"], row["note"]) == (
-        "A3", NEW_TOPIC, "negative", "asks about fees")
+        "A2", NEW_TOPIC, "negative", "asks about fees")  # the intent is still A2's verdict: a sentiment takes no credit
     history = list(store.db.query("SELECT agent, correct_intent, correct_sentiment, note FROM correction_history "
                                   "WHERE message_id = ? ORDER BY id", [message_id]))
     assert [tuple(h.values()) for h in history] == [

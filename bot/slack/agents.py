@@ -124,6 +124,9 @@ class Agents:
         if message_id is None:
             return
         if not await self._may_open(body):
+            if in_home:  # a Home click has no channel to answer in: the tab itself becomes what they may see
+                await home.publish(self.rt, _user(body))
+                return
             await self._refuse(body, channel, None)
             return
         source = "home" if in_home else "review"
@@ -193,7 +196,8 @@ class Agents:
         if target.source == "home":
             await home.publish(self.rt, user, show_queue=True)
             return
-        if target.source == "handoff" and target.channel and target.post_ts:
+        # Closed only by an intent: after a sentiment alone the post still needs its label ("corrected it: None").
+        if target.source == "handoff" and target.channel and target.post_ts and submission.intent:
             await self._close_handoff_post(target.channel, target.post_ts,
                                            messages.HANDOFF_CORRECTED.format(user=user, intent=submission.intent))
         await tell(self.rt, user=user, channel=target.channel, thread_ts=target.thread_ts, text=text)

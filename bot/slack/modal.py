@@ -25,6 +25,7 @@ NOTE_BLOCK, NOTE_ACTION = "note", "note_input"
 OPTION_TEXT_MAX = 75
 MAX_OPTIONS = 100
 NOTE_MAX = 1000
+SOURCES = ("flag", "handoff", "review", "home")  # where a label was asked for
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,15 @@ class Target:
 
     @classmethod
     def load(cls, raw: str) -> Target:
+        """Read what ``dump`` wrote; anything else is a ValueError (the view is the bot's, but the request is
+        not: a 1e400 message id made an OverflowError and a 500, ``true`` read as message 1)."""
         data = json.loads(raw or "{}")
-        return cls(int(data["m"]), data.get("c"), data.get("t"), data.get("s", "flag"), data.get("p"))
+        message_id, source = data.get("m"), data.get("s", "flag")
+        texts = [data.get(key) for key in ("c", "t", "p")]
+        if type(message_id) is not int or message_id < 1 or source not in SOURCES or not all(
+                value is None or isinstance(value, str) for value in texts):
+            raise ValueError(f"not a csbot label target: {raw[:200]!r}")
+        return cls(message_id, texts[0], texts[1], source, texts[2])
 
 
 def _plain(text: str) -> dict[str, Any]:
