@@ -36,6 +36,9 @@ class Route:
     confidence: float | None = None
     candidates: tuple[str, ...] = ()
     priority: bool = False
+    # A handoff or escalation whose intent is known with confidence: the customer also gets its answer while they
+    # wait (an account-hacked message must still get "reset your password now"; a broken vase, the returns steps).
+    with_answer: bool = False
 
 
 def route(message: Normalized, prediction: Prediction | None, kb: KnowledgeBase,
@@ -48,14 +51,17 @@ def route(message: Normalized, prediction: Prediction | None, kb: KnowledgeBase,
     p1, p2 = top.probability, second.probability if second else 0.0
     negative = prediction.sentiment_probs.get("negative", 0.0)
     numbers = f"top {top.intent} {p1:.2f}" + (f", second {second.intent} {p2:.2f}" if second else "")
+    confident = p1 >= t["answer_min"]
+    known = confident and p1 - p2 >= t["clarify_margin"] and top.intent in kb.intents
     if negative >= t["escalate_negative"]:
         return Route(ESCALATE, "negative_sentiment", f"p(negative) {negative:.2f} >= {t['escalate_negative']:.2f}; "
-                     f"{numbers}", top.intent, p1, priority=True)
+                     f"{numbers}", top.intent, p1, priority=True, with_answer=known)
     if _ASKS_FOR_HUMAN.search(message.text):
-        return Route(HANDOFF, "asked_for_human", f"asked for a person in words; {numbers}", top.intent, p1)
-    confident = p1 >= t["answer_min"]
+        return Route(HANDOFF, "asked_for_human", f"asked for a person in words; {numbers}", top.intent, p1,
+                     with_answer=known)
     if confident and top.intent in kb.intents and kb.intents[top.intent].handoff:
-        return Route(HANDOFF, "always_handoff", f"intent {top.intent} always hands over; {numbers}", top.intent, p1)
+        return Route(HANDOFF, "always_handoff", f"intent {top.intent} always hands over; {numbers}", top.intent, p1,
+                     with_answer=True)
     if confident and p1 - p2 >= t["clarify_margin"]:
         if top.intent not in kb.intents:
             return Route(HANDOFF, "no_answer", f"{top.intent} is not in the knowledge base; {numbers}",

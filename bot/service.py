@@ -121,11 +121,11 @@ class Bot:
         reason = messages.REASONS.get(decision.reason, decision.reason)
         if decision.decision == PROMPT:
             return Reply(PROMPT, messages.EMPTY_PROMPT)
-        if decision.decision == ESCALATE:
-            return Reply(ESCALATE, self.kb.company.escalation_text + note, decision.intent,
-                         messages.HANDOFF_CONTEXT.format(reason=reason))
-        if decision.decision == HANDOFF:
-            return Reply(HANDOFF, self.kb.company.handoff_text + note, decision.intent,
+        if decision.decision in (ESCALATE, HANDOFF):
+            text = self.kb.company.escalation_text if decision.decision == ESCALATE else self.kb.company.handoff_text
+            if decision.with_answer and decision.intent in self.kb.intents:  # what they can do while they wait
+                text = self.answer_text(decision.intent) + "\n\n" + text
+            return Reply(decision.decision, text + note, decision.intent,
                          messages.HANDOFF_CONTEXT.format(reason=reason))
         if decision.decision == CLARIFY:
             choices = tuple((name, self.kb.intents[name].label) for name in decision.candidates)
@@ -134,6 +134,12 @@ class Bot:
         return self.answer(decision.intent or "", decision.confidence, note)
 
     def answer(self, intent: str, confidence: float | None, note: str = "") -> Reply:
+        context = messages.CONFIDENT_CONTEXT.format(intent=intent, confidence=confidence) if confidence else (
+            messages.REASONS["clarified"])
+        return Reply(ANSWER, self.answer_text(intent) + note, intent, context, rateable=True)
+
+    def answer_text(self, intent: str) -> str:
+        """The knowledge base's answer for ``intent``, with its links and follow-up topics."""
         entry = self.kb.intent(intent)
         parts = [entry.answer.strip()]
         if entry.links:
@@ -141,9 +147,7 @@ class Bot:
         if entry.follow_ups:
             topics = ", ".join(self.kb.intents[f].label for f in entry.follow_ups if f in self.kb.intents)
             parts.append(messages.FOLLOW_UPS.format(topics=topics))
-        context = messages.CONFIDENT_CONTEXT.format(intent=intent, confidence=confidence) if confidence else (
-            messages.REASONS["clarified"])
-        return Reply(ANSWER, "\n".join(parts) + note, intent, context, rateable=True)
+        return "\n".join(parts)
 
     def choose(self, message_id: int, intent: str, user: str, channel: str | None = None) -> tuple[int, Reply]:
         """A clarify click: log the customer's choice as a label and answer that intent."""

@@ -106,6 +106,21 @@ def test_negative_sentiment_escalates_with_priority_before_anything_else(kb: Kno
     assert calmer.decision == ANSWER
 
 
+def test_a_handoff_brings_the_answer_when_the_intent_is_known(kb: KnowledgeBase) -> None:
+    # "My account was hacked" was escalated with only "someone will reply": its answer (reset your password now) was
+    # never shown. A confident, known intent's answer now comes with the handoff; an unsure one's does not.
+    upset = decide("my account was hacked, this is awful", prediction(("reset_password", 0.95), ("refund", 0.02),
+                                                                      negative=0.95), kb)
+    assert (upset.decision, upset.with_answer) == (ESCALATE, True)
+    asked = decide("can I talk to a human about my refund", prediction(("refund", 0.95), ("track_order", 0.02)), kb)
+    assert (asked.decision, asked.with_answer) == (HANDOFF, True)
+    always = decide("i need help with this", prediction(("talk_to_human", 0.95), ("refund", 0.02)), kb)
+    assert (always.reason, always.with_answer) == ("always_handoff", True)
+    unsure = decide("this is awful", prediction(("refund", 0.40), ("track_order", 0.35), negative=0.95), kb)
+    assert (unsure.decision, unsure.with_answer) == (ESCALATE, False)
+    assert not decide("what colour is the sky", prediction(("refund", 0.30), ("track_order", 0.10)), kb).with_answer
+
+
 @pytest.mark.parametrize("text", ["", "   ", "👍", ":tada:"])
 def test_empty_message_prompts(kb: KnowledgeBase, text: str) -> None:
     d = decide(text, prediction(("refund", 0.99)), kb)
