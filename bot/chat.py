@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import getpass
 import logging
+import re
+from collections.abc import Iterable
 from typing import TextIO
 
 from bot import messages
 from bot.context import Context
-from bot.router import CLARIFY, PROMPT
+from bot.router import CLARIFY, ESCALATE, HANDOFF, PROMPT
 from bot.service import Incoming, Outcome, valid_text
 from bot.store import NEW_TOPIC, typed_intent
 from models.errors import CsbotError
@@ -21,14 +23,26 @@ log = logging.getLogger(__name__)
 SENTIMENTS = ("negative", "neutral", "positive")
 
 
+_LINK = re.compile(r"<((?:https?|mailto):[^|>]+)\|([^>]+)>|<((?:https?|mailto):[^|>]+)>")
+_BOLD = re.compile(r"(?<![\w*])\*(\S(?:[^*\n]*\S)?)\*(?![\w*])")
+_ITALIC = re.compile(r"(?<![\w_])_(\S(?:[^_\n]*\S)?)_(?![\w_])")
+
+
+def terminal_text(text: str) -> str:
+    """Slack mrkdwn as a terminal shows it: ``<url|title>`` as "title (url)", *bold* and _italic_ plain.
+    (Answers are written for Slack; in the terminal the markup was printed as it is.)"""
+    text = _LINK.sub(lambda m: f"{m.group(2)} ({m.group(1)})" if m.group(1) else m.group(3), text)
+    return _ITALIC.sub(r"\1", _BOLD.sub(r"\1", text))
+
+
 def _show(out: TextIO, outcome_text: str, context: str = "") -> None:
-    out.write(f"{messages.CHAT_PROMPT_BOT}{outcome_text}\n")
+    out.write(f"{messages.CHAT_PROMPT_BOT}{terminal_text(outcome_text)}\n")
     if context:
         out.write(f"     ({context})\n")
     out.flush()
 
 
-def run_chat(ctx: Context, stdin: TextIO, stdout: TextIO, user: str | None = None) -> int:
+def run_chat(ctx: Context, stdin: Iterable[str], stdout: TextIO, user: str | None = None) -> int:
     """Chat until EOF or /quit; returns the number of messages handled."""
     user = user or f"terminal:{getpass.getuser()}"
     company = ctx.kb.company
@@ -43,9 +57,18 @@ def run_chat(ctx: Context, stdin: TextIO, stdout: TextIO, user: str | None = Non
     last_message_id: int | None = None  # the message /correct applies to, also after a clarify pick
     handled = 0
     unloadable: set[str] = set()  # active versions that failed to load: warned about once
-    for raw in stdin:
+    typing = _is_terminal(stdin)
+    lines = iter(stdin)
+    while True:
+        if typing:  # the prompt before the line, as a shell does; piped lines are echoed after it instead
+            stdout.write(messages.CHAT_PROMPT_USER)
+            stdout.flush()
+        raw = next(lines, None)
+        if raw is None:
+            break
         line = valid_text(raw.rstrip("\r\n"))  # \r too: input piped from Windows files
-        stdout.write(f"{messages.CHAT_PROMPT_USER}{line}\n")
+        if not typing:
+            stdout.write(f"{messages.CHAT_PROMPT_USER}{line}\n")
         _pick_up_new_model(ctx, stdout, unloadable)
         try:
             if line.strip() in ("/quit", "/exit"):
@@ -67,6 +90,8 @@ def run_chat(ctx: Context, stdin: TextIO, stdout: TextIO, user: str | None = Non
             last, last_message_id = outcome, outcome.message_id
             # Only answers are rated (as in Slack, where only they get the buttons).
             last_reply_id = outcome.reply_id if outcome.reply.rateable else None
+            if outcome.route.decision in (HANDOFF, ESCALATE):  # nobody is paged from a terminal: say where it went
+                stdout.write(f"     {messages.CHAT_HANDOFF_NOTE}\n")
             for number, (_, description) in enumerate(outcome.reply.choices, start=1):
                 stdout.write(f"     {number}. {description}\n")
             if outcome.reply.choices:
@@ -131,3 +156,10 @@ def _pick_up_new_model(ctx: Context, out: TextIO, unloadable: set[str]) -> None:
         return
     if swapped:
         out.write(messages.CHAT_MODEL_SWAPPED.format(old=old, new=ctx.live.current.version) + "\n")
+
+
+def _is_terminal(stream: Iterable[str]) -> bool:
+    try:
+        return bool(stream.isatty())  # type: ignore[attr-defined]
+    except (AttributeError, ValueError):  # a closed or unusual stream: read it as piped input
+        return False

@@ -63,6 +63,8 @@ CHAT_CHOOSE = "Type 1 or 2 to choose, or anything else to ask again."
 CHAT_BYE = "Bye! Everything from this session is saved in {db}."
 CHAT_PROMPT_USER = "you> "
 CHAT_PROMPT_BOT = "bot> "
+CHAT_HANDOFF_NOTE = ("(In the terminal nobody is paged: the handoff is recorded, and agents find it with "
+                     "`csbot review`.)")
 
 # Slack
 SLACK_ERROR = "Sorry, something went wrong on my side. Please try again in a minute."

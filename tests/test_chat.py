@@ -17,6 +17,7 @@ import pytest
 from conftest import make_data_dir
 
 from bot import messages
+from bot.chat import terminal_text
 from bot.config import load_settings
 from bot.context import Context
 from bot.normalize import normalize
@@ -84,7 +85,7 @@ def test_terminal_chat_session_is_recorded(chat_setup: ChatSetup) -> None:
     assert "bot> Hi! Ask me anything." in out
     assert messages.CLARIFY_QUESTION in out and messages.CHAT_CHOOSE in out
     assert messages.RATED_UP in out and messages.RATED_DOWN in out
-    assert messages.EMPTY_PROMPT in out
+    assert terminal_text(messages.EMPTY_PROMPT) in out and "_\"where" not in out  # mrkdwn shown as plain text
     assert "bot> refund, reset_password, track_order" in out
     assert f"bot> {messages.CHAT_COMMANDS}" in out  # the answer to /bogus
     assert messages.CHAT_BYE.format(db=chat_setup.data_dir / "csbot.db") in out
@@ -361,6 +362,52 @@ def test_a_closed_stdin_ends_the_chat_as_end_of_input_does(chat_setup: ChatSetup
     assert b"Traceback" not in proc.stderr
 
 
+def test_in_a_terminal_the_prompt_comes_first_and_a_line_shows_once(chat_setup: ChatSetup) -> None:
+    # No prompt was printed before reading, and each typed line came back a second time after "you> ".
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "chat"], stdin=slave, stdout=slave, stderr=slave,
+                            cwd=chat_setup.data_dir.parent, env=chat_setup.env, close_fds=True)
+    os.close(slave)
+    seen = b""
+
+    def read_until(needle: bytes, timeout: float = 60) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + timeout
+        while needle not in seen:
+            assert time.monotonic() < deadline and proc.poll() is None, seen.decode(errors="replace")
+            if select.select([master], [], [], 0.2)[0]:
+                seen += os.read(master, 65536)
+    try:
+        read_until(b"you> ")
+        os.write(master, b"zebra umbrella 42\n")
+        read_until(b"bot> ")
+        os.write(master, b"/quit\n")
+        proc.wait(timeout=60)
+        while select.select([master], [], [], 0.2)[0]:
+            try:
+                seen += os.read(master, 65536)
+            except OSError:
+                break
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+    text = seen.decode(errors="replace")
+    assert proc.returncode == 0, text
+    assert text.count("zebra umbrella 42") == 1  # the terminal's own echo, after the prompt; not again
+    assert "you> zebra umbrella 42" in text
+
+
+def test_terminal_text_shows_slack_markup_as_plain_text() -> None:
+    assert terminal_text("See *My account → Orders* once it is _delivered_. More: <https://x.example/t|Track> "
+                         "or <mailto:help@x.example>") == ("See My account → Orders once it is delivered. More: "
+                                                           "Track (https://x.example/t) or mailto:help@x.example")
+    assert terminal_text("order_status and 2*3*4 stay") == "order_status and 2*3*4 stay"  # not markup
+
+
 def test_bot_handles_a_40k_message_and_batches(chat_setup: ChatSetup) -> None:
     ctx = open_context(chat_setup)
     huge = "x" + "😀 hello <@U1> " * 3500  # 49,001 characters
@@ -426,3 +473,15 @@ def test_a_blank_or_emoji_line_leaves_the_last_answer_to_rate_and_correct(chat_s
     corrections = rows(db, "SELECT * FROM corrections")
     assert [(c["message_id"], c["correct_intent"]) for c in corrections] == [(msgs[0]["id"], "__new_topic__")]
     assert messages.CORRECTED_NEW_TOPIC.format(message_id=msgs[0]["id"]) in text
+
+
+def test_a_handoff_in_the_terminal_says_where_it_went(chat_setup: ChatSetup) -> None:
+    # The handoff text promises a reply "in this thread", which no one can give in a terminal.
+    from bot.chat import run_chat
+
+    ctx = open_context(chat_setup)
+    out = io.StringIO()
+    assert run_chat(ctx, iter(["can I talk to a human please\n", "/quit\n"]), out) == 1
+    text = out.getvalue()
+    assert ctx.kb.company.handoff_text.splitlines()[0] in text and messages.CHAT_HANDOFF_NOTE in text
+    assert rows(chat_setup.data_dir / "csbot.db", "SELECT decision FROM messages") == [{"decision": "handoff"}]
