@@ -27,7 +27,8 @@ RATED_DOWN = "Sorry about that. I've noted it so a person can review this answer
 # The knowledge base's company texts when it leaves them out
 DEFAULT_HANDOFF_TEXT = "I'm passing this to one of our support agents; someone will reply here soon."
 DEFAULT_ESCALATION_TEXT = "I'm sorry about this. I've flagged your message as urgent for a senior agent."
-NOTHING_TO_RATE = "There's no answer to rate yet. Ask me something first."
+NOTHING_TO_RATE = ("There's no answer to rate: only answers are rated, not a handoff or a question back. "
+                   "Ask me something I can answer first.")
 NOTHING_TO_CORRECT = "There's no message to correct yet: send one first."
 CORRECTED = "Noted: message {message_id} is really '{intent}'. It will be used in the next retrain."
 CORRECTED_SENTIMENT = "Noted: message {message_id} is {sentiment}. It will be used in the next retrain."

@@ -204,6 +204,6 @@ FAST_ENCODER_UNLOADABLE = ("fast was chosen, but the saved encoder of {version} 
                            "trains in full from the base model")
 RUN_NOT_WAITING = "Training run {run_id} is not waiting to run (status {status})."
 RUN_NOT_WAITING_FIX = "start runs with `csbot retrain`; --run-id is for the bot's own launcher."
-EPOCHS_RAISED = ("Training {epochs} epochs, not {asked}: {steps} batches per epoch is too few for "
-                 "min_steps={min_steps} optimiser steps (small datasets need more passes). "
-                 "To keep {asked}, add --set min_steps=0.")
+EPOCHS_RAISED = ("Training up to {epochs} epochs rather than {asked}: a small dataset ({steps} batches an epoch) "
+                 "needs more passes to reach min_steps={min_steps}; early stopping may end it sooner. "
+                 "(`csbot train --epochs {asked} --set min_steps=0` keeps {asked}.)")

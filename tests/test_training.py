@@ -120,7 +120,8 @@ def test_epochs_raised_for_a_small_dataset_are_said(tiny_config: TrainConfig, ca
     epochs = len(result.history)
     assert epochs > 1
     out = capsys.readouterr()
-    assert f"Training {epochs} epochs, not 1:" in out.out + out.err and "--set min_steps=0" in out.out + out.err
+    said = out.out + out.err
+    assert f"Training up to {epochs} epochs rather than 1:" in said and "--set min_steps=0" in said
 
 
 def test_training_is_seeded(tiny_config: TrainConfig, trained: Trained) -> None:
