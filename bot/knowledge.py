@@ -33,7 +33,7 @@ _TOP_KEYS = {"version": False, "company": True, "intents": True, "sentiment_exam
 _COMPANY_KEYS = {"name": True, "bot_name": False, "greeting": False, "handoff_text": False,
                  "escalation_text": False, "support_hours": False}
 _INTENT_KEYS = {"name": True, "title": False, "description": False, "examples": True, "answer": True,
-                "links": False, "follow_ups": False, "handoff": False}
+                "links": False, "follow_ups": False, "handoff": False, "small_talk": False}
 _LINK_KEYS = {"title": True, "url": True}
 
 
@@ -63,6 +63,9 @@ class Intent:
     follow_ups: tuple[str, ...] = ()
     handoff: bool = False
     title: str = ""  # what customers see on buttons and in suggestions, e.g. "Track my order"
+    # Hello, thanks, goodbye: answered when the model is sure, never offered as one of a clarify question's two
+    # choices ("1. Track my order  2. Say hello" helps nobody).
+    small_talk: bool = False
 
     @property
     def label(self) -> str:
@@ -267,13 +270,14 @@ class _Validator:
                 seen_texts.add(repeat)
             answer = self.string(fields.get("answer"), f"{label} answer") if "answer" in fields else ""
             handoff = self.boolean(fields.get("handoff"), f"{label} handoff")
+            small_talk = self.boolean(fields.get("small_talk"), f"{label} small_talk")
             for ref, ref_node in self.strings(fields.get("follow_ups"), f"{label} follow_ups"):
                 follow_up_refs.append((ref, ref_node, label))
             if name and name not in intents:
                 intents[name] = Intent(
                     name=name, description=self.string(fields.get("description"), f"{label} description", False),
                     title=self.string(fields.get("title"), f"{label} title", False),
-                    examples=tuple(t for t, _ in examples), answer=answer, handoff=handoff,
+                    examples=tuple(t for t, _ in examples), answer=answer, handoff=handoff, small_talk=small_talk,
                     links=self.links(fields.get("links"), label),
                     follow_ups=tuple(r for r, _, owner in follow_up_refs if owner == label))
         for ref, ref_node, label in follow_up_refs:

@@ -70,8 +70,9 @@ def route(message: Normalized, prediction: Prediction | None, kb: KnowledgeBase,
                      f"{t['clarify_margin']:.2f}", top.intent, p1)
     # Models fitted before clarify_pair_min existed offer a choice only when the pair clears answer_min.
     pair_min = t.get("clarify_pair_min", t["answer_min"])
-    if second and p1 + p2 >= pair_min and p2 >= t["clarify_min"] and \
-            top.intent in kb.intents and second.intent in kb.intents:
+    offerable = all(i in kb.intents and not kb.intents[i].small_talk for i in (top.intent, second.intent)) \
+        if second else False
+    if second and p1 + p2 >= pair_min and p2 >= t["clarify_min"] and offerable:
         # Each cause that holds, said as it is: the two are close, or the top one alone is too unsure (the pair is not).
         why = [f"margin {p1 - p2:.2f} < {t['clarify_margin']:.2f}"] if p1 - p2 < t["clarify_margin"] else []
         if not confident:

@@ -318,3 +318,14 @@ def test_variants_of_one_phrasing_stay_on_one_side_of_the_test_split() -> None:
         with_variants = held_out_texts((*siblings, *variants))
         assert {v in with_variants for v in (text, *variants)} == {text in held}
     assert held_out_texts(siblings[:3]) == set()  # too few to hold any out
+
+
+def test_small_talk_flag_is_read_checked_and_set_on_the_bundled_greetings(tmp_path: Path) -> None:
+    chatty = kb_text(intent("refund", extra="    small_talk: true\n"), intent("track_order"))
+    kb = load_knowledge_base(write(tmp_path, chatty))
+    assert kb.intents["refund"].small_talk and not kb.intents["track_order"].small_talk
+    text = kb_text(intent("refund", extra="    small_talk: maybe\n"), intent("track_order"))
+    assert any("small_talk should be true or false" in p for p in problems(write(tmp_path, text)))
+    bundled = load_knowledge_base()
+    assert {name for name, i in bundled.intents.items() if i.small_talk} == {"greeting", "thanks", "goodbye",
+                                                                            "bot_capabilities"}

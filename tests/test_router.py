@@ -73,6 +73,17 @@ def test_a_clarify_for_an_unsure_top_intent_does_not_claim_the_two_are_close(kb:
     assert d.detail.endswith("; top below answer_min 0.95, the two together 1.00 >= 0.95")
 
 
+def test_small_talk_is_never_offered_as_a_clarify_choice(kb: KnowledgeBase) -> None:
+    # "my order" offered "1. Track my order  2. Say hello".
+    from dataclasses import replace
+
+    chatty = replace(kb, intents={**kb.intents, "refund": replace(kb.intents["refund"], small_talk=True)})
+    pred = prediction(("track_order", 0.46), ("refund", 0.42), ("reset_password", 0.12))
+    assert decide("money for my order", pred, kb).decision == CLARIFY
+    d = decide("money for my order", pred, chatty)
+    assert (d.decision, d.reason, d.candidates) == (HANDOFF, "low_confidence", ())
+
+
 def test_low_confidence_hands_over(kb: KnowledgeBase) -> None:
     d = decide("what colour is the sky", prediction(("refund", 0.30), ("track_order", 0.10), ("reset_password", 0.1)),
                kb)
