@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from bot import messages
-from bot.store import Store, iso
+from bot.store import NEW_TOPIC, Store, iso
 
 
 @dataclass(frozen=True)
@@ -37,10 +37,17 @@ class Stats:
 def compute(store: Store, days: int = 7, now: datetime | None = None) -> Stats:
     since = (now or datetime.now(timezone.utc)) - timedelta(days=days)
     counts: dict[str, Any] = store.feedback_counts(since)
-    cutoff = {"c": iso(since)}
+    cutoff = {"c": iso(since), "new_topic": NEW_TOPIC}
+    # What customers asked about, as best known: an agent's correction, else the customer's own clarify pick, else
+    # the model's guess (a clarified "delivery" counted as the "greeting" it was unsure of). A new topic is none.
     top = [(r["intent"], r["n"]) for r in store.db.query(
-        "SELECT intent, count(*) AS n FROM messages WHERE created_at >= :c AND intent IS NOT NULL "
-        "GROUP BY intent ORDER BY n DESC, intent LIMIT 5", cutoff)]
+        """SELECT intent, count(*) AS n FROM (
+               SELECT coalesce((SELECT c.correct_intent FROM corrections c WHERE c.message_id = m.id),
+                               (SELECT l.intent FROM labels l WHERE l.message_id = m.id ORDER BY l.id DESC LIMIT 1),
+                               m.intent) AS intent
+               FROM messages m WHERE m.created_at >= :c)
+           WHERE intent IS NOT NULL AND intent != :new_topic
+           GROUP BY intent ORDER BY n DESC, intent LIMIT 5""", cutoff)]
     # Confusions come from agents' corrections: what the model said against what was right.
     confused = [(r["predicted_intent"], r["correct_intent"], r["n"]) for r in store.db.query(
         "SELECT predicted_intent, correct_intent, count(*) AS n FROM corrections "

@@ -542,3 +542,17 @@ def test_errors_without_a_result_code_are_read_from_sqlites_text(tmp_path: Path)
         error = sqlite3.OperationalError(text)
         assert not getattr(error, "sqlite_errorname", None)
         assert said in str(open_error(path, error, 1000)), text
+
+
+def test_stats_top_intents_count_what_was_asked_not_the_guess(store: Store, conversation: int) -> None:
+    from bot import stats
+
+    picked = message(store, conversation, "delivery")  # the model guessed card_arrival (the helper's default)
+    store.record_label(picked, intent="track_order", source="clarify", user="U1")  # the customer picked
+    corrected = message(store, conversation, "my card is gone")
+    store.record_correction(corrected, agent="A1", correct_intent="card_lost")
+    new_topic = message(store, conversation, "do you sell gift wrap")
+    store.record_correction(new_topic, agent="A1", correct_intent=NEW_TOPIC)  # no intent covers it: not counted
+    guessed = message(store, conversation, "where is my card")
+    assert store.get_message(guessed)["intent"] == "card_arrival"  # type: ignore[index]
+    assert sorted(stats.compute(store, 7).top_intents) == [("card_arrival", 1), ("card_lost", 1), ("track_order", 1)]
