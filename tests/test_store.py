@@ -194,6 +194,24 @@ def _write_rows_in_process(path: str, worker: int) -> None:
             message(store, conversation_id, f"process {worker} message {i}")
 
 
+def test_opening_waits_for_a_writer_that_is_still_creating_the_file(tmp_path: Path) -> None:
+    # Two csbot commands started at once on a fresh data dir: while one writes the new file (not yet in WAL mode),
+    # SQLite answers the other's switch to WAL with "database is locked" at once, ignoring busy_timeout. That
+    # made a flaky CI run ("busy: another process held its write lock for over 10 s"), and a failed start.
+    import sqlite3
+    import threading
+
+    path = tmp_path / "csbot.db"
+    first = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    first.execute("CREATE TABLE early (x)")
+    first.execute("BEGIN IMMEDIATE")
+    first.execute("INSERT INTO early VALUES (1)")
+    threading.Timer(0.5, lambda: first.execute("COMMIT")).start()
+    with Store(path) as store:  # waits the half second out instead of failing
+        assert store.schema_version == len(MIGRATIONS)
+    first.close()
+
+
 def test_two_processes_lose_no_writes(tmp_path: Path) -> None:
     path = str(tmp_path / "csbot.db")
     spawn = multiprocessing.get_context("spawn")
