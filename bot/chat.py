@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import getpass
 import logging
-import re
 from collections.abc import Iterable
 from typing import TextIO
 
 from bot import messages
 from bot.context import Context
+from bot.normalize import terminal_text
 from bot.router import CLARIFY, ESCALATE, HANDOFF, PROMPT
 from bot.service import Incoming, Outcome, valid_text
 from bot.store import NEW_TOPIC, typed_intent
@@ -21,18 +21,6 @@ from models.errors import CsbotError
 
 log = logging.getLogger(__name__)
 SENTIMENTS = ("negative", "neutral", "positive")
-
-
-_LINK = re.compile(r"<((?:https?|mailto):[^|>]+)\|([^>]+)>|<((?:https?|mailto):[^|>]+)>")
-_BOLD = re.compile(r"(?<![\w*])\*(\S(?:[^*\n]*\S)?)\*(?![\w*])")
-_ITALIC = re.compile(r"(?<![\w_])_(\S(?:[^_\n]*\S)?)_(?![\w_])")
-
-
-def terminal_text(text: str) -> str:
-    """Slack mrkdwn as a terminal shows it: ``<url|title>`` as "title (url)", *bold* and _italic_ plain.
-    (Answers are written for Slack; in the terminal the markup was printed as it is.)"""
-    text = _LINK.sub(lambda m: f"{m.group(2)} ({m.group(1)})" if m.group(1) else m.group(3), text)
-    return _ITALIC.sub(r"\1", _BOLD.sub(r"\1", text))
 
 
 def _show(out: TextIO, outcome_text: str, context: str = "") -> None:

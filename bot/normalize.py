@@ -84,6 +84,17 @@ def quiet_mentions(raw: str) -> str:
     return _PINGS.sub(plain, raw)
 
 
+_BOLD = re.compile(r"(?<![\w*])\*(\S(?:[^*\n]*\S)?)\*(?![\w*])")
+_ITALIC = re.compile(r"(?<![\w_])_(\S(?:[^_\n]*\S)?)_(?![\w_])")
+
+
+def terminal_text(text: str) -> str:
+    """Slack mrkdwn as a terminal shows it: ``<url|title>`` as "title (url)", *bold* and _italic_ plain.
+    (Answers are written for Slack; the terminal chat printed the markup as it is.)"""
+    text = _LINK.sub(lambda m: f"{m.group(2)} ({m.group(1)})" if m.group(2) else m.group(1), text)
+    return _ITALIC.sub(r"\1", _BOLD.sub(r"\1", text))
+
+
 def text_key(text: str) -> str:
     """What makes two messages "the same text": Unicode-normalised, case-folded, punctuation and spacing
     ignored, so "Where is my card?" and "where is my card" never land on both sides of the evaluation set."""

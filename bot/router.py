@@ -52,7 +52,8 @@ def route(message: Normalized, prediction: Prediction | None, kb: KnowledgeBase,
     negative = prediction.sentiment_probs.get("negative", 0.0)
     numbers = f"top {top.intent} {p1:.2f}" + (f", second {second.intent} {p2:.2f}" if second else "")
     confident = p1 >= t["answer_min"]
-    known = confident and p1 - p2 >= t["clarify_margin"] and top.intent in kb.intents
+    clear = confident and p1 - p2 >= t["clarify_margin"]  # sure, and clear of the runner-up
+    known = clear and top.intent in kb.intents
     if negative >= t["escalate_negative"]:
         return Route(ESCALATE, "negative_sentiment", f"p(negative) {negative:.2f} >= {t['escalate_negative']:.2f}; "
                      f"{numbers}", top.intent, p1, priority=True, with_answer=known)
@@ -62,7 +63,7 @@ def route(message: Normalized, prediction: Prediction | None, kb: KnowledgeBase,
     if confident and top.intent in kb.intents and kb.intents[top.intent].handoff:
         return Route(HANDOFF, "always_handoff", f"intent {top.intent} always hands over; {numbers}", top.intent, p1,
                      with_answer=True)
-    if confident and p1 - p2 >= t["clarify_margin"]:
+    if clear:
         if top.intent not in kb.intents:
             return Route(HANDOFF, "no_answer", f"{top.intent} is not in the knowledge base; {numbers}",
                          top.intent, p1)
@@ -70,8 +71,8 @@ def route(message: Normalized, prediction: Prediction | None, kb: KnowledgeBase,
                      f"{t['clarify_margin']:.2f}", top.intent, p1)
     # Models fitted before clarify_pair_min existed offer a choice only when the pair clears answer_min.
     pair_min = t.get("clarify_pair_min", t["answer_min"])
-    offerable = all(i in kb.intents and not kb.intents[i].small_talk for i in (top.intent, second.intent)) \
-        if second else False
+    offerable = second is not None and all(i in kb.intents and not kb.intents[i].small_talk
+                                           for i in (top.intent, second.intent))
     if second and p1 + p2 >= pair_min and p2 >= t["clarify_min"] and offerable:
         # Each cause that holds, said as it is: the two are close, or the top one alone is too unsure (the pair is not).
         why = [f"margin {p1 - p2:.2f} < {t['clarify_margin']:.2f}"] if p1 - p2 < t["clarify_margin"] else []

@@ -17,10 +17,9 @@ import pytest
 from conftest import make_data_dir
 
 from bot import messages
-from bot.chat import terminal_text
 from bot.config import load_settings
 from bot.context import Context
-from bot.normalize import normalize
+from bot.normalize import normalize, terminal_text
 from bot.service import Incoming
 from models.errors import CsbotError
 from models.runtime import Classifier

@@ -84,12 +84,18 @@ def fake() -> Iterator[FakeSlack]:
         yield fake
 
 
-def test_socket_mode_acks_and_replies_once(tmp_path: Path, tiny_model: Path, fake: FakeSlack) -> None:
+def socket_settings(tmp_path: Path, tiny_model: Path, fake: FakeSlack) -> Any:
+    """Settings for Socket Mode against the fake, with the answering model active."""
     data_dir, kb_path = make_data_dir(tmp_path, tiny_model)
     settings = load_settings(env_file=None, data_dir=data_dir, kb_path=kb_path, slack_bot_token=BOT_TOKEN,
                              slack_app_token=APP_TOKEN, slack_api_url=fake.api_url, onnx_provider="cpu", threads=1)
     with Store(settings.db_path) as store:
         Registry(settings.models_dir, store).activate(MODE_VERSIONS["answer"])
+    return settings
+
+
+def test_socket_mode_acks_and_replies_once(tmp_path: Path, tiny_model: Path, fake: FakeSlack) -> None:
+    settings = socket_settings(tmp_path, tiny_model, fake)
     event = dm_event("where is my order", channel="D0SOCKET")
     body = event_body(event)
     envelopes = [envelope(body, "env-1"), envelope(body, "env-2", retry=1)]
@@ -120,11 +126,7 @@ def test_a_rejected_app_token_is_said_and_ends_the_run(tmp_path: Path, tiny_mode
     from bot.slack.server import run_socket_mode
     from models.errors import ConfigError
 
-    data_dir, kb_path = make_data_dir(tmp_path, tiny_model)
-    settings = load_settings(env_file=None, data_dir=data_dir, kb_path=kb_path, slack_bot_token=BOT_TOKEN,
-                             slack_app_token=APP_TOKEN, slack_api_url=fake.api_url, onnx_provider="cpu", threads=1)
-    with Store(settings.db_path) as store:
-        Registry(settings.models_dir, store).activate(MODE_VERSIONS["answer"])
+    settings = socket_settings(tmp_path, tiny_model, fake)
     fake.fail_next("apps.connections.open", "invalid_auth", times=100)
     ctx = Context.open(settings)
     try:

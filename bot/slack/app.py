@@ -30,7 +30,7 @@ from bot.slack.actions import Actions
 from bot.slack.events import message_job, reaction_job
 from bot.slack.metrics import Metrics
 from bot.slack.pipeline import MessagePipeline
-from bot.slack.runtime import TRANSIENT_ERRORS, Runtime
+from bot.slack.runtime import Runtime, slack_trouble
 from models.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ class SlackService:
                 return dict((await client.auth_test()).data)  # type: ignore[arg-type]
             except SlackApiError as exc:
                 error = exc.response.get("error")
-                if error not in TRANSIENT_ERRORS and exc.response.status_code < 500:
+                if not slack_trouble(exc):
                     raise ConfigError(messages.SLACK_TOKEN_REJECTED.format(error=error),
                                       messages.SLACK_TOKEN_REJECTED_FIX) from exc
                 failure: Exception = exc

@@ -33,6 +33,13 @@ TRANSIENT_ERRORS = frozenset({"ratelimited", "internal_error", "fatal_error", "s
                               "request_timeout"})
 
 
+def slack_trouble(exc: SlackApiError) -> bool:
+    """Whether a failed call is Slack's trouble (a 5xx, rate limits, internal_error), worth trying again,
+    rather than something about the request or the token."""
+    error = exc.response.get("error") if isinstance(exc.response.data, dict) else None
+    return error in TRANSIENT_ERRORS or exc.response.status_code >= 500
+
+
 @dataclass
 class Runtime:
     ctx: Context
@@ -143,7 +150,7 @@ class Runtime:
         except SlackApiError as exc:
             error = exc.response.get("error") if isinstance(exc.response.data, dict) else None
             log.warning("Slack %s failed: %s", method, error or f"HTTP {exc.response.status_code}")
-            return None, error in TRANSIENT_ERRORS or exc.response.status_code >= 500
+            return None, slack_trouble(exc)
         except Exception as exc:  # network errors: aiohttp, timeouts
             log.warning("Slack %s failed: %r", method, exc)
             return None, True

@@ -40,11 +40,11 @@ PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 REFUSAL_LOG_SECONDS = 60.0  # a flood of forged requests logs one warning a minute, not one each
 
 
-
 def _plausible_timestamp(scope: Scope) -> bool:
     """Slack signs a Unix time in seconds: a few ASCII digits. Anything else cannot carry its signature."""
     value = next((v for k, v in scope.get("headers", []) if k.lower() == b"x-slack-request-timestamp"), b"")
     return 0 < len(value) <= 12 and value.isdigit()
+
 
 class SlackAsgi:
     """The ASGI application: bolt on ``POST /slack/events``, plus health and metrics."""
@@ -157,16 +157,15 @@ async def check_app_token(settings: Settings) -> None:
     from slack_sdk.errors import SlackApiError
     from slack_sdk.web.async_client import AsyncWebClient
 
-    from bot.slack.runtime import TRANSIENT_ERRORS
+    from bot.slack.runtime import slack_trouble
 
     client = AsyncWebClient(base_url=settings.slack_api_url)
     try:
         await client.apps_connections_open(app_token=settings.slack_app_token)
     except SlackApiError as exc:
-        error = exc.response.get("error")
-        if error in TRANSIENT_ERRORS or exc.response.status_code >= 500:
-            return  # Slack's trouble: the handler's own reconnects deal with it
-        raise ConfigError(messages.SLACK_APP_TOKEN_REJECTED.format(error=error),
+        if slack_trouble(exc):
+            return  # the handler's own reconnects deal with it
+        raise ConfigError(messages.SLACK_APP_TOKEN_REJECTED.format(error=exc.response.get("error")),
                           messages.SLACK_APP_TOKEN_REJECTED_FIX) from exc
     except (aiohttp.ClientError, OSError, asyncio.TimeoutError):
         return  # auth.test has just reached the API; a blip here is the handler's to retry
