@@ -8,9 +8,11 @@ The int8 file the model directory ships (if its export kept one) is timed as it 
 other int8 rows re-quantise the fp32 graph with other options, for comparison.
 Every variant is timed end to end as served (tokenize + run + softmax) on real
 Banking77 test messages: batch-1 p50/p99 over the first N messages, throughput at
-batch 32, and top-1 agreement with the fp32 ONNX graph. PyTorch eager uses the same
-architecture and base weights (its head weights are not stored in the model
-directory, so its agreement is not reported; only its speed matters here).
+batch 32, and top-1 agreement with the fp32 ONNX graph over the whole test set (all
+3,080 messages: for one int8 graph the first 1,000 read 99.60% and all of them 99.38%,
+either side of the 99.5% limit). PyTorch eager uses the same architecture and base
+weights (its head weights are not stored in the model directory, so its agreement is
+not reported; only its speed matters here).
 """
 
 from __future__ import annotations
@@ -104,8 +106,8 @@ def main() -> None:
     except CsbotError as error:  # no active version yet, or an unknown one: say so, not a traceback
         raise SystemExit(f"Error: {error}") from None
 
-    texts = [e.text for e in load_examples(require(DATA / "banking77" / "test.csv"), Columns(intent="category"))]
-    texts = texts[: args.messages]
+    every = [e.text for e in load_examples(require(DATA / "banking77" / "test.csv"), Columns(intent="category"))]
+    texts = every[: args.messages]
     card = modeldir.read(args.model)
     lengths = sorted(len(t.split()) for t in texts)
     rows = []
@@ -140,8 +142,8 @@ def main() -> None:
             throughput = 32 * len(batch) / (sum(batch) / 1000)
             agreement = ""
             if classifier is not None:
-                top1 = np.concatenate([classifier.logits(texts[i : i + 64])[0].argmax(-1)
-                                       for i in range(0, len(texts), 64)])
+                top1 = np.concatenate([classifier.logits(every[i : i + 64])[0].argmax(-1)
+                                       for i in range(0, len(every), 64)])
                 if reference is None:
                     reference = top1
                 agreement = f"{(top1 == reference).mean():.2%}"
@@ -153,7 +155,7 @@ def main() -> None:
     print(header("python benchmarks/latency.py " + " ".join(sys.argv[1:])  # every flag, as given
                  + ("" if "--model" in sys.argv else f"  (model: {args.model})")))
     print(f"- messages: first {len(texts)} Banking77 test messages (median {lengths[len(lengths) // 2]} words); "
-          "timing includes tokenisation")
+          f"timing includes tokenisation; agreement over all {len(every):,} test messages")
     print("\n| variant | batch-1 p50 ms | p99 ms | mean ms | batch-32 msg/s | top-1 agreement vs ORT fp32 | "
           "speed-up vs eager (p50) |")
     print("|---|---|---|---|---|---|---|")
