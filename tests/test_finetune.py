@@ -260,3 +260,12 @@ def test_pair_options_out_of_range_are_rejected(name: str, bad: float) -> None:
     with pytest.raises(ConfigError) as info:
         TrainConfig(**{name: bad})
     assert name in info.value.what
+
+
+def test_loading_a_local_base_model_prints_no_weights_bar(tiny_base: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """First run showed transformers' own "Loading weights" bar before ours; a folder on disk loads quietly."""
+    from transformers.utils import logging as hf_logging
+
+    _tiny_network(tiny_base)
+    assert "Loading weights" not in capfd.readouterr().err
+    assert hf_logging.is_progress_bar_enabled()  # restored for a later download from the Hub

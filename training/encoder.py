@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +38,9 @@ def load_encoder(name: str, attn_implementation: str = "sdpa") -> tuple[Any, Any
 
     source = resolve_base_model(name)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source, use_fast=True)
-        encoder = AutoModel.from_pretrained(source, attn_implementation=attn_implementation)
+        with _quiet_local_load(source):
+            tokenizer = AutoTokenizer.from_pretrained(source, use_fast=True)
+            encoder = AutoModel.from_pretrained(source, attn_implementation=attn_implementation)
     except Exception as exc:  # OSError, ValueError, safetensors' own error for a cut weights file, ...
         where = messages.BASE_MODEL_WHERE_FOLDER if Path(source).exists() else messages.BASE_MODEL_WHERE_HUB
         error = (str(exc).splitlines() or [type(exc).__name__])[0]
@@ -49,3 +52,22 @@ def load_encoder(name: str, attn_implementation: str = "sdpa") -> tuple[Any, Any
         raise ConfigError(messages.BASE_MODEL_NO_FAST_TOKENIZER.format(name=name),
                           messages.BASE_MODEL_NO_FAST_TOKENIZER_FIX)
     return encoder, tokenizer, int(encoder.config.hidden_size)
+
+
+@contextmanager
+def _quiet_local_load(source: str) -> Iterator[None]:
+    """Hide transformers' "Loading weights" bar for a folder on disk.
+
+    It takes well under a second, yet at first run it printed a second progress bar before ours, and
+    into every retrain log excerpt. A download from the Hub keeps its bar: that one measures real waiting.
+    """
+    from transformers.utils import logging as hf_logging
+
+    if not Path(source).is_dir() or not hf_logging.is_progress_bar_enabled():
+        yield
+        return
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.enable_progress_bar()
