@@ -137,6 +137,7 @@ def test_export_parity_recorded_in_metrics(trained: Trained) -> None:
     assert fp32["max_abs_diff"] <= 1e-3
     assert fp32["intent_top1_agreement"] == 1.0
     assert fp32["samples"] == len(trained.result.val_examples)
+    assert metrics["parity"]["checked_on"] == "validation"
     assert metrics["history"] == trained.result.history
     assert metrics["data"]["hash"] == manifest(tiny_examples())["hash"]
 
@@ -501,5 +502,6 @@ def test_training_on_every_example_keeps_the_last_epoch_and_says_so(tiny_base: P
     assert [row["epoch"] for row in metrics["history"]] == [1, 2, 3] and metrics["best_epoch"] == 3
     assert "val_intent_accuracy" not in metrics["history"][0]
     assert metrics["parity"]["fp32"]["intent_top1_agreement"] == 1.0  # checked on training texts instead
+    assert metrics["parity"]["checked_on"] == "training"  # and the report says so: seen texts flatter int8
     top = Classifier.load(tmp_path / "X", provider="cpu").predict(["where is my order"])[0]
     assert top.intents[0].intent in INTENT_DATA
