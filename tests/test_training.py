@@ -137,10 +137,23 @@ def test_export_parity_recorded_in_metrics(trained: Trained) -> None:
     assert fp32["max_abs_diff"] <= 1e-3
     assert fp32["intent_top1_agreement"] == 1.0
     assert fp32["samples"] == len(trained.result.val_examples)
-    assert metrics["parity"]["checked_on"] == "validation"
+    assert metrics["parity"]["checked_on"] == "held-out"
     assert metrics["history"] == trained.result.history
     assert metrics["data"]["hash"] == manifest(tiny_examples())["hash"]
 
+
+
+def test_export_checks_the_held_out_calibration_messages_too(trained: Trained, tmp_path: Path) -> None:
+    """The retrain's fixed evaluation set is unseen data: the int8 check reads it beside the validation split,
+    since seen messages are ones the model is sure of and flatter the int8 graph."""
+    calibration = [Example(f"calibration message {i}", intent="refund") for i in range(7)]
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    _write(trained.result, staging, tmp_path / "model", "t-2", [], manifest(tiny_examples()), progress=False,
+           calibration=calibration)
+    parity = json.loads((tmp_path / "model" / "metrics.json").read_text())["parity"]
+    assert parity["checked_on"] == "held-out"
+    assert parity["fp32"]["samples"] == len(trained.result.val_examples) + len(calibration)
 
 def test_onnx_runtime_predictions_equal_pytorch(trained: Trained) -> None:
     result = trained.result
