@@ -204,6 +204,8 @@ class FakeSlack:
     def _chat_postEphemeral(self, p: dict[str, Any]) -> dict[str, Any]:
         if not p.get("channel") or not p.get("user"):
             return {"ok": False, "error": "channel_not_found" if not p.get("channel") else "user_not_in_channel"}
+        if p["channel"] in self.not_a_member:  # e.g. a DM between two people, which the bot cannot post into
+            return {"ok": False, "error": "channel_not_found"}
         if not p.get("text") and not p.get("blocks"):
             return {"ok": False, "error": "no_text"}
         return {"ok": True, "message_ts": self.next_ts()}
@@ -359,7 +361,7 @@ def mention_event(text: str, user: str = "UCUSTOMER2", channel: str = "C0GENERAL
 
 
 def block_actions_body(*, user: str, channel: str, message: dict[str, Any], action_id: str, value: str,
-                       text: str = "button") -> dict[str, Any]:
+                       text: str = "button", response_url: str | None = None) -> dict[str, Any]:
     """A ``block_actions`` payload for a click on a button of ``message`` (as the fake returned it)."""
     block_id = next((b.get("block_id") for b in message.get("blocks", [])
                      if any(e.get("action_id") == action_id for e in b.get("elements", []))), "b")
@@ -372,7 +374,7 @@ def block_actions_body(*, user: str, channel: str, message: dict[str, Any], acti
             "trigger_id": f"{next(_event_ids)}.{TEAM_ID}.abcdef", "team": {"id": TEAM_ID, "domain": "fake-team"},
             "enterprise": None, "is_enterprise_install": False, "channel": {"id": channel, "name": "directmessage"},
             "message": message, "state": {"values": {}},
-            "response_url": f"https://hooks.slack.com/actions/{TEAM_ID}/1/abc",
+            "response_url": response_url or f"https://hooks.slack.com/actions/{TEAM_ID}/1/abc",
             "actions": [{"action_id": action_id, "block_id": block_id, "value": value, "type": "button",
                          "text": {"type": "plain_text", "text": text, "emoji": True},
                          "action_ts": f"{time.time():.6f}"}]}

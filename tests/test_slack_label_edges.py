@@ -1,5 +1,6 @@
 """Agents' labels at the edges, over real HTTP: a sentiment given alone, a purged message, credit between two
-agents, a Home click by someone who is no longer an agent, and a modal's metadata that is not the bot's."""
+agents, a Home click by someone who is no longer an agent, a modal's metadata that is not the bot's, and a label
+given in a conversation the bot is not in."""
 
 from __future__ import annotations
 
@@ -109,7 +110,7 @@ def test_a_home_label_click_by_someone_no_longer_an_agent_gets_the_customer_home
 
 
 @pytest.mark.parametrize("metadata", ['{"m":1e400}', '{"m":true}', '{"m":0}', '{"m":3,"s":"elsewhere"}',
-                                      '{"m":3,"c":["C1"]}'])
+                                      '{"m":3,"c":["C1"]}', '{"m":3,"r":{"url":"x"}}'])
 def test_a_modal_whose_metadata_is_not_the_bots_is_refused_in_the_modal(env: Env, metadata: str) -> None:
     # 1e400 made an OverflowError and a 500; true read as message 1.
     view = {"id": "V0META", "callback_id": modal.CALLBACK, "type": "modal", "private_metadata": metadata,
@@ -117,3 +118,20 @@ def test_a_modal_whose_metadata_is_not_the_bots_is_refused_in_the_modal(env: Env
     response = env.action(view_submission_body(user=AGENT, view=view, values=values("refund")))
     assert response.status == 200
     assert json.loads(response.body)["errors"][modal.INTENT_BLOCK] == messages.FLAG_GONE
+
+
+def test_a_label_given_where_the_bot_is_not_a_member_is_confirmed_through_the_click(env: Env) -> None:
+    # `/csbot review` in a DM between two people: chat.postEphemeral cannot reach it, and the confirmation was lost.
+    _, _, message_id = env.ask("my lamp flickers in a strange way", "D0PAIRASK", mode="handoff")
+    env.fake.not_a_member.add("D0PAIR")
+    listing = env.command(AGENT, "review", channel="D0PAIR")
+    clicked = {"type": "message", "ts": "1700000000.000300", "text": "queue", "blocks": listing.params["blocks"]}
+    hook = env.fake.response_url("label-in-pair")
+    opened = len(env.fake.of("views.open"))
+    env.action(block_actions_body(user=AGENT, channel="D0PAIR", message=clicked, action_id=review.LABEL,
+                                  value=str(message_id), response_url=hook))
+    _, view = env.opened_view(opened + 1)
+    assert env.action(view_submission_body(user=AGENT, view=view, values=values("track_order"))).body == ""
+    said = env.fake.wait_for("response_url", url=hook)[-1].params
+    assert said["text"] == messages.CORRECTED.format(message_id=message_id, intent="track_order")
+    assert said["response_type"] == "ephemeral"

@@ -94,7 +94,8 @@ class Agents:
         if message_id is None:
             await tell(self.rt, user=_user(body), channel=channel, thread_ts=thread_ts, text=messages.FLAG_NOT_OURS)
             return
-        await self.open_modal(body, message_id, modal.Target(message_id, channel, thread_ts, "flag"))
+        await self.open_modal(body, message_id, modal.Target(message_id, channel, thread_ts, "flag",
+                                                             response_url=body.get("response_url")))
 
     # --- buttons: the handoff post and the review queue ---------------------------------
 
@@ -116,7 +117,8 @@ class Agents:
         if not await self._may_open(body):
             await self._refuse(body, channel, ts)
             return
-        await self.open_modal(body, message_id, modal.Target(message_id, channel, ts, "handoff", ts))
+        await self.open_modal(body, message_id, modal.Target(message_id, channel, ts, "handoff", ts,
+                                                             body.get("response_url")))
 
     async def label_button(self, body: Body) -> None:
         message_id = _value(body)
@@ -130,7 +132,8 @@ class Agents:
             await self._refuse(body, channel, None)
             return
         source = "home" if in_home else "review"
-        await self.open_modal(body, message_id, modal.Target(message_id, channel, None, source))
+        await self.open_modal(body, message_id, modal.Target(message_id, channel, None, source,
+                                                             response_url=body.get("response_url")))
 
     async def right_button(self, body: Body) -> None:
         """"Answer was right": the model's guess is the label."""
@@ -200,7 +203,9 @@ class Agents:
         if target.source == "handoff" and target.channel and target.post_ts and submission.intent:
             await self._close_handoff_post(target.channel, target.post_ts,
                                            messages.HANDOFF_CORRECTED.format(user=user, intent=submission.intent))
-        await tell(self.rt, user=user, channel=target.channel, thread_ts=target.thread_ts, text=text)
+        if not await tell(self.rt, user=user, channel=target.channel, thread_ts=target.thread_ts, text=text) and \
+                target.response_url:
+            await tell(self.rt, user=user, channel=None, text=text, response_url=target.response_url)
 
     async def _close_handoff_post(self, channel: str, ts: str, note: str) -> None:
         """Swap the handoff post's buttons for who labelled it, so nobody clicks an outdated "Answer was right".

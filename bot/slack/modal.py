@@ -37,9 +37,13 @@ class Target:
     thread_ts: str | None = None
     source: str = "flag"  # flag | handoff | review | home
     post_ts: str | None = None  # the handoff post to update
+    # The click's response URL: the confirmation's way back where the bot is not a member (a `/csbot review` in a
+    # DM between two people), since chat.postEphemeral there fails. Slack keeps it valid for 30 minutes.
+    response_url: str | None = None
 
     def dump(self) -> str:
-        data = {"m": self.message_id, "c": self.channel, "t": self.thread_ts, "s": self.source, "p": self.post_ts}
+        data = {"m": self.message_id, "c": self.channel, "t": self.thread_ts, "s": self.source, "p": self.post_ts,
+                "r": self.response_url}
         return json.dumps({k: v for k, v in data.items() if v is not None}, separators=(",", ":"))
 
     @classmethod
@@ -48,11 +52,11 @@ class Target:
         not: a 1e400 message id made an OverflowError and a 500, ``true`` read as message 1)."""
         data = json.loads(raw or "{}")
         message_id, source = data.get("m"), data.get("s", "flag")
-        texts = [data.get(key) for key in ("c", "t", "p")]
+        texts = [data.get(key) for key in ("c", "t", "p", "r")]
         if type(message_id) is not int or message_id < 1 or source not in SOURCES or not all(
                 value is None or isinstance(value, str) for value in texts):
             raise ValueError(f"not a csbot label target: {raw[:200]!r}")
-        return cls(message_id, texts[0], texts[1], source, texts[2])
+        return cls(message_id, texts[0], texts[1], source, texts[2], texts[3])
 
 
 def _plain(text: str) -> dict[str, Any]:
