@@ -127,7 +127,9 @@ def _correct(ctx: Context, out: TextIO, message_id: int, words: list[str], user:
 
 
 def _pick_up_new_model(ctx: Context, out: TextIO, unloadable: set[str]) -> None:
-    """Between two messages, switch to the version a retrain or an admin made active (as Slack does)."""
+    """Between two messages, switch to the version a retrain or an admin made active, and to an edited
+    knowledge-base file (as Slack does)."""
+    ctx.refresh_knowledge_base()
     old = ctx.live.current.version
     try:
         active = ctx.registry.active()

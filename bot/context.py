@@ -11,12 +11,12 @@ import logging
 import subprocess
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot import messages
 from bot.config import Settings
-from bot.knowledge import KnowledgeBase, load_knowledge_base
+from bot.knowledge import KnowledgeBase, default_path, load_knowledge_base
 from bot.service import Bot
 from bot.store import Store
 from models.errors import CsbotError, ModelError
@@ -50,10 +50,12 @@ class Context:
     registry: Registry
     live: LiveClassifier
     bot: Bot
+    _kb_stamp: tuple[int, int] | None = field(default=None, init=False, repr=False)  # the file as last read
 
     @classmethod
     def open(cls, settings: Settings, *, train_if_missing: bool = False) -> Context:
         store = Store(settings.db_path)
+        kb_stamp = _file_stamp(settings.kb_path)  # before reading: an edit made during the read is seen next time
         kb = load_knowledge_base(settings.kb_path)
         registry = Registry(settings.models_dir, store)
         if train_if_missing:
@@ -63,7 +65,9 @@ class Context:
             raise ModelError(messages.NO_ACTIVE_MODEL, messages.NO_ACTIVE_MODEL_FIX)
         live = LiveClassifier(load_classifier(settings, registry.path(version)))
         log.info("model %s loaded on %s (%s)", version, live.current.device, live.current.provider)
-        return cls(settings, store, kb, registry, live, Bot(kb, store, live, settings.max_message_chars))
+        context = cls(settings, store, kb, registry, live, Bot(kb, store, live, settings.max_message_chars))
+        context._kb_stamp = kb_stamp
+        return context
 
     def refresh_model(self) -> bool:
         """Swap in the active version if another process changed it; True if swapped."""
@@ -75,6 +79,20 @@ class Context:
         self.live.swap(classifier)
         return True
 
+    def refresh_knowledge_base(self) -> bool:
+        """Re-read the knowledge-base file if it changed on disk; True if the new one is in use.
+
+        A support lead who fixes an answer expects the bot to give it at once, not after the next retrain. The
+        answers, links, titles, handoff flags and company texts apply at once; a new intent is answered once a
+        model trained on it is active (until then the router hands its messages over, as for any intent the
+        file lacks). An invalid file is logged and the one loaded before keeps serving.
+        """
+        stamp = _file_stamp(self.settings.kb_path)
+        if stamp == self._kb_stamp:
+            return False
+        self._kb_stamp = stamp  # an invalid edit is reported once, not every few seconds
+        return self._reload_knowledge_base()
+
     def refresh_model_or_keep(self) -> None:
         """``refresh_model`` after a retrain: a new version that does not load is logged, never raised,
         and the current one goes on serving."""
@@ -84,15 +102,18 @@ class Context:
             log.exception(messages.NEW_MODEL_UNLOADABLE.format(version=self.registry.active(),
                                                                current=self.live.current.version))
 
-    def _reload_knowledge_base(self) -> None:
+    def _reload_knowledge_base(self) -> bool:
         """A new version is usually trained on an edited knowledge base (new intents, new answers)."""
+        self._kb_stamp = _file_stamp(self.settings.kb_path)
         try:
             kb = load_knowledge_base(self.settings.kb_path)
         except CsbotError as error:  # a half-edited file must not stop the swap or serving
-            log.warning("kept the knowledge base loaded before: %s", error)
-            return
+            log.warning("%s", messages.KB_RELOAD_KEPT.format(error=error))
+            return False
         self.kb = kb
         self.bot.kb = kb
+        log.info("%s", messages.KB_RELOADED.format(path=kb.path, intents=len(kb.intents)))
+        return True
 
     def watch_model(self, interval: float = 5.0) -> threading.Event:
         """Poll the registry pointer in a daemon thread; set the returned event to stop."""
@@ -108,6 +129,7 @@ class Context:
                     log.warning("could not read the active model version (%s); serving %s", exc,
                                 self.live.current.version)
                     continue
+                self.refresh_knowledge_base()
                 if version in failed:
                     continue
                 try:
@@ -124,3 +146,12 @@ class Context:
 def load_classifier(settings: Settings, path: Path) -> Classifier:
     return Classifier.load(path, provider=settings.onnx_provider, variant=settings.onnx_variant,
                            threads=settings.threads)
+
+
+def _file_stamp(path: Path | None) -> tuple[int, int] | None:
+    """(mtime in ns, size) of the knowledge-base file, or None when it cannot be read (then nothing is reloaded)."""
+    try:
+        found = (Path(path) if path else default_path()).stat()
+    except OSError:
+        return None
+    return found.st_mtime_ns, found.st_size

@@ -92,14 +92,17 @@ class Bot:
             predictions[i] = p
         latency = (time.perf_counter() - started) * 1000 / max(1, len(batch))
         thresholds = model.card.thresholds_for(model.variant)  # fitted on what this variant outputs
+        # One knowledge base for the whole batch too: an edited file is re-read while the bot runs, and a decision
+        # for an intent the new file dropped must not meet that file when its reply is written.
+        kb = self.kb
         # All the batch's rows or none: a caller that retries each message after a failed write (the Slack
         # pipeline does) must not store the ones before the failure twice.
         with self.store.transaction():
-            return [self._record(m, n, p, route(n, p, self.kb, thresholds), latency)
+            return [self._record(m, n, p, route(n, p, kb, thresholds), latency, kb)
                     for m, n, p in zip(batch, normalized, predictions, strict=True)]
 
     def _record(self, incoming: Incoming, normalized: Normalized, prediction: Prediction | None, decision: Route,
-                latency_ms: float) -> Outcome:
+                latency_ms: float, kb: KnowledgeBase) -> Outcome:
         conversation_id = incoming.conversation_id or self.store.get_or_create_conversation(
             incoming.channel, incoming.thread_ts, incoming.user, incoming.source)
         second = prediction.intents[1] if prediction and len(prediction.intents) > 1 else None
@@ -111,49 +114,33 @@ class Bot:
             sentiment=prediction.sentiment if prediction else None,
             sentiment_score=prediction.sentiment_probs.get("negative") if prediction else None,
             model_version=prediction.model_version if prediction else None, latency_ms=latency_ms, ts=incoming.ts)
-        reply = self.compose(decision, normalized)
+        reply = self.compose(decision, normalized, kb)
         reply_id = self.store.log_reply(message_id, text=reply.text, kind=reply.kind, intent=reply.intent,
                                         channel=incoming.channel)
         return Outcome(conversation_id, message_id, reply_id, decision, reply, prediction, normalized, latency_ms)
 
-    def compose(self, decision: Route, normalized: Normalized) -> Reply:
+    def compose(self, decision: Route, normalized: Normalized, kb: KnowledgeBase) -> Reply:
         note = f"\n{messages.TRUNCATED_NOTE}" if normalized.truncated else ""
         reason = messages.REASONS.get(decision.reason, decision.reason)
         if decision.decision == PROMPT:
             return Reply(PROMPT, messages.EMPTY_PROMPT)
         if decision.decision in (ESCALATE, HANDOFF):
-            text = self.kb.company.escalation_text if decision.decision == ESCALATE else self.kb.company.handoff_text
-            if decision.with_answer and decision.intent in self.kb.intents:  # what they can do while they wait
-                text = self.answer_text(decision.intent) + "\n\n" + text
+            text = kb.company.escalation_text if decision.decision == ESCALATE else kb.company.handoff_text
+            if decision.with_answer and decision.intent in kb.intents:  # what they can do while they wait
+                text = answer_text(kb, decision.intent) + "\n\n" + text
             return Reply(decision.decision, text + note, decision.intent,
                          messages.HANDOFF_CONTEXT.format(reason=reason))
         if decision.decision == CLARIFY:
-            choices = tuple((name, self.kb.intents[name].label) for name in decision.candidates)
+            choices = tuple((name, kb.intents[name].label) for name in decision.candidates)
             return Reply(CLARIFY, messages.CLARIFY_QUESTION + note, decision.intent, messages.NOT_SURE_CONTEXT,
                          choices=choices)
-        return self.answer(decision.intent or "", decision.confidence, note)
-
-    def answer(self, intent: str, confidence: float | None, note: str = "") -> Reply:
-        context = messages.CONFIDENT_CONTEXT.format(intent=intent, confidence=confidence) if confidence else (
-            messages.REASONS["clarified"])
-        return Reply(ANSWER, self.answer_text(intent) + note, intent, context, rateable=True)
-
-    def answer_text(self, intent: str) -> str:
-        """The knowledge base's answer for ``intent``, with its links and follow-up topics."""
-        entry = self.kb.intent(intent)
-        parts = [entry.answer.strip()]
-        if entry.links:
-            parts.append(messages.LINKS.format(links=" · ".join(f"<{x.url}|{x.title}>" for x in entry.links)))
-        if entry.follow_ups:
-            topics = ", ".join(self.kb.intents[f].label for f in entry.follow_ups if f in self.kb.intents)
-            parts.append(messages.FOLLOW_UPS.format(topics=topics))
-        return "\n".join(parts)
+        return answer(kb, decision.intent or "", decision.confidence, note)
 
     def choose(self, message_id: int, intent: str, user: str, channel: str | None = None) -> tuple[int, Reply]:
         """A clarify click: log the customer's choice as a label and answer that intent."""
         self._known_intent(intent)
         self.store.record_label(message_id, intent=intent, source="clarify", user=user)
-        reply = self.answer(intent, None)
+        reply = answer(self.kb, intent, None)
         reply_id = self.store.log_reply(message_id, text=reply.text, kind=ANSWER, intent=intent, channel=channel)
         return reply_id, reply
 
@@ -174,3 +161,21 @@ class Bot:
         if intent not in self.kb.intents:
             known = ", ".join(sorted(self.kb.intents))
             raise CsbotError(messages.UNKNOWN_INTENT.format(intent=intent, known=known), messages.UNKNOWN_INTENT_FIX)
+
+
+def answer(kb: KnowledgeBase, intent: str, confidence: float | None, note: str = "") -> Reply:
+    context = messages.CONFIDENT_CONTEXT.format(intent=intent, confidence=confidence) if confidence else (
+        messages.REASONS["clarified"])
+    return Reply(ANSWER, answer_text(kb, intent) + note, intent, context, rateable=True)
+
+
+def answer_text(kb: KnowledgeBase, intent: str) -> str:
+    """The knowledge base's answer for ``intent``, with its links and follow-up topics."""
+    entry = kb.intent(intent)
+    parts = [entry.answer.strip()]
+    if entry.links:
+        parts.append(messages.LINKS.format(links=" · ".join(f"<{x.url}|{x.title}>" for x in entry.links)))
+    if entry.follow_ups:
+        topics = ", ".join(kb.intents[f].label for f in entry.follow_ups if f in kb.intents)
+        parts.append(messages.FOLLOW_UPS.format(topics=topics))
+    return "\n".join(parts)
