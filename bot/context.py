@@ -84,8 +84,8 @@ class Context:
 
         A support lead who fixes an answer expects the bot to give it at once, not after the next retrain. The
         answers, links, titles, handoff flags and company texts apply at once; a new intent is answered once a
-        model trained on it is active (until then the router hands its messages over, as for any intent the
-        file lacks). An invalid file is logged and the one loaded before keeps serving.
+        model trained on it is active (a predicted intent the file dropped is handed over by the router). An
+        invalid file is logged and the one loaded before keeps serving.
         """
         stamp = _file_stamp(self.settings.kb_path)
         if stamp == self._kb_stamp:

@@ -96,3 +96,21 @@ def test_the_running_bot_picks_up_an_edited_file_within_its_poll(chat_setup: Cha
         assert ctx.bot.kb is ctx.kb
     finally:
         stop.set()
+
+
+def test_an_intent_dropped_from_the_file_is_handed_over_from_the_next_message(chat_setup: ChatSetup,  # noqa: F811
+                                                                             tmp_path: Path) -> None:
+    import yaml
+
+    from bot.service import Incoming
+
+    ctx, kb_path = open_with_own_kb(chat_setup, tmp_path)
+    text = chat_setup.clear[0]
+    intent = ctx.live.predict([normalize(text).text])[0].top.intent
+    assert ctx.bot.handle(Incoming(text=text, user="U1", channel="term")).route.decision == "answer"
+    data = yaml.safe_load(kb_path.read_text(encoding="utf-8"))
+    data["intents"] = [i for i in data["intents"] if i["name"] != intent]
+    kb_path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    assert ctx.refresh_knowledge_base() and intent not in ctx.kb.intents
+    decision = ctx.bot.handle(Incoming(text=text, user="U1", channel="term")).route
+    assert (decision.decision, decision.reason, decision.intent) == ("handoff", "no_answer", intent)
