@@ -87,11 +87,9 @@ class Context:
         model trained on it is active (a predicted intent the file dropped is handed over by the router). An
         invalid file is logged and the one loaded before keeps serving.
         """
-        stamp = _file_stamp(self.settings.kb_path)
-        if stamp == self._kb_stamp:
+        if _file_stamp(self.settings.kb_path) == self._kb_stamp:
             return False
-        self._kb_stamp = stamp  # an invalid edit is reported once, not every few seconds
-        return self._reload_knowledge_base()
+        return self._reload_knowledge_base()  # records the new stamp: an invalid edit is reported once
 
     def refresh_model_or_keep(self) -> None:
         """``refresh_model`` after a retrain: a new version that does not load is logged, never raised,
@@ -129,7 +127,10 @@ class Context:
                     log.warning("could not read the active model version (%s); serving %s", exc,
                                 self.live.current.version)
                     continue
-                self.refresh_knowledge_base()
+                try:
+                    self.refresh_knowledge_base()
+                except Exception:  # whatever the file holds, the watcher must outlive it
+                    log.exception("re-reading the knowledge base failed; the one loaded before keeps serving")
                 if version in failed:
                     continue
                 try:

@@ -118,7 +118,7 @@ class Agents:
             await self._refuse(body, channel, ts)
             return
         await self.open_modal(body, message_id, modal.Target(message_id, channel, ts, "handoff", ts,
-                                                             body.get("response_url")))
+                                                             response_url=body.get("response_url")))
 
     async def label_button(self, body: Body) -> None:
         message_id = _value(body)
