@@ -119,21 +119,26 @@ def optimise(src: Path, dest: Path, num_heads: int, hidden_size: int) -> dict[st
     return {k: int(v) for k, v in optimised.get_fused_operator_statistics().items() if v}
 
 
-def quantise_int8(src: Path, dest: Path) -> None:
-    """Dynamic int8 on the MatMul nodes of the fused graph.
+def quantise_int8(src: Path, dest: Path, *, weight_bits: int | None = None) -> int:
+    """Dynamic int8 on the MatMul nodes of the fused graph; returns the weights' bit width (7 or 8).
 
     The fused Attention operators stay fp32; only the projections and feed-forward MatMuls are
     quantised. On Banking77 this kept 99.50% top-1 agreement with fp32 at 2.66 ms p50, where
     quantising every operator of the plain export agreed on only 99.0-99.4%
-    (benchmarks/RESULTS.md, latency).
+    (benchmarks/RESULTS.md, latency). ``weight_bits`` None: 8, or 7 where this CPU's int8 kernel
+    would saturate at 8 (training.int8kernel).
     """
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    from training.int8kernel import int8_matmul_saturates
+
+    bits = weight_bits if weight_bits is not None else (7 if int8_matmul_saturates() else 8)
     logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # quiet pre-processing advice
-    quantize_dynamic(str(src), str(dest), weight_type=QuantType.QInt8, per_channel=True,
+    quantize_dynamic(str(src), str(dest), weight_type=QuantType.QInt8, per_channel=True, reduce_range=bits == 7,
                      op_types_to_quantize=["MatMul"],
                      extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    return bits
 
 
 MIN_AGREEMENT = 0.995
@@ -189,12 +194,12 @@ def export_checked(model: IntentSentimentModel, tokenizer: Any, out_dir: Path, t
 def _try_int8(fp32: Path, dest: Path, tokenizer: Any, texts: list[str], max_length: int,
               min_agreement: float, min_sentiment_agreement: float | None) -> dict[str, Any]:
     try:
-        quantise_int8(fp32, dest)
+        weight_bits = quantise_int8(fp32, dest)
         parity = compare(run_onnx(fp32, tokenizer, texts, max_length), run_onnx(dest, tokenizer, texts, max_length))
     except Exception as exc:  # quantisation support varies by operator set; fp32 is always there
         dest.unlink(missing_ok=True)
         return {"kept": False, "error": str(exc)}
-    verdict: dict[str, Any] = {"required_agreement": min_agreement}
+    verdict: dict[str, Any] = {"required_agreement": min_agreement, "weight_bits": weight_bits}
     if parity.intent_top1_agreement < min_agreement:
         verdict["refused_on"] = "intent"
     elif min_sentiment_agreement is not None:
