@@ -13,11 +13,13 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-_USER = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
-_CHANNEL = re.compile(r"<#[A-Z0-9]+(?:\|([^>]*))?>")
-_SPECIAL = re.compile(r"<!(?:here|channel|everyone)(?:\|[^>]*)?>|<!subteam\^[A-Z0-9]+(?:\|([^>]*))?>")
-_DATE = re.compile(r"<!date\^[^|>]*\|([^>]*)>")
-_LINK = re.compile(r"<((?:https?|mailto):[^|>]+)(?:\|([^>]*))?>")
+# No class inside <...> matches '<': Slack sends a typed '<' as "&lt;", and a class that allowed it let
+# every unclosed '<' scan to the end of the text and back (quadratic, with the GIL held).
+_USER = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^<>]*)?>")
+_CHANNEL = re.compile(r"<#[A-Z0-9]+(?:\|([^<>]*))?>")
+_SPECIAL = re.compile(r"<!(?:here|channel|everyone)(?:\|[^<>]*)?>|<!subteam\^[A-Z0-9]+(?:\|([^<>]*))?>")
+_DATE = re.compile(r"<!date\^[^|<>]*\|([^<>]*)>")
+_LINK = re.compile(r"<((?:https?|mailto):[^|<>]+)(?:\|([^<>]*))?>")
 _CODE_BLOCK = re.compile(r"```.*?```", re.DOTALL)
 _INLINE_CODE = re.compile(r"`([^`]*)`")
 # Not between digits, so times such as 10:30:45 survive.
@@ -65,8 +67,8 @@ def normalize(raw: str | None, max_chars: int = 2000, bot_user_id: str | None = 
     return Normalized(text=text, truncated=truncated, original_length=len(raw))
 
 
-_PINGS = re.compile(r"<!(here|channel|everyone)(?:\|[^>]*)?>|<!subteam\^([A-Z0-9]+)(?:\|([^>]*))?>"
-                    r"|<@([UW][A-Z0-9]+)(?:\|([^>]*))?>")
+_PINGS = re.compile(r"<!(here|channel|everyone)(?:\|[^<>]*)?>|<!subteam\^([A-Z0-9]+)(?:\|([^<>]*))?>"
+                    r"|<@([UW][A-Z0-9]+)(?:\|([^<>]*))?>")
 
 
 def quiet_mentions(raw: str) -> str:

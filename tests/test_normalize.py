@@ -74,6 +74,20 @@ def test_hostile_markup_is_fast(unit: str) -> None:
     assert result.original_length == len(raw)
 
 
+@pytest.mark.parametrize("unit", ["<http:x", "<@U1|", "<#C1|", "<!date^1|", "<!here|", "<!subteam^S1|"])
+def test_unclosed_markup_is_linear_at_the_largest_window(unit: str) -> None:
+    # At max_chars=100000 the whole 40,000 characters are parsed; a class that also matches '<' made
+    # every unclosed '<' scan to the end and back (seconds, with the GIL held: the whole bot stalls).
+    raw = unit * (40_000 // len(unit))
+    started = time.perf_counter()
+    result = normalize(raw, max_chars=100_000)
+    assert time.perf_counter() - started < 0.5
+    assert result.original_length == len(raw)
+    started = time.perf_counter()
+    quiet_mentions(raw)
+    assert time.perf_counter() - started < 0.5
+
+
 def test_short_text_is_not_truncated() -> None:
     result = normalize("where is my order", max_chars=100)
     assert (result.text, result.truncated) == ("where is my order", False)
