@@ -174,3 +174,28 @@ def test_a_newer_new_topic_verdict_overrules_an_older_intent(setup) -> None:  # 
     assert text_key(trained[0].text) == text_key(revived)
     excluded = data.manifest["excluded"]
     assert excluded["superseded"] == 2 and excluded["new_topic"] == 1 and "new_topic_text" not in excluded
+
+
+def test_a_new_topic_verdict_with_a_sentiment_is_never_trained_on(setup) -> None:  # noqa: ANN001
+    store, kb = setup
+    texts = [f"do you sell gift cards now {i}" for i in range(12)]
+    for text in texts:
+        correct(store, text, NEW_TOPIC, sentiment="negative")  # the agent also said how the customer felt
+    data = build_dataset(store, kb)
+    keys = {text_key(t) for t in texts}
+    assert not keys & {text_key(e.text) for e in [*data.train, *data.eval]}  # kept for the admin, nowhere else
+    assert data.manifest["excluded"]["new_topic"] == len(texts)
+
+
+def test_an_agent_s_verdict_on_a_held_out_knowledge_base_phrasing_is_what_the_gate_tests(setup) -> None:  # noqa: ANN001
+    store, kb = setup
+    tested = [t for t in kb.examples("test") if t.intent == "refund"][:2]
+    assert len(tested) == 2, "the fixture's knowledge base holds out no refund phrasing"
+    for example in tested:  # whichever side of the correction hold-out the words hash to
+        correct(store, example.text, "track_order")
+    data = build_dataset(store, kb)
+    for example in tested:
+        in_eval = [e for e in data.eval if text_key(e.text) == text_key(example.text)]
+        assert [(e.intent, e.source) for e in in_eval] == [("track_order", "correction")]  # the newest human verdict
+        assert text_key(example.text) not in {text_key(e.text) for e in data.train}  # still never trained on
+    assert data.manifest["excluded"]["relabelled_kb_test"] == 2

@@ -16,18 +16,20 @@ source          what                                                    weight (
 ==============  ======================================================  =========================
 
 Never trained on: a 👎 without a correction (it waits in the review queue), including a clarify pick
-whose answer the customer then rated 👎; a correction to ``__new_topic__`` (kept for the admin who may
-add the intent), and clarify picks or 👍 answers with the same words; a label naming an intent the
-knowledge base no longer has; purged (blank) text. Each is counted in the manifest. When agents
-disagree on the same words, the newest verdict wins. "The same words" is ``text_key``: case,
-spacing, punctuation and Unicode forms ignored.
+whose answer the customer then rated 👎; a correction to ``__new_topic__``, with or without a
+sentiment (kept for the admin who may add the intent), and clarify picks or 👍 answers with the same
+words; a label naming an intent the knowledge base no longer has; purged (blank) text. Each is
+counted in the manifest. When agents disagree on the same words, the newest verdict wins. "The same
+words" is ``text_key``: case, spacing, punctuation and Unicode forms ignored.
 
 The fixed evaluation set is the knowledge base's held-out split plus a stable slice of the
 corrections, chosen by a hash of the normalised text (1 in ``eval_every``): the same text always
-lands on the same side, so a correction is never both trained on and tested on, and the set grows
-as corrections arrive. Words the knowledge base trains on are never held out (the admin's example
-would otherwise leave training), so editing the knowledge base can move a correction from one side
-to the other; the gate leaves out what the active version trained on for that reason.
+lands on the same side, so a correction is never both trained on and tested on, and the set grows as
+corrections arrive. Words the knowledge base trains on are never held out (the admin's example would
+otherwise leave training); a correction on words the knowledge base holds out is always held out,
+and its label replaces the knowledge base's there (the newest human verdict wins, as in training).
+So editing the knowledge base can move a correction from one side to the other; the gate leaves out
+what the active version trained on for that reason.
 Clarify picks always train. Holding one in five out too (they sit on the boundary between two
 intents, where two models disagree, so they would give the gate more evidence per message) was
 measured and cost more than it gave: 40-160 fewer training examples a night, 0.6-2.1 points lower
@@ -103,12 +105,17 @@ def build_dataset(store: Any, kb: Any, options: DatasetOptions | None = None) ->
 
     kb_train = [Example(e.text, e.intent, e.sentiment, opt.kb_weight, "knowledge_base")
                 for e in knowledge_base_examples(kb, "train")]
-    eval_examples = [Example(e.text, e.intent, e.sentiment, 1.0, "knowledge_base")
-                     for e in knowledge_base_examples(kb, "test")]
+    kb_test = [Example(e.text, e.intent, e.sentiment, 1.0, "knowledge_base")
+               for e in knowledge_base_examples(kb, "test")]
     kb_keys = {text_key(e.text) for e in kb_train}
+    kb_test_keys = {text_key(e.text) for e in kb_test}
 
     def to_eval(text: str) -> bool:
-        return text_key(text) not in kb_keys and held_out(text, opt.eval_every)
+        # A verdict on a held-out knowledge-base phrasing stays held out, and replaces that phrasing's label there.
+        key = text_key(text)
+        return key not in kb_keys and (key in kb_test_keys or held_out(text, opt.eval_every))
+
+    eval_corrections: list[Example] = []
 
     corrections: list[Example] = []
     corrected: set[int] = set()
@@ -129,12 +136,10 @@ def build_dataset(store: Any, kb: Any, options: DatasetOptions | None = None) ->
             excluded["superseded"] += 1
             continue
         decided.add(key)
-        if intent == NEW_TOPIC:
+        if intent == NEW_TOPIC:  # kept for the admin, even with a sentiment: none of it is trained or tested on
             excluded["new_topic"] += 1
             new_topics.add(key)  # the same words elsewhere must not train as a known intent
-            intent = None
-            if not sentiment:
-                continue
+            continue
         if intent and intent not in known:
             excluded["unknown_intent"] += 1
             intent = None
@@ -143,7 +148,7 @@ def build_dataset(store: Any, kb: Any, options: DatasetOptions | None = None) ->
             continue
         example = Example(text, intent, sentiment, opt.gold_weight, "correction")
         if to_eval(text):
-            eval_examples.append(Example(text, intent, sentiment, 1.0, "correction", row["model_version"]))
+            eval_corrections.append(Example(text, intent, sentiment, 1.0, "correction", row["model_version"]))
         else:
             corrections.append(example)
 
@@ -206,7 +211,12 @@ def build_dataset(store: Any, kb: Any, options: DatasetOptions | None = None) ->
     # Customers' picks and 👍 answers on words an agent called a new topic are not evidence for an intent.
     # (The knowledge base is the admin's own word and stays.)
     picked, liked = _without(clarify, new_topics, excluded), _without(silver, new_topics, excluded)
-    eval_examples, eval_dupes = _dedupe(eval_examples, set())
+    # Corrections first, so an agent's verdict on a held-out knowledge-base phrasing is the label the gate tests.
+    eval_examples, eval_dupes = _dedupe([*eval_corrections, *kb_test], set())
+    relabelled = len({text_key(e.text) for e in eval_corrections} & kb_test_keys)
+    if relabelled:
+        excluded["relabelled_kb_test"] += relabelled
+        eval_dupes["duplicate"] -= relabelled
     eval_keys = {text_key(e.text) for e in eval_examples}
     train, dropped = _dedupe([*corrections, *picked, *kb_train, *liked], eval_keys)
     excluded["duplicate"] += dropped["duplicate"] + eval_dupes["duplicate"]
