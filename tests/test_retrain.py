@@ -235,6 +235,11 @@ def test_gate_checks_corrections_and_parity() -> None:
     fp32 = {"fp32": {"max_abs_diff": 1e-6, "intent_top1_agreement": 1.0}}
     assert apply_gate(good, {"accuracy": 0.9}, {"total": 0}, fp32, None, 0.005, 0.8)["passed"]
     assert apply_gate(good, {"accuracy": 0.903}, {"total": 0}, fp32, None, 0.005, 0.8)["passed"]  # within tolerance
+    # Exactly at the tolerance is within it, whatever the floating-point rounding of the two shares.
+    at_edge = apply_gate({"accuracy": 298 / 600}, {"accuracy": 301 / 600}, {"total": 0}, fp32, None, 0.005, 0.8)
+    assert at_edge["passed"], at_edge["reasons"]
+    assert not apply_gate({"accuracy": 297 / 600}, {"accuracy": 301 / 600}, {"total": 0}, fp32, None, 0.005,
+                          0.8)["passed"]
     few = apply_gate(good, good, {"total": 10, "right": 5, "share": 0.5}, fp32, None, 0.005, 0.8)
     assert not few["passed"] and "5 of the 10 corrected examples" in few["reasons"][0]
     assert "probability 0.033" in few["reasons"][0]

@@ -166,7 +166,7 @@ def apply_gate(candidate: dict[str, Any] | None, active: dict[str, Any] | None, 
         eval_ok = False
         reasons.append(messages.GATE_EVAL_NOTHING.format(active=active.get("version") or "the active model"))
     else:
-        eval_ok = cand_acc >= act_acc - tolerance
+        eval_ok = cand_acc >= act_acc - tolerance - 1e-9  # exactly at the tolerance passes, despite float rounding
     pairs = paired_counts(candidate, active) if candidate and active else None
     p_value = sign_test(*pairs) if pairs else None
     eval_check: dict[str, Any] = {"candidate": cand_acc, "active": act_acc, "tolerance": tolerance, "alpha": alpha}
