@@ -219,7 +219,9 @@ def label(settings: Settings, message_id: int, intent: str | None, *, agent: str
     if sentiment is not None and sentiment not in SENTIMENTS:
         raise CsbotError(messages.BAD_SENTIMENT.format(sentiment=sentiment),
                          messages.BAD_SENTIMENT_FIX.format(sentiments=", ".join(SENTIMENTS)))
-    if intent and intent != NEW_TOPIC and known_intents and intent not in known_intents:
+    # ``None`` is a sentiment-only label; any string is checked, "" too (falsy, it skipped the check and was
+    # stored as an untrainable correction). No known intents means nothing can match: refuse, not accept.
+    if intent is not None and intent != NEW_TOPIC and (not intent.strip() or intent not in known_intents):
         raise CsbotError(messages.UNKNOWN_INTENT.format(intent=intent, known=", ".join(sorted(known_intents))),
                          messages.UNKNOWN_INTENT_FIX)
     with Store(settings.db_path, busy_timeout_ms=busy_timeout_ms) as store:  # busy or full: StoreError

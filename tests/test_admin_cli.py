@@ -195,6 +195,20 @@ def test_review_lists_and_labels(data: Path) -> None:
     assert huge.exit_code == 2 and "is not in the range 1<=x<=9223372036854775807" in huge.output
 
 
+@pytest.mark.parametrize("name", ["", "   "])
+def test_review_label_refuses_a_blank_intent(data: Path, name: str) -> None:
+    # "" was falsy, so the unknown-intent check was skipped: a correction with intent '' was stored,
+    # the message left the queue, and the CLI said "message N is None".
+    message_id = queued_message(data)
+    result = csbot("review", "label", str(message_id), name)
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith(f"Error: '{name}' is not an intent in the knowledge base. Known intents: ")
+    assert "Fix: pick one of the known intents" in result.output and "None" not in result.output
+    with Store(data / "csbot.db") as store:
+        assert not list(store.db.query("SELECT * FROM corrections WHERE message_id = ?", [message_id]))
+        assert [item["message_id"] for item in store.review_queue()] == [message_id]
+
+
 def test_a_damaged_page_is_a_clear_error_in_every_command(data: Path, tmp_path: Path) -> None:
     # The file opens (only the schema is read then); the first query that meets the page raised a traceback.
     with Store(data / "csbot.db") as store:
