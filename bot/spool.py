@@ -77,9 +77,15 @@ class Spool:
         """Keep one write for later. Raises OSError if even the file cannot be written (logged by the caller).
         Quick: it waits only for another append or a replay's final rewrite, never for a replay's writes."""
         entry = {"kind": kind, "at": iso(datetime.now(timezone.utc)), **fields}
+        data = (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8")
         with self._locked(self.lock_path, self._append_lock):
-            with self.path.open("a", encoding="utf-8") as out:
-                out.write(json.dumps(entry, ensure_ascii=False) + "\n")
+            with self.path.open("a+b") as out:  # "a": every write goes to the end, whatever was read
+                out.seek(0, os.SEEK_END)
+                if out.tell():
+                    out.seek(-1, os.SEEK_END)
+                    if out.read(1) != b"\n":  # a torn append (a crash before its fsync): start a line of our own,
+                        data = b"\n" + data  # or this entry would be glued onto it and set aside with it
+                out.write(data)
                 out.flush()
                 os.fsync(out.fileno())
 
@@ -88,7 +94,7 @@ class Spool:
         return self.path.exists()
 
     def pending(self) -> int:
-        return len(self._lines())  # a read: the file is only ever appended to or replaced whole
+        return len(self._read()[0])  # a read: the file is only ever appended to or replaced whole
 
     def replay(self, apply: Apply) -> int:
         """Apply the kept writes in order; return how many were applied.
@@ -102,24 +108,27 @@ class Spool:
             if not mine:
                 return 0
             with self._locked(self.lock_path, self._append_lock):
-                lines = self._lines()
+                lines, end = self._read()
             done, left = self._apply_all(lines, apply)
             if not lines:
                 return 0
             with self._locked(self.lock_path, self._append_lock):
-                # Only a replay rewrites the file, and this one holds the replay lock: the file is still
-                # ``lines`` followed by whatever was appended meanwhile.
-                self._rewrite(left + self._lines()[len(lines):])
+                # Only a replay rewrites the file, and this one holds the replay lock: its first ``end`` bytes are
+                # still what was read, followed by whatever was appended meanwhile. A byte offset, not a line
+                # count: an append after a torn line adds a newline, so the lines after it need not line up.
+                self._rewrite(left + self._read(start=end)[0])
             if done:
                 log.info("stored %d kept write(s) from %s", done, self.path)
             return done
 
-    def _apply_all(self, lines: list[str], apply: Apply) -> tuple[int, list[str]]:
+    def _apply_all(self, lines: list[bytes], apply: Apply) -> tuple[int, list[bytes]]:
         """(how many were applied, the lines to keep)."""
         done = 0
         for i, line in enumerate(lines):
             try:
-                entry = json.loads(line)
+                # Each line decoded on its own: one cut inside a character (a torn append) is a bad line, set
+                # aside like any other, instead of an error that stops every replay.
+                entry = json.loads(line.decode("utf-8"))
                 kind = str(entry.pop("kind"))
                 apply(kind, entry)
             except (ValueError, KeyError, TypeError, AttributeError, sqlite3.IntegrityError) as exc:
@@ -134,28 +143,32 @@ class Spool:
                 done += 1
         return done, []
 
-    def _lines(self) -> list[str]:
+    def _read(self, start: int = 0) -> tuple[list[bytes], int]:
+        """The non-blank lines from byte ``start`` on, undecoded, and the file's length in bytes."""
         try:
-            text = self.path.read_text(encoding="utf-8")
+            with self.path.open("rb") as handle:
+                handle.seek(start)
+                data = handle.read()
         except FileNotFoundError:
-            return []
-        # split("\n"), not splitlines(): an entry's strings may hold U+2028 and the other breaks splitlines() sees.
-        return [line for line in text.split("\n") if line.strip()]
+            return [], start
+        # Split on b"\n" only: an entry's strings may hold U+2028 and the other breaks splitlines() sees.
+        return [line for line in data.split(b"\n") if line.strip()], start + len(data)
 
-    def _rewrite(self, lines: list[str]) -> None:
+    def _rewrite(self, lines: list[bytes]) -> None:
         if not lines:
             self.path.unlink(missing_ok=True)
             return
         staging = self.path.with_name(self.path.name + ".tmp")
-        with staging.open("w", encoding="utf-8") as out:
-            out.write("".join(line + "\n" for line in lines))
+        with staging.open("wb") as out:
+            out.write(b"".join(line + b"\n" for line in lines))
             out.flush()
             os.fsync(out.fileno())
         os.replace(staging, self.path)
 
-    def _reject(self, line: str, exc: Exception) -> None:
+    def _reject(self, line: bytes, exc: Exception) -> None:
         log.error("a kept write cannot be applied (%r); moved to %s", exc, self.rejected_path)
+        text = line.decode("utf-8", "backslashreplace")  # an undecodable byte kept visible, as \xc3
         with self.rejected_path.open("a", encoding="utf-8") as out:
-            out.write(json.dumps({"line": line, "error": repr(exc)}, ensure_ascii=False) + "\n")
+            out.write(json.dumps({"line": text, "error": repr(exc)}, ensure_ascii=False) + "\n")
             out.flush()
             os.fsync(out.fileno())

@@ -75,6 +75,16 @@ def test_status_shows_votes_waiting_in_the_spool(data: Path) -> None:
     assert '"spooled_writes": 1' in csbot("status", "--json").output
 
 
+def test_status_counts_a_spool_whose_tail_was_torn_inside_a_character(data: Path) -> None:
+    spool = Spool(slack_spool_path(data))
+    spool.add("vote", reply_id=1, user="UCUST", rating=1, source="button")
+    with spool.path.open("ab") as out:
+        out.write('{"kind": "message", "text": "å'.encode()[:-1])  # a crash cut the append inside "å"
+    result = csbot("status")  # printed a UnicodeDecodeError traceback
+    assert result.exit_code == 0, result.output
+    assert messages.STATUS_SPOOLED.format(count=2, path=slack_spool_path(data)) in result.output
+
+
 def test_out_of_range_stats_and_odd_version_names_are_clear_errors(data: Path) -> None:
     # "abc": 7 days without a word; "²" and 5,000 digits: no reply at all (int() raised)
     for text in ("stats 999999", "stats abc", "stats 7 days", "stats ²", "stats " + "9" * 5000):

@@ -112,3 +112,55 @@ def test_writes_kept_while_a_replay_runs_wait_for_the_next_one(tmp_path: Path) -
     assert spool.replay(apply) == 2 and stored == [0, 1]
     assert spool.pending() == 1
     assert spool.replay(apply) == 1 and stored == [0, 1, 2] and not spool.has_entries()
+
+
+def test_a_torn_last_line_does_not_swallow_the_next_write(tmp_path: Path) -> None:
+    # A crash before an append's fsync leaves a line without its newline; the next vote was glued onto it
+    # and set aside with it, instead of being applied.
+    spool = Spool(tmp_path / "writes.jsonl")
+    spool.add("vote", reply_id=1, rating=1)
+    spool.path.write_bytes(spool.path.read_bytes()[:-10])  # torn: no closing brace, no newline
+    spool.add("vote", reply_id=2, rating=-1)
+    assert spool.pending() == 2
+    stored: list[int] = []
+    assert spool.replay(lambda kind, entry: stored.append(entry["reply_id"])) == 1 and stored == [2]
+    rejected = [json.loads(line) for line in spool.rejected_path.read_text().splitlines()]
+    assert len(rejected) == 1 and '"reply_id": 1' in rejected[0]["line"] and '"reply_id": 2' not in rejected[0]["line"]
+    assert not spool.has_entries()
+
+
+def test_a_tail_cut_inside_a_character_is_set_aside_and_the_whole_entries_are_stored(tmp_path: Path) -> None:
+    # The whole file was decoded at once: a tail cut inside "å" raised UnicodeDecodeError in every replay
+    # (nothing before it was ever stored) and in pending(), so `csbot status` printed a traceback.
+    spool = Spool(tmp_path / "spool" / "writes.jsonl")
+    spool.add("vote", reply_id=1, rating=1)
+    spool.add("vote", reply_id=2, rating=-1)
+    spool.add("message", event_id="E1", text="Hvor er pakken min? å")
+    raw = spool.path.read_bytes()
+    spool.path.write_bytes(raw[: raw.rindex("å".encode()) + 1])  # only the first byte of "å" reached the disk
+    assert spool.pending() == 3
+    stored: list[tuple[str, Any]] = []
+    assert spool.replay(lambda kind, entry: stored.append((kind, entry.get("reply_id")))) == 2
+    assert stored == [("vote", 1), ("vote", 2)] and not spool.has_entries() and spool.pending() == 0
+    rejected = [json.loads(line) for line in spool.rejected_path.read_text().splitlines()]
+    assert len(rejected) == 1 and "Hvor er pakken min?" in rejected[0]["line"]
+    assert "UnicodeDecodeError" in rejected[0]["error"]
+
+
+def test_a_write_kept_during_a_replay_after_a_torn_line_is_not_lost(tmp_path: Path) -> None:
+    # The rewrite counted lines: with the new vote glued onto the torn one, "the lines after those read"
+    # were none, and the vote was neither applied nor set aside. Byte offsets keep it.
+    spool = Spool(tmp_path / "writes.jsonl")
+    spool.add("vote", reply_id=1, rating=1)
+    spool.add("vote", reply_id=2, rating=1)
+    spool.path.write_bytes(spool.path.read_bytes()[:-12])  # the second append was torn
+
+    def apply(kind: str, entry: dict[str, Any]) -> None:
+        if entry["reply_id"] == 1:
+            spool.add("vote", reply_id=3, rating=-1)  # a handler keeps a vote while the replay runs
+    assert spool.replay(apply) == 1
+    assert spool.pending() == 1
+    stored: list[int] = []
+    assert spool.replay(lambda kind, entry: stored.append(entry["reply_id"])) == 1 and stored == [3]
+    rejected = spool.rejected_path.read_text()
+    assert '\\"reply_id\\": 2' in rejected and '\\"reply_id\\": 3' not in rejected
