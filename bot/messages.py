@@ -449,3 +449,7 @@ KB_WHAT_INTENT = "an intent"
 KB_WHAT_INTENT_LABEL = "intent '{name}'"
 KB_WHAT_ENTRY = "an entry of {what}"
 KB_WHAT_LINK = "a link of {label}"
+# Logged at ERROR when the post to the agents' channel failed past its retries (bot.slack.handoff)
+HANDOFF_PAGE_FAILED = ("a conversation needs a person, but posting it to the agents' channel {channel} failed, so "
+                       "no one was paged: {link} (the Slack error is logged above; check that the bot is a member "
+                       "of {channel} and that Slack is up)")

@@ -520,6 +520,49 @@ def test_talk_to_a_human_button(env: Env) -> None:
     assert len(env.fake.of("chat.postMessage", channel="D0HUMAN")) == 2
 
 
+def test_a_handoff_page_slack_fails_once_is_posted_again(env: Env) -> None:
+    # A 500 on the agents' post is Slack's trouble, as for an answer: tried again, not lost while the customer is
+    # told a person will reply.
+    env.use("handoff")
+    metrics = env.server.service.metrics
+    pages = metrics.value("csbot_handoffs_total", kind="handoff")
+    env.fake.fail_next("chat.postMessage", "internal_error", times=2, status=500)  # the customer's post and the page
+    event = dm_event("something odd happened", channel="D0PAGE500")
+    env.send(event)
+    ok = wait_until(lambda: [c for c in env.fake.of("chat.postMessage", channel=AGENTS)
+                             if "D0PAGE500" in json.dumps(c.params) and (c.response or {}).get("ok")],
+                    what="the page, posted again")
+    assert len(ok) == 1 and metrics.value("csbot_handoffs_total", kind="handoff") == pages + 1
+    assert env.reply_to(event)[-1].params["text"] == env.ctx.kb.company.handoff_text
+
+
+def test_a_handoff_page_slack_refuses_leaves_the_customer_able_to_ask_again(
+        env: Env, caplog: pytest.LogCaptureFixture) -> None:
+    event = dm_event("reset my password", channel="D0PAGELOST")
+    env.send(event)
+    call = env.reply_to(event)[0]
+    message_id = env.rows("SELECT id FROM messages WHERE ts = ?", [event["ts"]])[0]["id"]
+    metrics = env.server.service.metrics
+    lost = metrics.value("csbot_handoff_failures_total", kind="handoff")
+    env.fake.fail_next("chat.postMessage", "not_in_channel")  # the page: the bot was removed from the agents' channel
+    with caplog.at_level(logging.ERROR, logger="bot.slack"):
+        env.click("UCUSTOMER1", call, blocks.HUMAN)
+        told = env.fake.wait_for("chat.postEphemeral", channel="D0PAGELOST", user="UCUSTOMER1")[-1]
+    assert told.params["text"] == messages.SLACK_ERROR
+    assert metrics.value("csbot_handoff_failures_total", kind="handoff") == lost + 1
+    assert any(r.levelno == logging.ERROR and AGENTS in r.getMessage() and "no one was paged" in r.getMessage()
+               for r in caplog.records)
+    # Nobody was paged, so the customer is not told a person will reply, keeps the buttons, and the thread stays
+    # the bot's (no handoff reply is left behind to mark it handed off).
+    assert len(env.fake.of("chat.postMessage", channel="D0PAGELOST")) == 1
+    assert not env.fake.of("chat.update", channel="D0PAGELOST")
+    assert [r["kind"] for r in env.rows("SELECT kind FROM replies WHERE message_id = ?", [message_id])] == ["answer"]
+    env.click("UCUSTOMER1", call, blocks.HUMAN)  # asking again works
+    wait_until(lambda: [c for c in env.fake.of("chat.postMessage", channel=AGENTS)
+                        if "D0PAGELOST" in json.dumps(c.params) and (c.response or {}).get("ok")], what="the page")
+    assert env.reply_to(event, 2)[1].params["text"] == env.ctx.kb.company.handoff_text
+
+
 def test_only_the_customer_may_choose_or_ask_for_a_human_and_only_once(env: Env) -> None:
     """In a support channel anyone sees the buttons: a bystander's click must not label or hand over."""
     env.use("clarify")

@@ -19,7 +19,7 @@ from bot.service import Reply
 from bot.slack import blocks, spooled
 from bot.slack.dedupe import claim_many
 from bot.slack.events import ReactionJob, reaction_rating
-from bot.slack.handoff import Handoff, post_handoff
+from bot.slack.handoff import Handoff, post_handoff, withdraw
 from bot.slack.people import tell
 from bot.slack.runtime import POST_RETRY_SECONDS, Runtime
 from bot.store import Row
@@ -131,7 +131,7 @@ class Actions:
         store = self.rt.ctx.store
         text = self.rt.ctx.kb.company.handoff_text
 
-        def claim() -> Row | str | None:
+        def claim() -> tuple[Row, int] | str | None:
             with store.transaction():
                 message = store.get_message(message_id)
                 if message is None:
@@ -145,24 +145,32 @@ class Actions:
                     self.rt.metrics.inc("csbot_slack_duplicates_total", kind="click")
                     return None  # a double click: the first one handed over
                 # Recorded as a handoff reply, so the request shows in the review queue like any handoff.
-                store.log_reply(message_id, text=text, kind="handoff", intent=message.get("intent"), channel=channel)
-                return message
+                return message, store.log_reply(message_id, text=text, kind="handoff", intent=message.get("intent"),
+                                                channel=channel)
 
         try:
-            message = await self.rt.in_thread(claim)
+            claimed = await self.rt.in_thread(claim)
         except (CsbotError, sqlite3.Error) as exc:  # a locked or full database: the customer must hear of it
             log.warning("handing message %s to a person failed, the customer can click again: %s", message_id, exc)
             await tell(self.rt, user=user, channel=channel, thread_ts=thread_ts, text=messages.SLACK_ERROR)
             return  # privately: the clicker may not be the customer, and this is not yet known
-        if message == NOT_YOURS:
+        if claimed == NOT_YOURS:
             await tell(self.rt, user=user, channel=channel, thread_ts=thread_ts, text=messages.NOT_YOUR_QUESTION)
             return
-        if not isinstance(message, dict):
+        if not isinstance(claimed, tuple):
             return
-        await post_handoff(self.rt, Handoff(
-            channel=channel, thread_ts=thread_ts, user=message.get("user") or user, text=message.get("text") or "",
-            intent=message.get("intent"), confidence=message.get("confidence"), sentiment=message.get("sentiment"),
-            sentiment_score=message.get("sentiment_score"), reason="asked_for_human", message_id=message_id))
+        message, reply_id = claimed
+        if not await post_handoff(self.rt, Handoff(
+                channel=channel, thread_ts=thread_ts, user=message.get("user") or user, text=message.get("text") or "",
+                intent=message.get("intent"), confidence=message.get("confidence"), sentiment=message.get("sentiment"),
+                sentiment_score=message.get("sentiment_score"), reason="asked_for_human", message_id=message_id)):
+            # No one was paged (logged): rather than promise a reply, undo the request and keep the buttons, so
+            # the customer is told to try again and can.
+            claims = ([] if checked else [f"handoff:{message_id}"]) + \
+                ([f"clarify:{message_id}"] if checked or from_clarify else [])
+            await self.rt.write(f"the withdrawn handoff of message {message_id}", withdraw, store, reply_id, claims)
+            await tell(self.rt, user=user, channel=channel, thread_ts=thread_ts, text=messages.SLACK_ERROR)
+            return
         await self.rt.call("chat.postMessage", channel=channel, thread_ts=thread_ts, text=text)
         await self._update(body, messages.HANDOFF_REQUESTED)
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from bot import messages
 from bot.normalize import quiet_mentions
 from bot.slack import blocks
-from bot.slack.runtime import Runtime
+from bot.slack.runtime import POST_RETRY_SECONDS, Runtime
+from bot.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +58,22 @@ async def post_handoff(rt: Runtime, handoff: Handoff) -> bool:
         guess_known=handoff.intent in rt.ctx.kb.intents)
     text = messages.AGENTS_FALLBACK.format(title=title, user=handoff.user, text=blocks.cut(quoted, 300),
                                            reason=reason)
+    # Retried like an answer: the customer is told a person will reply, so the page must not be lost to one 5xx.
     posted = await rt.call("chat.postMessage", channel=channel, text=blocks.fallback(text), blocks=rendered,
-                           unfurl_links=False)
-    if posted:
-        rt.metrics.inc("csbot_handoffs_total", kind="escalate" if handoff.priority else "handoff")
-    return posted is not None
+                           unfurl_links=False, retry=POST_RETRY_SECONDS)
+    kind = "escalate" if handoff.priority else "handoff"
+    if posted is None:
+        log.error("%s", messages.HANDOFF_PAGE_FAILED.format(channel=channel, link=link))
+        rt.metrics.inc("csbot_handoff_failures_total", kind=kind)
+        return False
+    rt.metrics.inc("csbot_handoffs_total", kind=kind)
+    return True
+
+
+def withdraw(store: Store, reply_id: int, claims: list[str]) -> None:
+    """Undo a requested handoff whose page reached no one: its reply of kind 'handoff' (which would keep the bot
+    out of the thread, see ``dedupe.handed_off``) and its click claims, so the customer can ask again."""
+    with store.transaction() as db:
+        db.execute("DELETE FROM replies WHERE id = ? AND kind = 'handoff'", [reply_id])
+        for key in claims:
+            db.execute("DELETE FROM slack_events WHERE event_id = ?", [key])

@@ -33,6 +33,8 @@ HELP = {
     "csbot_corrections_total": ("counter", "Agent corrections saved, by where they came from."),
     "csbot_commands_total": ("counter", "/csbot commands, by command and whether they succeeded."),
     "csbot_handoffs_total": ("counter", "Posts to the agents' channel, by kind."),
+    "csbot_handoff_failures_total": ("counter", "Posts to the agents' channel that failed past their retries: "
+                                     "no one was paged (each also logged at ERROR), by kind."),
     "csbot_slack_api_errors_total": ("counter", "Failed Slack Web API calls, by method."),
     "csbot_ack_seconds": ("histogram", "Time to answer an HTTP request to /slack/events (the ack)."),
     "csbot_reply_seconds": ("histogram", "From receiving a message event to its reply being posted."),
