@@ -56,6 +56,15 @@ def db() -> None:
     """
 
 
+def _existing_db(action: str) -> Path:
+    """The database path, refused when there is no file: a Store would create and migrate an empty one, so a
+    mistyped CSBOT_DATA_DIR gave an empty "backup" (or a purge of nothing) that reported success."""
+    db_path = settings().db_path
+    if not db_path.is_file():
+        raise CsbotError(messages.DB_MISSING.format(path=db_path, action=action), messages.DB_MISSING_FIX)
+    return db_path
+
+
 @db.command("purge")
 @click.option("--older-than", required=True, help="Age such as 90d, 12w or 48h.")
 @click.option("--include-unreviewed", is_flag=True,
@@ -77,7 +86,7 @@ def db_purge(older_than: str, include_unreviewed: bool) -> None:
     except ValueError as exc:
         raise CsbotError(messages.PURGE_AGE_INVALID.format(value=older_than, error=exc),
                          messages.PURGE_AGE_INVALID_FIX) from exc
-    with Store(settings().db_path) as store:
+    with Store(_existing_db("purge")) as store:
         counts = store.purge(age, include_unreviewed=include_unreviewed)
     click.echo(messages.PURGED.format(older_than=older_than, **counts))
     if counts["awaiting_review"]:
@@ -101,7 +110,7 @@ def db_backup(path: Path) -> None:
 
     if path == Path("."):  # `csbot db backup ""`: click lets the empty name through, and "." "already exists"
         raise CsbotError(messages.BACKUP_NO_NAME, messages.BACKUP_NO_NAME_FIX)
-    with Store(settings().db_path) as store:
+    with Store(_existing_db("back up")) as store:
         try:
             dest = store.backup(path)
         except FileExistsError as exc:

@@ -453,3 +453,7 @@ KB_WHAT_LINK = "a link of {label}"
 HANDOFF_PAGE_FAILED = ("a conversation needs a person, but posting it to the agents' channel {channel} failed, so "
                        "no one was paged: {link} (the Slack error is logged above; check that the bot is a member "
                        "of {channel} and that Slack is up)")
+# `csbot db backup|purge` on a data directory without a database: opening the Store would create an empty one
+DB_MISSING = "There is no database at {path}, so there is nothing to {action}."
+DB_MISSING_FIX = ("check CSBOT_DATA_DIR (in the environment or .env): it should name the folder the bot writes to, "
+                  "the one holding csbot.db.")

@@ -92,13 +92,23 @@ def test_predict_uses_the_active_version(csbot: CliRunner, tmp_path: Path, tiny_
     assert result.exit_code == 1 and "Model version v0009 does not exist (versions: v0001)" in result.output
 
 
+def make_db() -> None:
+    """The database the bot creates on its first start (the db commands refuse to create one)."""
+    from bot.config import load_settings
+    from bot.store import Store
+
+    Store(load_settings().db_path).close()
+
+
 def test_db_commands(csbot: CliRunner, tmp_path: Path) -> None:
+    from bot.config import load_settings
+    from bot.store import Store
+
+    make_db()
     result = invoke(csbot, "db", "purge", "--older-than", "soon")
     assert result.exit_code == 1 and "Error: --older-than 'soon'" in result.output and "Fix:" in result.output
     result = invoke(csbot, "db", "purge", "--older-than", "90d")
     assert result.exit_code == 0 and "Purged the text of 0 messages" in result.output
-    from bot.config import load_settings
-    from bot.store import Store
 
     with Store(load_settings().db_path) as store:  # an old 👍 answer: the purge says the retrain loses it
         conversation = store.get_or_create_conversation("D0OLD", "1.0", "U0OLD", "slack")
@@ -180,6 +190,7 @@ def test_predict_top_k_1_keeps_the_routing_decision_and_bad_arguments_are_errors
 
 
 def test_db_backup_to_a_path_the_file_system_refuses(csbot: CliRunner, tmp_path: Path) -> None:
+    make_db()
     result = invoke(csbot, "db", "backup", str(tmp_path / ("b" * 300) / "csbot.db"))
     assert result.exit_code == 1 and "Error: Cannot" in result.output and "Fix:" in result.output
     result = invoke(csbot, "db", "backup", str(tmp_path / ("b" * 300 + ".db")))
@@ -190,6 +201,20 @@ def test_db_backup_to_a_path_the_file_system_refuses(csbot: CliRunner, tmp_path:
     assert "e.g. csbot db backup" in result.output
     result = invoke(csbot, "db", "backup", str(tmp_path))
     assert result.exit_code == 2 and "is a directory" in result.output
+
+
+@pytest.mark.parametrize("command", [["db", "backup", "copy.db"], ["db", "purge", "--older-than", "90d"]])
+def test_db_commands_refuse_a_data_directory_without_a_database(csbot: CliRunner, tmp_path: Path,
+                                                               command: list[str]) -> None:
+    # A mistyped CSBOT_DATA_DIR created an empty database there and reported "Backed up" / "Purged".
+    (tmp_path / "data").mkdir()
+    for data_dir in (tmp_path / "data", tmp_path / "missing"):
+        db_path = data_dir / "csbot.db"
+        result = csbot.invoke(main, command, env={"CSBOT_DATA_DIR": str(data_dir)}, catch_exceptions=False)
+        assert result.exit_code == 1, result.output
+        assert f"Error: There is no database at {db_path}" in result.output
+        assert "Fix:" in result.output and "CSBOT_DATA_DIR" in result.output
+        assert not db_path.exists() and not (tmp_path / "copy.db").exists()
 
 
 def test_up_with_only_some_slack_settings_names_what_is_missing(csbot: CliRunner, tmp_path: Path, tiny_model: Path,
