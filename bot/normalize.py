@@ -24,9 +24,14 @@ _CODE_BLOCK = re.compile(r"```.*?```", re.DOTALL)
 _INLINE_CODE = re.compile(r"`([^`]*)`")
 # Not between digits, so times such as 10:30:45 survive.
 _SHORTCODE = re.compile(r"(?<!\d):[a-z0-9_+\-']+(?:::skin-tone-\d)?:(?!\d)")
-# Pictographs, dingbats, flags, variation selectors and joiners.
-_EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF\uFE0F\u200D\U000E0000-\U000E007F]")
-_WORD = re.compile(r"\w", re.UNICODE)
+# Keycap emoji (1️⃣, #️⃣): a digit, '#' or '*' then U+20E3. Removed whole, or the digit is left behind as a "word".
+_KEYCAP = re.compile("[0-9#*]\uFE0F?\u20E3")
+# Pictographs, dingbats, flags, variation selectors and joiners; the keycap mark; ℹ (a letter to Unicode, so it
+# read as a word); the arrows and the watch, hourglass and clock emoji of the Arrows and Technical blocks.
+_EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF\uFE0F\u200D\U000E0000-\U000E007F"
+                    "\u20E3\u2139\u2194-\u21AA\u231A-\u23FF]")
+# A letter or digit; not '_', which \w counts, so "_" or "😀_😀" is not text to classify.
+_WORD = re.compile(r"[^\W_]", re.UNICODE)
 _SPACES = re.compile(r"\s+")
 RAW_FACTOR = 5  # at most max_chars * RAW_FACTOR characters of a raw message are parsed
 
@@ -56,6 +61,7 @@ def normalize(raw: str | None, max_chars: int = 2000, bot_user_id: str | None = 
     text = _LINK.sub(lambda m: m.group(2) or "link", text)
     text = _INLINE_CODE.sub(lambda m: m.group(1), text)
     text = _SHORTCODE.sub(" ", text)
+    text = _KEYCAP.sub(" ", text)
     text = _EMOJI.sub(" ", text)
     text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
     text = _SPACES.sub(" ", text).strip()

@@ -25,6 +25,8 @@ from bot.normalize import normalize, quiet_mentions
     ("due <!date^1392734382^{date}|Feb 18th>", "due Feb 18th"),
     ("meet at 10:30:45 tomorrow", "meet at 10:30:45 tomorrow"),
     ("  lots   of\n\n spaces\t", "lots of spaces"),
+    ("ℹ️ where is my order 1️⃣ ⌚", "where is my order"),  # keycaps and ℹ️ are emoji, not a digit and a letter
+    ("my snake_case id is 42", "my snake_case id is 42"),
 ])
 def test_markup_becomes_what_a_reader_sees(raw: str, expected: str) -> None:
     result = normalize(raw)
@@ -38,7 +40,10 @@ def test_bot_mention_is_dropped() -> None:
     assert normalize("<@UBOT> where is my parcel", bot_user_id="UBOT").text == "where is my parcel"
 
 
-@pytest.mark.parametrize("raw", ["", None, "   \n\t ", "👍", ":tada: 🎉 ❤️", "<@UBOT>", "...", "<!channel>"])
+@pytest.mark.parametrize("raw", ["", None, "   \n\t ", "👍", ":tada: 🎉 ❤️", "<@UBOT>", "...", "<!channel>",
+                                 # keycaps left a digit, ℹ️ a letter, and '_' counted as a word: all were classified
+                                 "1️⃣", "1️⃣2️⃣3️⃣", "0️⃣", "#️⃣", "*️⃣", "1\u20e3", "ℹ️", "_", "😀_😀", "__ 👍 __",
+                                 "↔️ ⌚ ⏰"])
 def test_nothing_to_classify_is_empty(raw: str | None) -> None:
     result = normalize(raw, bot_user_id="UBOT")
     assert result.empty
