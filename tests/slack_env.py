@@ -96,7 +96,8 @@ class Env:
 
 
 @contextmanager
-def running(root: Path, model: Path, **overrides: Any) -> Iterator[Env]:
+def running(root: Path, model: Path, *, service: dict[str, Any] | None = None, **overrides: Any) -> Iterator[Env]:
+    """``overrides``: settings; ``service``: SlackService's own options (such as ``api_timeout``)."""
     data_dir, kb_path = make_data_dir(root, model)
     with FakeSlack() as fake:
         fake.usergroups[USERGROUP] = [GROUP_AGENT]
@@ -108,7 +109,7 @@ def running(root: Path, model: Path, **overrides: Any) -> Iterator[Env]:
         with Store(settings.db_path) as store:
             Registry(settings.models_dir, store).activate(MODE_VERSIONS["answer"])
         ctx = Context.open(settings)
-        server = HttpInThread(ctx, extensions=ALL).start()
+        server = HttpInThread(ctx, extensions=ALL, **(service or {})).start()
         try:
             yield Env(fake, ctx, server)
         finally:

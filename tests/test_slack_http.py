@@ -719,6 +719,17 @@ def test_an_answer_slack_keeps_refusing_is_tried_again_until_it_is_posted(env: E
                                 "WHERE m.ts = ? AND r.ts IS NOT NULL", [event["ts"]]), what="the reply ts")
 
 
+def test_a_slack_call_that_hangs_gives_up_after_the_clients_timeout(tmp_path: Path, tiny_model: Path) -> None:
+    # The client's timeout must hold on the service's shared session too, or a stalled Slack holds an answer for
+    # aiohttp's default 300 s. Here 1 s instead of 15: Slack takes 4 s to answer.
+    with slack_env.running(tmp_path, tiny_model, service={"api_timeout": 1.0}) as env:
+        env.fake.delay_next("chat.postMessage", 4)
+        assert post_event(env.url, event_body(dm_event("where is my order", channel="D0HANG"))).status == 200
+        first = env.fake.wait_for("chat.postMessage", channel="D0HANG")[0]
+        second = env.fake.wait_for("chat.postMessage", 2, timeout=3.5, channel="D0HANG")[1]
+        assert second.at - first.at < 3  # the bot gave up on the first post and said something before 4 s
+
+
 def test_an_answer_slack_rejects_becomes_an_apology_not_silence(env: Env) -> None:
     env.fake.fail_next("chat.postMessage", "invalid_blocks")  # about the request: trying again would not help
     event = dm_event("where is my delivery", channel="D0REJECTED")

@@ -53,9 +53,15 @@ AUTH_RETRY_SECONDS = (1.0, 3.0)  # Slack down for a moment at start-up: tried ag
 BOLT_LOG.addFilter(_SameTokenFilter())
 
 
-def make_client(token: str | None, base_url: str, session: aiohttp.ClientSession | None = None) -> AsyncWebClient:
+# How long one Web API call may take. slack_sdk applies its own ``timeout`` only to sessions it creates itself, so
+# the service's shared session carries the same limit (SlackService.start).
+API_TIMEOUT_SECONDS = 15.0
+
+
+def make_client(token: str | None, base_url: str, session: aiohttp.ClientSession | None = None,
+                timeout: float = API_TIMEOUT_SECONDS) -> AsyncWebClient:
     """A Web API client for ``base_url`` (GovSlack, or the tests' fake) that waits out rate limits."""
-    client = AsyncWebClient(token=token, base_url=base_url, session=session, timeout=15)
+    client = AsyncWebClient(token=token, base_url=base_url, session=session, timeout=max(1, round(timeout)))
     client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
     return client
 
@@ -64,8 +70,10 @@ class SlackService:
     """Owns the client, the app, the pipeline and background tasks of one running bot."""
 
     def __init__(self, ctx: Context, *, socket_mode: bool = False, extensions: tuple[Extension, ...] = (),
-                 max_batch: int = 64, max_wait: float = 0.002, max_inflight: int = 1) -> None:
+                 max_batch: int = 64, max_wait: float = 0.002, max_inflight: int = 1,
+                 api_timeout: float = API_TIMEOUT_SECONDS) -> None:
         self.ctx = ctx
+        self.api_timeout = api_timeout
         self.socket_mode = socket_mode
         self.extensions = extensions
         self.metrics = Metrics()
@@ -80,9 +88,11 @@ class SlackService:
 
     async def start(self) -> None:
         settings = self.ctx.settings
-        # One shared session keeps connections to Slack alive between calls.
-        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64))
-        client = make_client(settings.slack_bot_token, settings.slack_api_url, self._session)
+        # One shared session keeps connections to Slack alive between calls. Its timeout is the one every call
+        # gets (aiohttp's default is 300 s): a stalled Slack must not hold an answer, or the shutdown, that long.
+        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64),
+                                              timeout=aiohttp.ClientTimeout(total=self.api_timeout))
+        client = make_client(settings.slack_bot_token, settings.slack_api_url, self._session, self.api_timeout)
         try:
             auth = await self._auth_test(client)
         except BaseException:
@@ -103,7 +113,8 @@ class SlackService:
             return authorized
 
         # The secret is passed even when empty: bolt would otherwise read the environment itself.
-        self.app = AsyncApp(client=make_client(None, settings.slack_api_url, self._session), authorize=authorize,
+        self.app = AsyncApp(client=make_client(None, settings.slack_api_url, self._session, self.api_timeout),
+                            authorize=authorize,
                             signing_secret=settings.slack_signing_secret, process_before_response=True,
                             request_verification_enabled=not self.socket_mode, name="csbot", logger=BOLT_LOG)
         actions = Actions(rt)
