@@ -457,3 +457,6 @@ HANDOFF_PAGE_FAILED = ("a conversation needs a person, but posting it to the age
 DB_MISSING = "There is no database at {path}, so there is nothing to {action}."
 DB_MISSING_FIX = ("check CSBOT_DATA_DIR (in the environment or .env): it should name the folder the bot writes to, "
                   "the one holding csbot.db.")
+# Logged at WARNING by `csbot db purge` when the WAL could not be emptied (bot.store_retention)
+PURGE_WAL_KEPT = ("the purge is done, but {path}-wal could not be emptied ({why}), so the purged text stays in it "
+                  "until the next checkpoint; run the purge again when the bot is quiet to empty it")

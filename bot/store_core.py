@@ -153,6 +153,9 @@ class StoreBase:
         self._use_wal(conn)
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA synchronous=NORMAL")
+        # Freed cells are zeroed, not left in the file: purged customer text must not survive in csbot.db or in
+        # its backups. Off in SQLite builds without SQLITE_SECURE_DELETE, so set here rather than assumed.
+        conn.execute("PRAGMA secure_delete=ON")
         with self._lock:
             self._opened.append(conn)
         return conn

@@ -10,6 +10,7 @@ CLI's ``90d``/``12h``/``2w`` into a ``timedelta``.
 
 from __future__ import annotations
 
+import logging
 import re
 import sqlite3
 from contextlib import closing
@@ -20,6 +21,8 @@ from bot import messages
 from bot.store_core import StoreBase, _scalar, iso
 from bot.store_feedback import AWAITING_REVIEW
 from models.errors import StoreError
+
+log = logging.getLogger(__name__)
 
 _AGE = re.compile(r"^\s*(\d+)\s*([dhw])\s*$", re.IGNORECASE)
 _AGE_UNITS = {"d": "days", "h": "hours", "w": "weeks"}
@@ -75,8 +78,21 @@ class RetentionMixin(StoreBase):
             kept = _scalar(db, f"SELECT count(*) FROM messages WHERE {old} AND {labelled}", cutoff)
             sql = "UPDATE replies SET text = '' WHERE created_at < ? AND text != ''"
             replies = db.execute(sql, cutoff).rowcount
+        self._checkpoint()
         return {"messages": messages, "replies": replies, "kept": int(kept), "awaiting_review": int(waiting),
                 "rated_up": int(silver)}
+
+    def _checkpoint(self) -> None:
+        """Copy the WAL into the database and empty it: until then its frames still hold the purged text.
+        Best effort: while a reader (the running bot) is inside a snapshot, SQLite waits up to busy_timeout and
+        then leaves the WAL as it is (reported, not raised); the next checkpoint, automatic or not, reuses it."""
+        try:
+            busy, _, _ = self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.OperationalError as exc:  # the purge itself is committed: say so, do not fail it
+            log.warning(messages.PURGE_WAL_KEPT.format(path=self.path, why=exc))
+            return
+        if busy:
+            log.warning(messages.PURGE_WAL_KEPT.format(path=self.path, why="another connection is reading"))
 
     def backup(self, dest: str | Path) -> Path:
         """A consistent copy of the live database via SQLite's online backup; safe while others write."""

@@ -446,6 +446,22 @@ def test_purge_counts_only_what_it_did(store: Store, conversation: int) -> None:
     assert store.review_count() == 1  # the labelled one is still there, with its text
 
 
+def test_purged_text_is_not_left_in_the_database_files(store: Store, conversation: int, tmp_path: Path) -> None:
+    # SQLite leaves freed cells in the file unless secure_delete is on (off in builds without
+    # SQLITE_SECURE_DELETE), and the WAL keeps the old pages until a checkpoint: "purged" text stayed readable.
+    secret = "CARD-4111111111111111"
+    for i in range(40):
+        old = message(store, conversation, f"{secret} message {i} " + "x" * (3000 if i % 10 == 0 else 20))
+        store.log_reply(old, text=f"{secret} reply {i}", kind="answer")
+    store.db.execute("UPDATE messages SET created_at = ?", [LONG_AGO])
+    store.db.execute("UPDATE replies SET created_at = ?", [LONG_AGO])
+    assert store.db.execute("PRAGMA secure_delete").fetchone()[0] == 1
+    assert store.purge(timedelta(days=90))["messages"] == 40
+    for name in ("csbot.db", "csbot.db-wal"):
+        path = tmp_path / name
+        assert not path.exists() or secret.encode() not in path.read_bytes(), name
+
+
 def test_parse_age() -> None:
     assert parse_age("90d") == timedelta(days=90)
     assert parse_age("12h") == timedelta(hours=12)
