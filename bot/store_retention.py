@@ -27,8 +27,9 @@ log = logging.getLogger(__name__)
 _AGE = re.compile(r"^\s*(\d+)\s*([dhw])\s*$", re.IGNORECASE)
 _AGE_UNITS = {"d": "days", "h": "hours", "w": "weeks"}
 _MAX_AGE = timedelta(days=100 * 366)
-# Messages the review queue holds (store_feedback.AWAITING_REVIEW, written for a message aliased m).
-_AWAITING_REVIEW = f"id IN (SELECT m.id FROM messages m WHERE {AWAITING_REVIEW})"
+# Rows per write transaction in purge(): small enough that the bot's writers get the lock between batches
+# well inside their busy_timeout, large enough that a million rows is a few hundred transactions.
+PURGE_BATCH = 2000
 
 
 def parse_age(text: str) -> timedelta:
@@ -49,38 +50,70 @@ def parse_age(text: str) -> timedelta:
 
 
 class RetentionMixin(StoreBase):
-    def purge(self, older_than: timedelta, *, include_unreviewed: bool = False) -> dict[str, int]:
+    def purge(self, older_than: timedelta, *, include_unreviewed: bool = False,
+              batch_size: int = PURGE_BATCH) -> dict[str, int]:
         """Blank message and reply text older than ``older_than``; returns how many rows of each.
 
         Messages with a correction or a label keep their text (``kept``): they are training data.
         ``rated_up``: purged messages whose answer got a 👍, which trained the model as silver examples.
         Messages waiting in the review queue keep theirs too (``awaiting_review``), unless
         ``include_unreviewed``: purged, they would leave the queue unlabelled.
+
+        ``batch_size`` rows per write transaction: one transaction over a big database held the write lock
+        past the bot's busy_timeout, so its votes and messages failed "busy" for as long as the purge ran.
         """
-        cutoff = [iso(datetime.now(timezone.utc) - older_than)]
-        old = "created_at < ? AND text_purged = 0"
-        labelled = "(id IN (SELECT message_id FROM corrections) OR id IN (SELECT message_id FROM labels))"
-        keep = labelled if include_unreviewed else f"({labelled} OR {_AWAITING_REVIEW})"
-        rated_up = ("id IN (SELECT r.message_id FROM replies r JOIN feedback f ON f.reply_id = r.id "
-                    "WHERE f.rating = 1)")
-        with self.transaction() as db:
-            # Counted before the purge. In the queue and not labelled: a label keeps a message's text anyway, so
-            # only these are kept for the queue (or, with include_unreviewed, purged out of it); the CLI says so.
-            waiting = _scalar(db, f"SELECT count(*) FROM messages WHERE {old} AND {_AWAITING_REVIEW} "
-                                  f"AND NOT {labelled}", cutoff)
-            # 👍-rated answers the nightly retrain learns from (silver examples): without their text it cannot.
-            silver = _scalar(db, f"SELECT count(*) FROM messages WHERE {old} AND NOT {keep} AND {rated_up}", cutoff)
-            messages = db.execute(
-                "UPDATE messages SET text = '', normalized_text = '', text_purged = 1"
-                f" WHERE {old} AND NOT {keep}",
-                cutoff,
-            ).rowcount
-            kept = _scalar(db, f"SELECT count(*) FROM messages WHERE {old} AND {labelled}", cutoff)
-            sql = "UPDATE replies SET text = '' WHERE created_at < ? AND text != ''"
-            replies = db.execute(sql, cutoff).rowcount
+        cutoff = iso(datetime.now(timezone.utc) - older_than)
+        old = "m.created_at < ? AND m.text_purged = 0"
+        # Correlated on m (not "id IN (SELECT ...)", which SQLite would rebuild over the whole table per batch).
+        labelled = ("(EXISTS (SELECT 1 FROM corrections c WHERE c.message_id = m.id)"
+                    " OR EXISTS (SELECT 1 FROM labels l WHERE l.message_id = m.id))")
+        keep = labelled if include_unreviewed else f"({labelled} OR {AWAITING_REVIEW})"
+        rated_up = ("EXISTS (SELECT 1 FROM replies r JOIN feedback f ON f.reply_id = r.id "
+                    "WHERE r.message_id = m.id AND f.rating = 1)")
+        # "+": walk the ids (the primary key) rather than the created_at index, which the planner may pick and
+        # which would sort every old row again for each batch.
+        purged = f"+{old} AND NOT {keep}"
+        counts = {"messages": 0, "replies": 0, "awaiting_review": 0, "rated_up": 0}
+        last = 0  # batches walk up the ids: kept rows are passed once, never scanned again
+        while True:
+            with self.transaction() as db:
+                # The batch is the ids after ``last`` up to the batch_size-th one to purge; read and written under
+                # one lock, so the counts are of exactly the rows blanked.
+                high = _scalar(db, f"SELECT max(id) FROM (SELECT m.id FROM messages m WHERE m.id > ? AND {purged} "
+                                   "ORDER BY m.id LIMIT ?)", [last, cutoff, batch_size])
+                if high is None:
+                    break
+                batch = f"m.id > ? AND m.id <= ? AND {purged}"
+                args = [last, high, cutoff]
+                if include_unreviewed:  # in the queue and unlabelled: purged out of it (the CLI says so)
+                    counts["awaiting_review"] += int(_scalar(
+                        db, f"SELECT count(*) FROM messages m WHERE {batch} AND {AWAITING_REVIEW}", args))
+                # 👍-rated answers the nightly retrain learns from (silver examples): without their text it cannot.
+                counts["rated_up"] += int(_scalar(db, f"SELECT count(*) FROM messages m WHERE {batch} AND {rated_up}",
+                                                  args))
+                counts["messages"] += db.execute(
+                    "UPDATE messages SET text = '', normalized_text = '', text_purged = 1"
+                    f" WHERE id IN (SELECT m.id FROM messages m WHERE {batch})", args).rowcount
+            last = int(high)
+        last = 0
+        while True:
+            with self.transaction() as db:
+                high = _scalar(db, "SELECT max(id) FROM (SELECT id FROM replies WHERE id > ? AND +created_at < ? "
+                                   "AND text != '' ORDER BY id LIMIT ?)", [last, cutoff, batch_size])
+                if high is None:
+                    break
+                counts["replies"] += db.execute("UPDATE replies SET text = '' WHERE id > ? AND id <= ? "
+                                                "AND +created_at < ? AND text != ''", [last, high, cutoff]).rowcount
+            last = int(high)
+        # Kept for the queue (not purged, so counting them once at the end is the same as before), and labelled.
+        if not include_unreviewed:
+            counts["awaiting_review"] = int(_scalar(
+                self.db, f"SELECT count(*) FROM messages m WHERE {old} AND {AWAITING_REVIEW} AND NOT {labelled}",
+                [cutoff]))
+        kept = _scalar(self.db, f"SELECT count(*) FROM messages m WHERE {old} AND {labelled}", [cutoff])
         self._checkpoint()
-        return {"messages": messages, "replies": replies, "kept": int(kept), "awaiting_review": int(waiting),
-                "rated_up": int(silver)}
+        return {"messages": counts["messages"], "replies": counts["replies"], "kept": int(kept),
+                "awaiting_review": counts["awaiting_review"], "rated_up": counts["rated_up"]}
 
     def _checkpoint(self) -> None:
         """Copy the WAL into the database and empty it: until then its frames still hold the purged text.

@@ -446,6 +446,38 @@ def test_purge_counts_only_what_it_did(store: Store, conversation: int) -> None:
     assert store.review_count() == 1  # the labelled one is still there, with its text
 
 
+def test_purge_in_batches_sums_the_counts_of_every_batch(store: Store, conversation: int) -> None:
+    # One transaction held the write lock for the whole purge: on a big database the bot's writes failed "busy".
+    # Batches of a few ids, with kept, waiting and 👍 messages spread across them, must add up to the same counts.
+    plain, labelled, waiting, liked = [], [], [], []
+    for i in range(25):
+        kind = ("plain", "plain", "labelled", "waiting", "liked")[i % 5]
+        message_id = message(store, conversation, f"{kind} {i}")
+        if kind == "labelled":
+            store.record_correction(message_id, agent="A1", correct_intent="card_lost")
+        elif kind == "waiting":
+            store.log_reply(message_id, text="passing you on", kind="handoff")
+        elif kind == "liked":
+            store.record_feedback(store.log_reply(message_id, text="an answer", kind="answer"), "U1", 1, "button")
+        {"plain": plain, "labelled": labelled, "waiting": waiting, "liked": liked}[kind].append(message_id)
+    recent = message(store, conversation, "recent")
+    store.db.execute("UPDATE messages SET created_at = ? WHERE id != ?", [LONG_AGO, recent])
+    store.db.execute("UPDATE replies SET created_at = ?", [LONG_AGO])
+    statements: list[str] = []
+    store.db.conn.set_trace_callback(statements.append)  # SQLite's own record of what ran, not a mock
+    assert store.purge(timedelta(days=90), batch_size=3) == {
+        "messages": 15, "replies": 10, "kept": 5, "awaiting_review": 5, "rated_up": 5}
+    store.db.conn.set_trace_callback(None)
+    assert statements.count("BEGIN IMMEDIATE") >= 15 // 3 + 10 // 3  # the lock is let go between batches
+    texts = {row["id"]: row["text"] for row in store.db["messages"].rows}
+    assert all(texts[i] == "" for i in plain + liked) and texts[recent] == "recent"
+    assert all(texts[i] for i in labelled + waiting)
+    assert store.purge(timedelta(days=90), include_unreviewed=True, batch_size=2) == {
+        "messages": 5, "replies": 0, "kept": 5, "awaiting_review": 5, "rated_up": 0}
+    texts = {row["id"]: row["text"] for row in store.db["messages"].rows}
+    assert all(texts[i] == "" for i in waiting) and all(texts[i] for i in labelled) and store.review_queue() == []
+
+
 def test_purged_text_is_not_left_in_the_database_files(store: Store, conversation: int, tmp_path: Path) -> None:
     # SQLite leaves freed cells in the file unless secure_delete is on (off in builds without
     # SQLITE_SECURE_DELETE), and the WAL keeps the old pages until a checkpoint: "purged" text stayed readable.
