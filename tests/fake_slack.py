@@ -51,6 +51,7 @@ class FakeSlack:
         # method -> what to answer its next calls with instead: (HTTP status, Slack error, Retry-After or None)
         self._failures: dict[str, list[tuple[int, str, int | None]]] = {}
         self._delays: dict[str, list[float]] = {}  # method -> seconds to hold each next answer back
+        self._drops: dict[str, int] = {}  # method -> how many next calls are done, then the connection dropped
         self._cond = threading.Condition()
         self._ts = itertools.count(1)
         self._ids = itertools.count(1)
@@ -108,6 +109,19 @@ class FakeSlack:
         message exists (its ts is in ``Call.response``) before the bot hears back."""
         with self._cond:
             self._delays.setdefault(method, []).extend([seconds] * times)
+
+    def drop_next(self, method: str, times: int = 1) -> None:
+        """Do the next ``times`` calls of ``method`` (the message exists) but close the connection instead of
+        answering, as a connection lost after Slack got the request looks to the bot."""
+        with self._cond:
+            self._drops[method] = self._drops.get(method, 0) + times
+
+    def _take_drop(self, method: str) -> bool:
+        with self._cond:
+            if self._drops.get(method):
+                self._drops[method] -= 1
+                return True
+            return False
 
     def _take_delay(self, method: str) -> float:
         with self._cond:
@@ -310,6 +324,9 @@ class FakeSlack:
                     self._reply(status, json.dumps({"ok": False, "error": error}).encode(), extra=extra)
                     return
                 call.response = fake.answer(method, params, token)
+                if fake._take_drop(method):
+                    self.close_connection = True  # no answer at all: the client sees the server disconnect
+                    return
                 time.sleep(fake._take_delay(method))
                 self._reply(200, json.dumps(call.response).encode())
 

@@ -730,6 +730,21 @@ def test_a_slack_call_that_hangs_gives_up_after_the_clients_timeout(tmp_path: Pa
         assert second.at - first.at < 3  # the bot gave up on the first post and said something before 4 s
 
 
+def test_an_answer_slack_may_have_posted_is_not_posted_again(tmp_path: Path, tiny_model: Path) -> None:
+    # A timeout or a dropped connection after the request went out may come after Slack created the message:
+    # posting again could answer the customer twice. The bot says something went wrong instead.
+    with slack_env.running(tmp_path, tiny_model, service={"api_timeout": 1.0}) as env:
+        troubles = {"D0TIMEDOUT": lambda: env.fake.delay_next("chat.postMessage", 3),  # answered after the timeout
+                    "D0DROPPED": lambda: env.fake.drop_next("chat.postMessage")}  # the connection lost instead
+        for channel, trouble in troubles.items():
+            trouble()
+            assert post_event(env.url, event_body(dm_event("where is my order", channel=channel))).status == 200
+            posts = env.fake.wait_for("chat.postMessage", 2, channel=channel)
+            time.sleep(1.5)  # past POST_RETRY_SECONDS[0] and slack_sdk's own retry of a lost connection
+            posts = env.fake.of("chat.postMessage", channel=channel)
+            assert [p.params["text"] == messages.SLACK_ERROR for p in posts] == [False, True], channel
+
+
 def test_an_answer_slack_rejects_becomes_an_apology_not_silence(env: Env) -> None:
     env.fake.fail_next("chat.postMessage", "invalid_blocks")  # about the request: trying again would not help
     event = dm_event("where is my delivery", channel="D0REJECTED")

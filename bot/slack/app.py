@@ -20,7 +20,14 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import messages
@@ -30,7 +37,7 @@ from bot.slack.actions import Actions
 from bot.slack.events import message_job, reaction_job
 from bot.slack.metrics import Metrics
 from bot.slack.pipeline import MessagePipeline
-from bot.slack.runtime import Runtime, slack_trouble
+from bot.slack.runtime import Runtime, may_send_again, slack_trouble
 from models.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -53,6 +60,17 @@ AUTH_RETRY_SECONDS = (1.0, 3.0)  # Slack down for a moment at start-up: tried ag
 BOLT_LOG.addFilter(_SameTokenFilter())
 
 
+class _ConnectionRetry(AsyncConnectionErrorRetryHandler):
+    """slack_sdk's one retry of a lost connection, except where Slack may already have created the message
+    (runtime.NOT_IDEMPOTENT): a connection reset or dropped after the request went out."""
+
+    async def _can_retry_async(self, *, state: RetryState, request: HttpRequest,
+                               response: HttpResponse | None = None, error: Exception | None = None) -> bool:
+        method = request.url.rstrip("/").rsplit("/", 1)[-1]
+        return error is not None and may_send_again(method, error) and await super()._can_retry_async(
+            state=state, request=request, response=response, error=error)
+
+
 # How long one Web API call may take. slack_sdk applies its own ``timeout`` only to sessions it creates itself, so
 # the service's shared session carries the same limit (SlackService.start).
 API_TIMEOUT_SECONDS = 15.0
@@ -61,9 +79,9 @@ API_TIMEOUT_SECONDS = 15.0
 def make_client(token: str | None, base_url: str, session: aiohttp.ClientSession | None = None,
                 timeout: float = API_TIMEOUT_SECONDS) -> AsyncWebClient:
     """A Web API client for ``base_url`` (GovSlack, or the tests' fake) that waits out rate limits."""
-    client = AsyncWebClient(token=token, base_url=base_url, session=session, timeout=max(1, round(timeout)))
-    client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
-    return client
+    retries: list[AsyncRetryHandler] = [_ConnectionRetry(), AsyncRateLimitErrorRetryHandler(max_retry_count=3)]
+    return AsyncWebClient(token=token, base_url=base_url, session=session, timeout=max(1, round(timeout)),
+                          retry_handlers=retries)
 
 
 class SlackService:

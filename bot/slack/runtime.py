@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -31,6 +32,18 @@ POST_RETRY_SECONDS = (1.0, 4.0, 15.0, 40.0)
 # Slack's own trouble, worth another try; any other error is about the request and would fail again.
 TRANSIENT_ERRORS = frozenset({"ratelimited", "internal_error", "fatal_error", "service_unavailable",
                               "request_timeout"})
+
+# Methods that create something each time they run. After a timeout or a lost connection the request may have
+# reached Slack, which then created the message: trying again could answer a customer twice. So for these only a
+# failure to connect, before anything was sent, is tried again (a Slack error answer, 429 or 5xx included, says
+# nothing was posted); otherwise the caller hears of the failure (an answer then becomes an apology).
+NOT_IDEMPOTENT = frozenset({"chat.postMessage"})
+BEFORE_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+
+
+def may_send_again(method: str, exc: BaseException) -> bool:
+    """Whether a call of ``method`` that raised ``exc`` (a network error, not Slack's answer) may be made again."""
+    return method not in NOT_IDEMPOTENT or isinstance(exc, BEFORE_SENT)
 
 
 def slack_trouble(exc: SlackApiError) -> bool:
@@ -153,4 +166,4 @@ class Runtime:
             return None, slack_trouble(exc)
         except Exception as exc:  # network errors: aiohttp, timeouts
             log.warning("Slack %s failed: %r", method, exc)
-            return None, True
+            return None, may_send_again(method, exc)
