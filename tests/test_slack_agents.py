@@ -16,6 +16,7 @@ from fake_slack import (
     dm_event,
     event_body,
     message_shortcut_body,
+    new_ts,
     post_event,
     view_submission_body,
     wait_until,
@@ -125,6 +126,18 @@ def test_non_agent_is_refused_and_nothing_is_stored(env: Env) -> None:
     errors = env.errors(env.action(view_submission_body(user=CUSTOMER, view=view, values=values("refund"))))
     assert errors[modal.INTENT_BLOCK] == messages.AGENT_ONLY
     assert not env.rows("SELECT * FROM corrections WHERE message_id = ?", [message_id])
+
+
+def test_where_the_bot_is_not_a_member_the_shortcut_answers_through_its_response_url(env: Env) -> None:
+    # Message shortcuts work in any conversation, a DM between two people among them: there the bot's ephemeral
+    # fails (channel_not_found), and only the payload's response URL reaches the agent, or the refused non-agent.
+    env.fake.not_a_member.add("D0TWOPEOPLE")
+    for user, text in ((AGENT, messages.FLAG_NOT_OURS), (CUSTOMER, messages.AGENT_ONLY)):
+        hook = env.fake.response_url("shortcut")
+        message = {"type": "message", "user": "U0SOMEONE", "ts": new_ts(), "text": "hello"}
+        env.action(message_shortcut_body(user=user, channel="D0TWOPEOPLE", message=message, response_url=hook))
+        said = env.fake.wait_for("response_url", url=hook)[-1]
+        assert said.params["text"] == text and said.params.get("response_type") == "ephemeral"
 
 
 def test_a_busy_database_is_shown_in_the_modal_within_slacks_3_seconds(env: Env) -> None:

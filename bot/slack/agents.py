@@ -61,7 +61,7 @@ class Agents:
 
     async def _refuse(self, body: Body, channel: str | None, thread_ts: str | None) -> None:
         await tell(self.rt, user=_user(body), channel=channel, thread_ts=thread_ts, text=messages.AGENT_ONLY,
-                   response_url=body.get("response_url") if channel is None else None)
+                   fallback_url=body.get("response_url"))
 
     async def _may_open(self, body: Body) -> bool:
         """Whether the clicker may open the modal. Slack's trigger_id lasts 3 s, so a cold user-group cache gets
@@ -75,7 +75,7 @@ class Agents:
         message = await self.rt.in_thread_urgent(self.rt.ctx.store.get_message, message_id)
         if message is None:
             await tell(self.rt, user=_user(body), channel=target.channel, thread_ts=target.thread_ts,
-                       text=messages.FLAG_GONE)
+                       text=messages.FLAG_GONE, fallback_url=target.response_url)
             return False
         return await self.rt.call("views.open", trigger_id=body.get("trigger_id"),
                                   view=modal.flag_view(message, target)) is not None
@@ -92,7 +92,8 @@ class Agents:
             return
         message_id = await self.rt.in_thread_urgent(find_message_id, self.rt.ctx.store, channel, ts)
         if message_id is None:
-            await tell(self.rt, user=_user(body), channel=channel, thread_ts=thread_ts, text=messages.FLAG_NOT_OURS)
+            await tell(self.rt, user=_user(body), channel=channel, thread_ts=thread_ts, text=messages.FLAG_NOT_OURS,
+                       fallback_url=body.get("response_url"))
             return
         await self.open_modal(body, message_id, modal.Target(message_id, channel, thread_ts, "flag",
                                                              response_url=body.get("response_url")))
@@ -146,7 +147,7 @@ class Agents:
             return
         message = await self.rt.in_thread(self.rt.ctx.store.get_message, message_id)
         if message is None or not message.get("intent"):
-            await tell(self.rt, user=user, channel=channel, thread_ts=ts,
+            await tell(self.rt, user=user, channel=channel, thread_ts=ts, fallback_url=body.get("response_url"),
                        text=messages.FLAG_GONE if message is None else messages.HANDOFF_NO_GUESS)
             return
         settings, intent, known = self.rt.ctx.settings, str(message["intent"]), tuple(self.rt.ctx.kb.intents)
@@ -154,14 +155,15 @@ class Agents:
             text = await self.rt.in_thread(lambda: admin.label(settings, message_id, intent, agent=user,
                                                                known_intents=known, confirm_guess=True))
         except CsbotError as error:
-            await tell(self.rt, user=user, channel=channel, thread_ts=ts, text=f"{messages.ERROR_PREFIX}{error}")
+            await tell(self.rt, user=user, channel=channel, thread_ts=ts, text=f"{messages.ERROR_PREFIX}{error}",
+                       fallback_url=body.get("response_url"))
             return
         posted = body.get("message") or {}
         note = messages.HANDOFF_CONFIRMED.format(user=user, intent=intent)
         if channel and ts:
             await self.rt.call("chat.update", channel=channel, ts=ts, text=blocks.fallback(posted.get("text") or note),
                                blocks=blocks.replace_actions(posted.get("blocks"), note, posted.get("text") or ""))
-        await tell(self.rt, user=user, channel=channel, thread_ts=ts, text=text)
+        await tell(self.rt, user=user, channel=channel, thread_ts=ts, text=text, fallback_url=body.get("response_url"))
 
     # --- the modal's submission -----------------------------------------------------------
 
@@ -203,9 +205,8 @@ class Agents:
         if target.source == "handoff" and target.channel and target.post_ts and submission.intent:
             await self._close_handoff_post(target.channel, target.post_ts,
                                            messages.HANDOFF_CORRECTED.format(user=user, intent=submission.intent))
-        if not await tell(self.rt, user=user, channel=target.channel, thread_ts=target.thread_ts, text=text) and \
-                target.response_url:
-            await tell(self.rt, user=user, channel=None, text=text, response_url=target.response_url)
+        await tell(self.rt, user=user, channel=target.channel, thread_ts=target.thread_ts, text=text,
+                   fallback_url=target.response_url)
 
     async def _close_handoff_post(self, channel: str, ts: str, note: str) -> None:
         """Swap the handoff post's buttons for who labelled it, so nobody clicks an outdated "Answer was right".

@@ -71,8 +71,20 @@ async def is_agent(rt: Runtime, user: str, *, within: float | None = None) -> bo
 
 
 async def tell(rt: Runtime, *, user: str, channel: str | None, text: str, thread_ts: str | None = None,
-               blocks: list[dict[str, Any]] | None = None, response_url: str | None = None) -> bool:
-    """Say something only ``user`` sees: through the response URL when there is one, else an ephemeral."""
+               blocks: list[dict[str, Any]] | None = None, response_url: str | None = None,
+               fallback_url: str | None = None) -> bool:
+    """Say something only ``user`` sees: through the response URL when there is one, else an ephemeral, and
+    when that fails, through ``fallback_url`` (an interaction's response URL: a message shortcut works where
+    the bot is no member, and there the ephemeral fails)."""
+    if await _tell(rt, user=user, channel=channel, text=text, thread_ts=thread_ts, blocks=blocks,
+                   response_url=response_url):
+        return True
+    return bool(fallback_url) and await _tell(rt, user=user, channel=None, text=text, thread_ts=None, blocks=blocks,
+                                              response_url=fallback_url)
+
+
+async def _tell(rt: Runtime, *, user: str, channel: str | None, text: str, thread_ts: str | None,
+                blocks: list[dict[str, Any]] | None, response_url: str | None) -> bool:
     if response_url:
         try:
             response = await AsyncWebhookClient(response_url, timeout=15).send(
