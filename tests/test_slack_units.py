@@ -7,7 +7,10 @@ App Home, file uploads) can rely on it answering as Slack does.
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fake_slack import BOT_TOKEN, BOT_USER, FakeSlack, dm_event, event_body, mention_event
@@ -71,6 +74,19 @@ def test_blocks_respect_slack_limits() -> None:
     assert blocks.parse_clarify_value(buttons[0]["value"]) == (42, "refund")
     after = blocks.replace_actions(rendered, messages.FEEDBACK_THANKS)
     assert after[-1]["type"] == "context" and not [b for b in after if b["type"] == "actions"]
+
+
+def test_the_setup_guides_check_step_shows_what_a_vote_does() -> None:
+    # docs/slack-setup.md step 8 is what an operator checks a new install against: a 👍 it describes wrongly
+    # reads as a broken install. The customer's 👍 is answered by blocks.after_vote (Actions.feedback).
+    guide = (Path(__file__).resolve().parent.parent / "docs" / "slack-setup.md").read_text(encoding="utf-8")
+    step = re.search(r"^## 8\..*?^2\. (.*?)^3\. ", guide, re.S | re.M)
+    assert step, "step 8.2 of docs/slack-setup.md"
+    said = " ".join(step.group(1).split())
+    answer = blocks.answer_blocks(Reply("answer", "It ships tomorrow.", "track_order", rateable=True), 7)
+    voted = json.dumps(blocks.after_vote(answer, messages.RATED_UP), ensure_ascii=False)
+    assert messages.RATED_UP in voted and messages.BUTTON_HUMAN in voted
+    assert messages.RATED_UP in said and messages.BUTTON_HUMAN in said and messages.FEEDBACK_THANKS not in said
 
 
 def test_metrics_text_format() -> None:
