@@ -44,7 +44,7 @@ from bot.config import load_settings
 from bot.context import Context
 from bot.slack import blocks
 from bot.slack.metrics import HELP
-from bot.slack.runtime import WRITE_RETRY_SECONDS
+from bot.slack.runtime import REACTION_RETRY_SECONDS, WRITE_RETRY_SECONDS
 from bot.slack.server import HttpInThread
 from bot.store import Store
 from models.registry import Registry
@@ -352,6 +352,40 @@ def test_a_reaction_the_database_keeps_refusing_is_kept_on_disk_and_stored_later
         {"user": "UCUSTOMER2", "rating": -1, "source": "reaction"},
         {"user": "UCUSTOMER3", "rating": 1, "source": "button"}]
     assert rows
+
+
+def test_a_reaction_on_an_answer_whose_ts_is_kept_on_disk_is_kept_too(
+        env: Env, caplog: pytest.LogCaptureFixture) -> None:
+    # The database refuses the answer's ts past its retries, so the ts waits in the spool; a 👍 then matches no
+    # stored answer. It is kept after the ts, and the replay stores both, in that order.
+    rt = env.server.service.rt
+    assert rt is not None
+    db = env.ctx.store.db
+    # A real OperationalError, as a full disk or a lock raises: such a write is kept for the next replay (a RAISE
+    # would be an IntegrityError, which the replay sets aside as a row the database does not have).
+    db.execute("CREATE TRIGGER IF NOT EXISTS test_refuse_ts_long BEFORE UPDATE OF ts ON replies "
+               "BEGIN SELECT 1 FROM test_the_disk_is_full; END")
+    rt.write_retry, rt.reaction_retry = (0.05, 0.05), (0.05, 0.05)  # instead of ~10 s and ~15 s
+    kept = rt.spool.pending()
+    try:
+        with caplog.at_level(logging.INFO, logger="bot.slack"):
+            event = dm_event("where is my order", channel="D0KEPTTS")
+            env.send(event)
+            call = env.reply_to(event)[0]
+            ts = wait_until(lambda: call.response, what="the post")["ts"]
+            reply_id = int(call.params["blocks"][-1]["elements"][0]["value"])
+            wait_until(lambda: rt.spool.pending() == kept + 1, what="the ts kept")
+            env.react("reaction_added", "thumbsup", "D0KEPTTS", ts)
+            wait_until(lambda: rt.spool.pending() == kept + 2, what="the reaction kept")
+        assert "not counted" not in caplog.text
+    finally:
+        db.execute("DROP TRIGGER IF EXISTS test_refuse_ts_long")
+        rt.write_retry, rt.reaction_retry = WRITE_RETRY_SECONDS, REACTION_RETRY_SECONDS
+    rt.spool.replay(rt.spool_apply)  # the disk has room again
+    assert env.rows("SELECT ts FROM replies WHERE id = ?", [reply_id]) == [{"ts": ts}]
+    rows = env.rows("SELECT user, rating, source FROM feedback WHERE reply_id = ?", [reply_id])
+    assert rows == [{"user": "UCUSTOMER1", "rating": 1, "source": "reaction"}]
+    assert not rt.spool.has_entries()
 
 
 def test_a_kept_vote_for_an_answer_the_database_no_longer_has_is_set_aside(env: Env) -> None:

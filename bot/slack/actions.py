@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 HAND_OVER = "hand_over"
 FAILED = "failed"
 NOT_YOURS = "not_yours"  # someone else in the channel clicked the customer's buttons
-REACTION_RETRY_SECONDS = (0.5, 1.0, 2.0, 4.0, 8.0)
 
 Body = dict[str, Any]
 
@@ -283,7 +282,7 @@ class Actions:
         # A customer can react in the moment between the answer appearing in Slack and its ts being
         # stored (longer when a post in the same batch is rate-limited, or the write of the ts is being
         # retried: rt.write's ~10 s). Look again before giving up.
-        for delay in REACTION_RETRY_SECONDS if job.on_bot_message else ():
+        for delay in self.rt.reaction_retry if job.on_bot_message else ():
             if result != "not_found":
                 break
             await asyncio.sleep(delay)
@@ -292,8 +291,12 @@ class Actions:
                 spooled.keep(self.rt, spooled.REACTION, job=dataclasses.asdict(job), still=still)
                 return
         if result == "not_found" and job.on_bot_message:
-            # Usually a 👍 on one of the bot's other posts (a handoff, a report); for an answer whose ts
-            # could not be stored, this line is what is left of the vote.
+            if self.rt.spool.has_entries():
+                # The answer's ts may be among the writes the database refused: kept after it, the replay
+                # stores the vote once the ts is in (and sets it aside if it still matches nothing).
+                spooled.keep(self.rt, spooled.REACTION, job=dataclasses.asdict(job), still=still)
+                return
+            # Usually a 👍 on one of the bot's other posts (a handoff, a report).
             log.info("%s matches no stored answer; not counted", what)
             self.rt.metrics.inc("csbot_feedback_unmatched_total")
         if result == "duplicate":

@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 R = TypeVar("R")
 WRITE_RETRY_SECONDS = (0.5, 2.0, 8.0)
+# A reaction that finds no stored answer looks again this often: the answer's ts may not be stored yet.
+REACTION_RETRY_SECONDS = (0.5, 1.0, 2.0, 4.0, 8.0)
 # When Slack is down or rate-limiting past its own retries, an answer is tried again for about a minute.
 POST_RETRY_SECONDS = (1.0, 4.0, 15.0, 40.0)
 # Slack's own trouble, worth another try; any other error is about the request and would fail again.
@@ -75,6 +77,7 @@ class Runtime:
     # Writes the database refused past ``write``'s retries (bot.slack.spooled), and how to store them.
     spool: Spool = field(init=False)
     write_retry: tuple[float, ...] = WRITE_RETRY_SECONDS  # seconds before each further try of a failed write
+    reaction_retry: tuple[float, ...] = REACTION_RETRY_SECONDS  # before each further look for a reaction's answer
     spool_apply: Apply | None = None
 
     def __post_init__(self) -> None:

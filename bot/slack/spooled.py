@@ -92,6 +92,8 @@ def make_apply(rt: Runtime, react: Callable[[ReactionJob, int | None], str]) -> 
             if reply is not None and _superseded(store, int(reply["id"]), job.user, str(entry["at"])):
                 return
             result = react(job, entry.get("still"))
+            if result == "not_found":  # no answer has that ts, not even after the kept ts writes before it
+                raise UnknownEntry(f"no stored answer is Slack message {job.channel}/{job.ts}")
             log.info("kept reaction %s on %s/%s: %s", job.event_id, job.channel, job.ts, result)
         elif kind == REPLY_TS:
             store.set_reply_ts(int(entry["reply_id"]), str(entry["channel"]), str(entry["ts"]))
