@@ -62,6 +62,20 @@ def _set_active(store: Store, registry: Registry, version: str, reason: str,
     return True
 
 
+def _must_load(registry: Registry, version: str) -> None:
+    """Open every graph the version serves, on the CPU, before an admin's switch to it.
+
+    Matching checksums do not make a file a model (a bad copy, a hand edit recorded in the manifest), and
+    a pointer moved to one would stop every bot that starts afterwards. Raises the runtime's ModelError.
+    (A retrain's own candidate needs no such check: the gate has just scored it through the same runtime.)
+    """
+    from models.runtime import Classifier
+
+    card = registry.check(version)
+    for variant in card.variants:
+        Classifier(card, provider="cpu", variant=variant, threads=1)
+
+
 def promote(settings: Settings, version: str, *, reason: str | None = None) -> dict[str, Any]:
     """Make ``version`` the active model (atomic; running bots swap it in between two messages)."""
     reason = reason or messages.REASON_PROMOTED.format(who=messages.WHO_ADMIN)
@@ -70,6 +84,7 @@ def promote(settings: Settings, version: str, *, reason: str | None = None) -> d
         before = registry.active()
         if before == version:
             raise RegistryError(messages.ALREADY_ACTIVE.format(version=version), messages.ALREADY_ACTIVE_FIX)
+        _must_load(registry, version)
         if not _set_active(store, registry, version, reason, expected=before):
             raise _switched_meanwhile(registry, before)
         log.info("model %s promoted (was %s): %s", version, before, reason)
@@ -84,6 +99,7 @@ def rollback(settings: Settings, *, who: str = messages.WHO_ADMIN) -> dict[str, 
         if store.kv_get(ROLLED_BACK_FROM_KEY) == target:
             raise RegistryError(messages.ROLLBACK_AGAIN.format(active=before, target=target),
                                 messages.ROLLBACK_AGAIN_FIX.format(target=target))
+        _must_load(registry, target)
         if not _set_active(store, registry, target, messages.REASON_ROLLBACK.format(before=before, who=who),
                            expected=before, rolled_back_from=before):
             raise _switched_meanwhile(registry, before)

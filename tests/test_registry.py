@@ -23,6 +23,13 @@ def fake_version(root: Path, version: str) -> None:
                       packages={})
 
 
+def real_versions(data: Path, model: Path, count: int) -> None:
+    for i in range(1, count + 1):
+        dest = data / "models" / f"v{i:04d}"
+        modeldir.copy_model_dir(model, dest)
+        modeldir.update_manifest(dest, version=dest.name)
+
+
 @pytest.fixture()
 def registry(tmp_path: Path):  # noqa: ANN201
     store = Store(tmp_path / "csbot.db")
@@ -83,7 +90,8 @@ def test_prune_keeps_the_newest_the_active_and_the_previous(registry: Registry) 
     assert registry.rollback_target() == "v0001"  # the previous active version is never pruned
 
 
-def test_cli_models_list_promote_rollback_status(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_models_list_promote_rollback_status(tmp_path: Path, tiny_model: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     from click.testing import CliRunner
 
     from bot.cli import main
@@ -91,8 +99,7 @@ def test_cli_models_list_promote_rollback_status(tmp_path: Path, monkeypatch: py
     monkeypatch.setenv("CSBOT_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("CSBOT_TIMEZONE", "UTC")
     monkeypatch.chdir(tmp_path)  # no .env here
-    for v in ("v0001", "v0002"):
-        fake_version(tmp_path / "data" / "models", v)
+    real_versions(tmp_path / "data", tiny_model, 2)  # promote and rollback open the graphs they switch to
     runner = CliRunner()
     assert "Error: There is no previous version" in runner.invoke(main, ["rollback"]).output
     result = runner.invoke(main, ["promote", "v0001"])
@@ -120,3 +127,27 @@ def test_cli_models_list_promote_rollback_status(tmp_path: Path, monkeypatch: py
     status = runner.invoke(main, ["status"]).output
     assert "*Active model*: v0001" in status
     assert "the active model does not load: Model version v0001 does not exist (versions: v0002)" in status
+
+
+def test_promote_and_rollback_refuse_a_version_whose_graph_does_not_load(tmp_path: Path, tiny_model: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from bot.cli import main
+
+    monkeypatch.setenv("CSBOT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)  # no .env here
+    real_versions(tmp_path / "data", tiny_model, 2)
+    # Garbage whose checksum the manifest records (a bad copy, a hand edit): the checksums pass, the graph does not.
+    broken = tmp_path / "data" / "models" / "v0002"
+    (broken / modeldir.ONNX_FILE).write_bytes(b"not a protobuf" * 20)
+    manifest = modeldir._load_json(broken, modeldir.MANIFEST_FILE)
+    modeldir.update_manifest(broken, files={**manifest["files"],
+                                            modeldir.ONNX_FILE: modeldir.sha256_file(broken / modeldir.ONNX_FILE)})
+    runner = CliRunner()
+    assert runner.invoke(main, ["promote", "v0001"]).exit_code == 0
+    refused = runner.invoke(main, ["promote", "v0002"])
+    assert refused.exit_code == 1 and "model.onnx could not be loaded by onnxruntime" in refused.output
+    assert "Fix:" in refused.output and "Traceback" not in refused.output
+    with Store(tmp_path / "data" / "csbot.db") as store:
+        assert Registry(tmp_path / "data" / "models", store).active() == "v0001"  # the pointer never moved

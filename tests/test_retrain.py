@@ -611,3 +611,19 @@ def test_a_full_or_read_only_disk_is_a_reason_with_a_fix() -> None:
     assert "Fix: make CSBOT_DATA_DIR writable" in read_only
     assert describe_error(OSError(errno.ENOENT, "No such file or directory", "x")).startswith(
         messages.ERROR_PREFIX + "FileNotFoundError: ")  # other errors keep their own words
+
+
+def test_an_active_version_that_does_not_load_is_replaced_by_the_next_retrain(tmp_path: Path, word_base: Path,
+                                                                             kw_kb: Path, weak_model: Path) -> None:
+    from training.retrain import RetrainOptions, run_retrain
+
+    settings = with_two_refund_corrections(tmp_path, word_base, kw_kb, weak_model)
+    # v0001's graph becomes garbage that its manifest vouches for: every bot that starts now refuses it.
+    active = settings.models_dir / "v0001"
+    (active / modeldir.ONNX_FILE).write_bytes(b"not a protobuf" * 20)
+    files = modeldir._load_json(active, modeldir.MANIFEST_FILE)["files"]
+    modeldir.update_manifest(active, files={**files, modeldir.ONNX_FILE: modeldir.sha256_file(active / "model.onnx")})
+    report = run_retrain(settings, RetrainOptions(trigger="test", overrides=FAST))
+    # The nightly run does not fail on the model it is meant to replace: it compares against nothing.
+    assert report["status"] == "promoted", report
+    assert report["active_after"] == "v0002" and report["metrics"]["active"] == {}

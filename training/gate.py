@@ -61,7 +61,8 @@ def paired_counts(candidate: dict[str, Any], active: dict[str, Any]) -> tuple[in
         sum(c and not a for c, a in zip(cand, act, strict=True))
 
 
-def _classifier(path: Path, settings: Settings) -> Any:
+def served_classifier(path: Path, settings: Settings) -> Any:
+    """The version's graph opened as the bot serves it (provider, variant, threads); ModelError if it cannot be."""
     from models.runtime import Classifier
 
     return Classifier.load(path, provider=settings.onnx_provider, variant=settings.onnx_variant,
@@ -108,7 +109,7 @@ def comparison_set(examples: Sequence[Example], candidate_intents: Sequence[str]
 
 def evaluate_model(path: Path, examples: Sequence[Example], labels: list[str], settings: Settings) -> dict[str, Any]:
     """Score the served graph (same provider and variant as the bot) on the fixed evaluation set."""
-    classifier = _classifier(path, settings)
+    classifier = served_classifier(path, settings)
     out: dict[str, Any] = {"version": classifier.version, "samples": 0, "accuracy": None}
     with_intent = [e for e in examples if e.intent]
     if with_intent:
@@ -132,7 +133,7 @@ def corrections_check(path: Path, corrections: Sequence[Example], settings: Sett
     items = [e for e in corrections if e.intent]
     if not items:
         return {"total": 0, "right": 0, "share": None}
-    classifier = _classifier(path, settings)
+    classifier = served_classifier(path, settings)
     labels = list(classifier.intents)
     pred = _intent_predictions(classifier, [e.text for e in items], labels)
     right = int(sum(labels[p] == e.intent for p, e in zip(pred, items, strict=True)))

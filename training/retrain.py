@@ -49,7 +49,7 @@ from training.config import DEFAULT_BASE_MODEL, TrainConfig
 from training.dataset import DatasetOptions, RetrainDataset, build_dataset, example_key
 from training.gate import PARITY_MAX_DIFF as PARITY_MAX_DIFF
 from training.gate import PARITY_MIN_AGREEMENT as PARITY_MIN_AGREEMENT
-from training.gate import _metrics, apply_gate, comparison_set, corrections_check, evaluate_model
+from training.gate import _metrics, apply_gate, comparison_set, corrections_check, evaluate_model, served_classifier
 from training.job_guard import JobLog, Watchdog, describe_error, log_excerpt
 from training.modes import DATA_KEYS_FILE as DATA_KEYS_FILE
 from training.modes import ENCODER_DIR, build_version, choose_mode, trained_keys
@@ -191,8 +191,11 @@ def _run(settings: Settings, store: Store, opts: RetrainOptions, run_id: int, ru
     if active:
         try:
             active_card = registry.check(active)
+            served_classifier(active_card.path, settings)  # matching checksums do not make the graph load
         except CsbotError as exc:
+            # The run is what replaces such a version: it must not fail on it night after night.
             log.warning("the active model %s cannot be read (%s); comparing against nothing", active, exc)
+            active_card = None
     active_trained = trained_keys(active_card)
     mode, mode_reason, new_count = choose_mode(opts.mode, data, active_card, active_trained)
     log.info("mode: %s (%s)", mode, mode_reason)
