@@ -32,6 +32,7 @@ _EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF\uFE0F\u200
                     "\u20E3\u2139\u2194-\u21AA\u231A-\u23FF]")
 # A letter or digit; not '_', which \w counts, so "_" or "😀_😀" is not text to classify.
 _WORD = re.compile(r"[^\W_]", re.UNICODE)
+_LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
 _SPACES = re.compile(r"\s+")
 RAW_FACTOR = 5  # at most max_chars * RAW_FACTOR characters of a raw message are parsed
 
@@ -44,8 +45,13 @@ class Normalized:
 
     @property
     def empty(self) -> bool:
-        """Nothing to classify: empty, whitespace, or only emoji/markup."""
-        return not _WORD.search(self.text)
+        """Nothing to classify: empty, whitespace, only emoji/markup, no letter at all ("1", "???"), or one letter
+        repeated ("xxxxxxxx"). A model reads the last two as whatever they resemble (a line of "x" was answered as
+        a greeting, 93% sure); the customer is better asked what they need. One or two letters ("k", "嗨") stay."""
+        if not _WORD.search(self.text):
+            return True
+        letters = _LETTER.findall(self.text)
+        return not letters or (len(letters) >= 3 and len({c.casefold() for c in letters}) == 1)
 
 
 def normalize(raw: str | None, max_chars: int = 2000, bot_user_id: str | None = None) -> Normalized:

@@ -50,6 +50,18 @@ def test_nothing_to_classify_is_empty(raw: str | None) -> None:
     assert result.original_length == len(raw or "")
 
 
+@pytest.mark.parametrize("raw", ["x" * 40_000, "xxxxxxxxxxxxxxxxxxxx", "aaa aaa", "1", "1234 5678", "???!!", "24/7?"])
+def test_no_readable_word_is_empty(raw: str) -> None:
+    # No letter at all, or one letter repeated: a model reads these as whatever they resemble (a line of "x" was
+    # answered as a greeting, 93% sure), and a customer gets an answer to nothing.
+    assert normalize(raw).empty
+
+
+@pytest.mark.parametrize("raw", ["ok", "k", "no", "hmm", "嗨", "你好", "xx", "order 1234", "ok 👍"])
+def test_short_real_words_are_classified(raw: str) -> None:
+    assert not normalize(raw).empty
+
+
 def test_40k_characters_cut_at_a_word_boundary_fast() -> None:
     raw = "my order has not arrived and " + "really " * 6000
     assert len(raw) > 40_000
