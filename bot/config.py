@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import codecs
 import logging
+from datetime import timezone as dt_timezone
+from datetime import tzinfo
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot import messages
@@ -96,6 +98,17 @@ class Settings(BaseSettings):
             raise ValueError(messages.SLACK_API_URL_INVALID)
         return value if value.endswith("/") else value + "/"
 
+    @model_validator(mode="after")
+    def _schedule_parses(self) -> Settings:
+        # Only `status` and `serve` built the schedule, so a typo in either variable passed every other command
+        # (and a replica that never builds it) silently. The scheduler's own parsing, so the same message; its
+        # ConfigError is not a ValueError, so pydantic lets it through to the CLI as it is. An empty zone is the
+        # machine's: read only where the schedule is built, so a host whose TZ names no zone still chats.
+        zone = resolve_timezone(self.timezone) if self.timezone else dt_timezone.utc
+        if self.retrain_scheduled:
+            parse_cron(self.retrain_cron, zone)
+        return self
+
     def log_level_for(self, serving_slack: bool) -> str:
         """The level for csbot's own loggers: CSBOT_LOG_LEVEL if set, else INFO in Slack, WARNING elsewhere."""
         return self.log_level or ("INFO" if serving_slack else "WARNING")
@@ -153,6 +166,35 @@ class Settings(BaseSettings):
         if not self.agents_channel:
             # Without it a handoff tells the customer a person will reply, and no person hears of it.
             raise ConfigError(messages.AGENTS_CHANNEL_MISSING, messages.AGENTS_CHANNEL_MISSING_FIX)
+
+
+def resolve_timezone(name: str) -> tzinfo:
+    """CSBOT_TIMEZONE as a zone; empty is the machine's local zone."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if not name:
+        from tzlocal import get_localzone
+
+        try:  # the machine's zone: TZ, else /etc/localtime; a POSIX TZ such as "UTC+3" names no zone
+            return get_localzone()
+        except (ZoneInfoNotFoundError, ValueError, LookupError, OSError) as exc:
+            raise ConfigError(messages.LOCAL_TIMEZONE_UNKNOWN.format(error=" ".join(str(exc).split())),
+                              messages.LOCAL_TIMEZONE_UNKNOWN_FIX) from exc
+
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(messages.TIMEZONE_UNKNOWN.format(name=name), messages.TIMEZONE_UNKNOWN_FIX) from exc
+
+
+def parse_cron(cron: str, zone: tzinfo) -> Any:
+    """CSBOT_RETRAIN_CRON as an apscheduler ``CronTrigger`` in ``zone``."""
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        return CronTrigger.from_crontab(cron, timezone=zone)
+    except ValueError as exc:
+        raise ConfigError(messages.CRON_INVALID.format(cron=cron, error=exc), messages.CRON_INVALID_FIX) from exc
 
 
 def apply_log_level(level: str) -> None:

@@ -19,45 +19,21 @@ import logging
 import subprocess
 import threading
 from collections.abc import Callable
-from datetime import datetime, timedelta, tzinfo
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot import learning, messages
-from bot.config import Settings
-from models.errors import ConfigError
+from bot.config import Settings, parse_cron, resolve_timezone
 
 log = logging.getLogger("csbot.scheduler")
 
 MISFIRE_GRACE_SECONDS = 3600
 
 
-def resolve_timezone(name: str) -> tzinfo:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    if not name:
-        from tzlocal import get_localzone
-
-        try:  # the machine's zone: TZ, else /etc/localtime; a POSIX TZ such as "UTC+3" names no zone
-            return get_localzone()
-        except (ZoneInfoNotFoundError, ValueError, LookupError, OSError) as exc:
-            raise ConfigError(messages.LOCAL_TIMEZONE_UNKNOWN.format(error=" ".join(str(exc).split())),
-                              messages.LOCAL_TIMEZONE_UNKNOWN_FIX) from exc
-
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ConfigError(messages.TIMEZONE_UNKNOWN.format(name=name), messages.TIMEZONE_UNKNOWN_FIX) from exc
-
-
 def make_trigger(settings: Settings) -> Any:
-    from apscheduler.triggers.cron import CronTrigger
-
+    # The parsing lives in bot.config, which checks both variables whenever settings load.
     zone = resolve_timezone(settings.timezone)  # first: its errors are the zone's, not the cron expression's
-    try:
-        return CronTrigger.from_crontab(settings.retrain_cron, timezone=zone)
-    except ValueError as exc:
-        raise ConfigError(messages.CRON_INVALID.format(cron=settings.retrain_cron, error=exc),
-                          messages.CRON_INVALID_FIX) from exc
+    return parse_cron(settings.retrain_cron, zone)
 
 
 def next_retrain_time(settings: Settings, now: datetime | None = None) -> datetime | None:

@@ -131,6 +131,16 @@ def test_invalid_setting_is_a_clear_error(csbot: CliRunner, monkeypatch: pytest.
     assert "Error: Invalid setting(s): CSBOT_MAX_MESSAGE_CHARS='lots'" in result.output
 
 
+@pytest.mark.parametrize(("variable", "value"), [("CSBOT_RETRAIN_CRON", "banana"), ("CSBOT_TIMEZONE", "Mars/Base")])
+def test_a_bad_schedule_stops_every_command_not_only_status(csbot: CliRunner, monkeypatch: pytest.MonkeyPatch,
+                                                             variable: str, value: str) -> None:
+    monkeypatch.setenv(variable, value)
+    for args in (["kb", "check"], ["predict", "hi"], ["stats"], ["review"]):
+        result = invoke(csbot, *args)
+        assert result.exit_code == 1, (args, result.output)
+        assert f"Error: {variable}={value!r} is not a" in result.output and "\nFix: " in result.output
+
+
 def test_help_and_version(csbot: CliRunner) -> None:
     result = invoke(csbot, "--help")
     assert result.exit_code == 0

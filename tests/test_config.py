@@ -11,7 +11,7 @@ from models.errors import ConfigError
 
 VARIABLES = ("CSBOT_DATA_DIR", "CSBOT_KB_PATH", "CSBOT_HTTP_PORT", "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN",
              "SLACK_SIGNING_SECRET", "CSBOT_ADMIN_USERS", "CSBOT_AGENT_USERS", "CSBOT_ONNX_PROVIDER",
-             "SLACK_API_URL", "CSBOT_MAX_MESSAGE_CHARS", "CSBOT_LOG_LEVEL")
+             "SLACK_API_URL", "CSBOT_MAX_MESSAGE_CHARS", "CSBOT_LOG_LEVEL", "CSBOT_RETRAIN_CRON", "CSBOT_TIMEZONE")
 
 
 @pytest.fixture(autouse=True)
@@ -153,3 +153,34 @@ def test_a_bot_token_alone_names_both_ways_to_connect() -> None:
         load_settings(env_file=None, slack_bot_token="xoxb-1").require_slack(socket_mode=False)
     assert info.value.what == "SLACK_SIGNING_SECRET is not set."
     assert "for HTTP mode add SLACK_SIGNING_SECRET" in info.value.fix and "SLACK_APP_TOKEN=xapp-" in info.value.fix
+
+
+@pytest.mark.parametrize(("variable", "value", "what", "fix"), [
+    ("CSBOT_RETRAIN_CRON", "banana",
+     "CSBOT_RETRAIN_CRON='banana' is not a valid cron expression (Wrong number of fields; got 1, expected 5).",
+     "write five fields: minute hour day month weekday"),
+    ("CSBOT_RETRAIN_CRON", "0 25 * * *", "CSBOT_RETRAIN_CRON='0 25 * * *' is not a valid cron expression",
+     "five fields"),
+    ("CSBOT_TIMEZONE", "Mars/Base", "CSBOT_TIMEZONE='Mars/Base' is not a known time zone.", "IANA name")])
+def test_a_bad_schedule_fails_when_settings_load(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, variable: str,
+                                                 value: str, what: str, fix: str) -> None:
+    # Only `status` and `serve` built the schedule, so every other command ran on with the typo; the message is
+    # the scheduler's own.
+    (tmp_path / ".env").write_text(f"{variable}={value}\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert info.value.what.startswith(what) and fix in info.value.fix
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError, match=variable):
+        load_settings(env_file=None)
+
+
+@pytest.mark.parametrize(("cron", "zone"), [("off", ""), (" OFF ", "Mars/Base"), ("", ""), ("30 3 * * 1-5", "UTC")])
+def test_off_empty_and_valid_schedules_still_load(monkeypatch: pytest.MonkeyPatch, cron: str, zone: str) -> None:
+    monkeypatch.setenv("CSBOT_RETRAIN_CRON", cron)
+    monkeypatch.setenv("CSBOT_TIMEZONE", zone)
+    if zone == "Mars/Base":  # a zone is checked even with the schedule off: it is still a typo in .env
+        with pytest.raises(ConfigError, match="CSBOT_TIMEZONE='Mars/Base'"):
+            load_settings(env_file=None)
+        return
+    assert load_settings(env_file=None).retrain_scheduled == (cron.strip().lower() not in ("off", ""))
