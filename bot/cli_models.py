@@ -9,8 +9,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -44,7 +46,12 @@ def retrain(force: bool, mode: str, wait: bool, overrides: tuple[str, ...]) -> N
     click.echo(messages.RETRAIN_LOG.format(path=handle.log_path, pid=handle.process.pid if handle.process else "?"))
     if not wait:
         return
-    run = handle.wait()
+    try:
+        run = _follow(handle, cfg.retrain_progress_seconds)
+    except KeyboardInterrupt:  # the child runs in its own session: Ctrl-C stops only the waiting
+        click.echo(messages.RETRAIN_DETACHED.format(run_id=handle.run_id, pid=handle.process.pid if handle.process
+                                                    else "?", path=handle.log_path))
+        sys.exit(130)
     click.echo(learning.report_text(run))
     found = [path for path in (Path(run.get("run_dir") or "") / name for name in ("report.json", "report.png"))
              if run.get("run_dir") and path.is_file()]
@@ -52,6 +59,23 @@ def retrain(force: bool, mode: str, wait: bool, overrides: tuple[str, ...]) -> N
         click.echo(messages.RETRAIN_FILES.format(files=", ".join(map(str, found))))
     if run.get("status") == "failed":
         sys.exit(1)
+
+
+def _follow(handle: Any, every: float) -> dict[str, Any]:
+    """Wait for the run, printing each new phase as Slack posts it in the run's thread (bot.slack.commands)."""
+    from bot import learning
+    from bot.store import Store
+
+    phase = None
+    while True:
+        try:
+            return handle.wait(every)
+        except subprocess.TimeoutExpired:
+            with Store(handle.settings.db_path) as store:
+                now = (learning.get_run(store, handle.run_id) or {}).get("phase")
+            if now and now != phase:
+                phase = now
+                click.echo(messages.RETRAIN_PHASE.format(phase=now))
 
 
 @click.group("models")

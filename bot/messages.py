@@ -460,3 +460,9 @@ DB_MISSING_FIX = ("check CSBOT_DATA_DIR (in the environment or .env): it should 
 # Logged at WARNING by `csbot db purge` when the WAL could not be emptied (bot.store_retention)
 PURGE_WAL_KEPT = ("the purge is done, but {path}-wal could not be emptied ({why}), so the purged text stays in it "
                   "until the next checkpoint; run the purge again when the bot is quiet to empty it")
+
+# --- retrain runs: stopped, and followed from the CLI
+RUN_STOPPED_BY_SIGNAL = ("the retrain was stopped by {signal} (a `kill`, a shutdown or a service stop); "
+                         "the active model is unchanged")
+RETRAIN_DETACHED = ("Stopped waiting. Run {run_id} goes on in the background (pid {pid}, log {path}); `csbot status` "
+                    "shows how it went, and `kill {pid}` stops it (the active model stays as it is).")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import signal
 import threading
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,12 @@ def describe_error(exc: BaseException) -> str:
         exc = disk
     if isinstance(exc, CsbotError):
         return f"{messages.ERROR_PREFIX}{exc}"
+    if isinstance(exc, SystemExit) and isinstance(exc.code, int) and exc.code > 128:  # retrain_cli's signal exit
+        try:
+            name = signal.Signals(exc.code - 128).name
+        except ValueError:
+            name = f"signal {exc.code - 128}"
+        return messages.ERROR_PREFIX + messages.RUN_STOPPED_BY_SIGNAL.format(signal=name)
     return messages.ERROR_PREFIX + (f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
 
 
