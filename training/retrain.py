@@ -140,7 +140,7 @@ def run_retrain(settings: Settings, options: RetrainOptions | None = None,
         # After the promotion only housekeeping (pruning, the chart) can fail: the new model is live.
         promoted = (learning.get_run(store, run_id) or {}).get("status") == "promoted"
         log.error("retrain %s: %s", "promoted, then its housekeeping failed" if promoted else "failed",
-                  describe_error(exc))  # "stopped by SIGTERM", not a bare "143"
+                  exc if promoted else describe_error(exc))  # "stopped by SIGTERM", not a bare "143"
         tail = "".join(traceback.format_exception(exc)[-3:])
         status = "promoted" if promoted else "failed"
         report.update(status=status, error=str(exc))
