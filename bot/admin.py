@@ -21,6 +21,7 @@ from bot.spool import slack_spool_path
 from bot.store import Store
 from bot.store_core import is_database_state, open_error
 from models.errors import CsbotError
+from models.registry import Registry
 
 ADMIN_COMMANDS = ("status", "models", "retrain", "promote", "rollback", "stats")
 AGENT_COMMANDS = ("review",)
@@ -81,6 +82,7 @@ def run(settings: Settings, text: str, *, user: str | None = None, provider: str
             if len(args) != 1:
                 return AdminReply(messages.PROMOTE_USAGE, ok=False)
             who = user or messages.WHO_CLI
+            _refuse_active_without_folder(settings, args[0])
             result = learning.promote(settings, args[0], reason=messages.REASON_PROMOTED.format(who=who))
             previous = result["previous"] or messages.NO_VERSION
             return AdminReply(messages.PROMOTED.format(active=result["active"], previous=previous))
@@ -140,7 +142,8 @@ def render_status(settings: Settings, *, provider: str | None = None, next_run: 
     running = messages.STATUS_RUNNING.format(owner=info["running"]) if info.get("running") else ""
     lines = [
         messages.STATUS_ACTIVE.format(version=info.get("active") or messages.NO_VERSION, metrics=accuracy),
-        messages.STATUS_INFERENCE.format(device=device, provider=info.get("provider")),
+        messages.STATUS_INFERENCE_NONE.format(problem=info["inference_problem"]) if info.get("inference_problem")
+        else messages.STATUS_INFERENCE.format(device=device, provider=info.get("provider")),
         messages.STATUS_LAST_RETRAIN.format(run=last_text) + running,
         messages.STATUS_NEXT_RETRAIN.format(
             when=(info.get("next_run") or messages.STATUS_NOT_SCHEDULED)[:16].replace("T", " "),
@@ -154,6 +157,15 @@ def render_status(settings: Settings, *, provider: str | None = None, next_run: 
     return "\n".join(lines)
 
 
+def _refuse_active_without_folder(settings: Settings, version: str) -> None:
+    """Promoting the active version says "already active, nothing to do": not true when its folder is gone
+    (nothing answers), so raise the registry's error that names the folder and how to recover."""
+    with Store(settings.db_path) as store:
+        registry = Registry(settings.models_dir, store)
+        if registry.active() == version:
+            registry.path(version)
+
+
 def metrics_text(metrics: dict[str, Any]) -> str:
     """The float metrics as "validation 91.0%, test 90.2%" (other values are left out)."""
     return ", ".join(messages.STATUS_METRIC.format(name=k, value=v) for k, v in metrics.items() if isinstance(v, float))
@@ -165,10 +177,13 @@ def render_models(rows: list[dict[str, Any]]) -> str:
     lines = [messages.MODELS_HEADER]
     for row in rows:
         acc = metrics_text(row.get("metrics") or {})
-        mark = (messages.MODELS_ACTIVE if row["status"] == "active"
+        mark = (messages.MODELS_NOT_LOADING if row.get("load_problem")
+                else messages.MODELS_ACTIVE if row["status"] == "active"
                 else (messages.MODELS_PREVIOUS if row.get("previous") else ""))
         reason = (messages.MODELS_REJECTED.format(reason=row["reason"])
                   if row.get("reason") and row["status"] == "rejected" else "")
+        if row.get("load_problem"):
+            reason = messages.MODELS_LOAD_PROBLEM.format(what=row["load_problem"])
         lines.append(messages.MODELS_ROW.format(version=row["version"], status=row["status"], mark=mark,
                                                 metrics=messages.MODELS_METRICS.format(metrics=acc) if acc else "",
                                                 reason=reason))

@@ -16,7 +16,7 @@ from typing import Any
 from bot import messages
 from bot.config import Settings
 from bot.store import Store, utcnow
-from models.errors import RegistryError
+from models.errors import CsbotError, RegistryError
 from models.registry import Registry
 
 # The same logger as bot.learning: the split into modules is not visible to log filters.
@@ -121,14 +121,32 @@ def models_list(settings: Settings) -> list[dict[str, Any]]:
         active, previous = registry.active(), registry.previous()
         rows = {r["version"]: dict(r) for r in store.db.query("SELECT * FROM model_versions")}
         on_disk = set(registry.versions())
+        load_problem = _load_problem(settings, registry, active) if active else None
     from models.registry import version_number
 
     out = []
-    for version in sorted(set(rows) | on_disk, key=lambda v: (version_number(v), v), reverse=True):
+    # The active pointer too: a version set by hand (or whose row is gone) is still the one bots try to serve.
+    listed = set(rows) | on_disk | ({active} if active else set())
+    for version in sorted(listed, key=lambda v: (version_number(v), v), reverse=True):
         row = rows.get(version, {"version": version, "status": "candidate"})
         metrics = json.loads(row.get("metrics_json") or "{}")
         out.append({"version": version, "status": "active" if version == active else row.get("status"),
                     "previous": version == previous, "on_disk": version in on_disk,
                     "created_at": row.get("created_at"), "promoted_at": row.get("promoted_at"),
-                    "metrics": metrics, "reason": row.get("reason") or ""})
+                    "metrics": metrics, "reason": row.get("reason") or "",
+                    "load_problem": load_problem if version == active else None})
     return out
+
+
+def _load_problem(settings: Settings, registry: Registry, version: str) -> str | None:
+    """Why ``version`` does not load (its folder, files, checksums or graph), or None when it does.
+
+    The list is what an admin reads first: it called a version with a missing folder or a cut-short graph
+    "answering now" while every bot refused it. Opened on the CPU with one thread, as promote checks."""
+    from models.runtime import Classifier
+
+    try:
+        Classifier.load(registry.path(version), provider="cpu", variant=settings.onnx_variant, threads=1)
+    except CsbotError as exc:
+        return exc.what
+    return None

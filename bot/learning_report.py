@@ -42,7 +42,7 @@ def status(settings: Settings, *, provider: str | None = None, next_run: datetim
         if active:
             try:
                 card = modeldir.read(registry.path(active), verify_hashes=False)
-            except CsbotError as exc:  # shown as the provider line: "none (the active model does not load: ...)"
+            except CsbotError as exc:  # shown as the inference line: "none · the active model does not load: ..."
                 unreadable = exc
         last = next(iter(store.db.query("SELECT * FROM training_runs ORDER BY id DESC LIMIT 1")), None)
         last_done = next(iter(store.db.query(
@@ -51,9 +51,13 @@ def status(settings: Settings, *, provider: str | None = None, next_run: datetim
         holder = lock_holder(store, clock)
         row = next(iter(store.db.query("SELECT * FROM model_versions WHERE version = ?", [active])), None)
         previous = registry.previous() if active else None
+    problem = None  # why nothing answers: the status line says it plainly instead of a provider name
     if provider is None:
-        provider = (messages.PROVIDER_LOAD_FAILED.format(what=unreadable.what) if unreadable is not None
-                    else _provider_in_use(settings, registry.path(active) if card else None))
+        if unreadable is not None:
+            provider = messages.PROVIDER_LOAD_FAILED.format(what=unreadable.what)
+            problem = messages.INFERENCE_LOAD_FAILED.format(what=unreadable.what)
+        else:
+            provider, problem = _provider_in_use(settings, registry.path(active) if card else None)
     metrics = {}
     if card:
         metrics = {k: card.metrics.get(k, {}).get("accuracy") for k in ("validation", "test")
@@ -64,7 +68,7 @@ def status(settings: Settings, *, provider: str | None = None, next_run: datetim
     return {
         "active": active, "previous": previous,
         "active_created_at": card.created_at if card else None, "metrics": metrics,
-        "provider": provider, "running": holder["owner"] if holder else None,
+        "provider": provider, "inference_problem": problem, "running": holder["owner"] if holder else None,
         "last_run": _decode_run(last) if last else None, "last_completed_run": _decode_run(last_done)
         if last_done else None, "next_run": nxt.isoformat() if nxt else None,
         "spooled_writes": Spool(slack_spool_path(settings.data_dir)).pending(),
@@ -74,20 +78,22 @@ def status(settings: Settings, *, provider: str | None = None, next_run: datetim
     }
 
 
-def _provider_in_use(settings: Settings, model_path: Path | None) -> str:
-    """The provider a session on this machine really gets for the active model.
+def _provider_in_use(settings: Settings, model_path: Path | None) -> tuple[str, str | None]:
+    """The provider a session on this machine really gets for the active model, and why none can answer
+    (None when one can).
 
     ``get_available_providers()`` lists CUDA whenever onnxruntime-gpu is installed, even where
     CUDA or cuDNN is missing and sessions fall back to CPU, so only a loaded session can tell."""
     if model_path is None:
-        return messages.PROVIDER_NO_MODEL
+        return messages.PROVIDER_NO_MODEL, messages.INFERENCE_NO_MODEL
     from models.runtime import Classifier
 
     try:
         return Classifier.load(model_path, provider=settings.onnx_provider, variant=settings.onnx_variant,
-                               threads=1).provider
+                               threads=1).provider, None
     except CsbotError as exc:
-        return messages.PROVIDER_LOAD_FAILED.format(what=exc.what)
+        return (messages.PROVIDER_LOAD_FAILED.format(what=exc.what),
+                messages.INFERENCE_LOAD_FAILED.format(what=exc.what))
 
 
 def report_text(run: dict[str, Any]) -> str:

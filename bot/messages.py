@@ -466,3 +466,11 @@ RUN_STOPPED_BY_SIGNAL = ("the retrain was stopped by {signal} (a `kill`, a shutd
                          "the active model is unchanged")
 RETRAIN_DETACHED = ("Stopped waiting. Run {run_id} goes on in the background (pid {pid}, log {path}); `csbot status` "
                     "shows how it went, and `kill {pid}` stops it (the active model stays as it is).")
+
+# `models list` and `status` when the active version does not load (bot.admin): not "answering now", and one
+# plain inference line instead of "CPU (none (...))"
+MODELS_NOT_LOADING = " ← does not load"
+MODELS_LOAD_PROBLEM = " — {what}"
+STATUS_INFERENCE_NONE = "*Inference*: none · {problem}"
+INFERENCE_NO_MODEL = "no active model"
+INFERENCE_LOAD_FAILED = "the active model does not load: {what}"

@@ -207,3 +207,13 @@ RUN_NOT_WAITING_FIX = "start runs with `csbot retrain`; --run-id is for the bot'
 EPOCHS_RAISED = ("Training up to {epochs} epochs rather than {asked}: a small dataset ({steps} batches an epoch) "
                  "needs more passes to reach min_steps={min_steps}; early stopping may end it sooner. "
                  "(`csbot train --epochs {asked} --set min_steps=0` keeps {asked}.)")
+
+# A version a pointer names (active or previous) whose folder is gone: a moved or lost data folder, or a
+# wrong CSBOT_DATA_DIR (models/registry.py). "does not exist (versions: none yet)" contradicted `models list`.
+VERSION_FOLDER_MISSING = "Model version {version} is the {role} version, but its folder {path} is missing."
+VERSION_FOLDER_MISSING_FIX = ("restore the folder (move it back, or copy it from a backup), or check CSBOT_DATA_DIR "
+                              "(models are read from {root}); else switch to another version with "
+                              "`csbot promote VERSION` (`csbot models list` shows them) or train one with "
+                              "`csbot train --activate`.")
+VERSION_ROLE_ACTIVE = "active"
+VERSION_ROLE_PREVIOUS = "previous"

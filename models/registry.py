@@ -64,10 +64,20 @@ class Registry:
         path = self.root / version
         # Checked by name first: "../x" or a 300-character word must not reach the file system.
         if not _VERSION.match(version) or not path.is_dir():
+            role = self._role(version) if _VERSION.match(version) else None
+            if role:  # a pointer names it, so it did exist: say which folder is gone and how to get going again
+                raise RegistryError(messages.VERSION_FOLDER_MISSING.format(version=version, role=role, path=path),
+                                    messages.VERSION_FOLDER_MISSING_FIX.format(root=self.root))
             known = ", ".join(self.versions()) or messages.VERSIONS_NONE_YET
             raise RegistryError(messages.VERSION_UNKNOWN.format(version=version, known=known),
                                 messages.VERSION_UNKNOWN_FIX)
         return path
+
+    def _role(self, version: str) -> str | None:
+        """What a pointer makes ``version``: the active or the previous one (None: no pointer names it)."""
+        if version == self.active():
+            return messages.VERSION_ROLE_ACTIVE
+        return messages.VERSION_ROLE_PREVIOUS if version == self.previous() else None
 
     def active(self) -> str | None:
         return self.pointer.kv_get(ACTIVE_KEY)

@@ -247,3 +247,32 @@ def test_a_database_from_a_newer_csbot_is_refused(data: Path) -> None:
     result = CliRunner().invoke(main, ["stats"])
     assert result.exit_code == 1 and "was written by a newer csbot (schema version 99; this one knows" in result.output
     assert "Fix: upgrade csbot" in result.output
+
+
+def test_a_missing_active_folder_reads_the_same_everywhere(data: Path, tmp_path: Path) -> None:
+    # A lost or moved data folder: predict said "versions: none yet", `models list` "answering now", status
+    # "CPU (none (...))" and promote "already active". Each now names the folder that is missing.
+    folder = data / "models" / "v0001"
+    folder.rename(tmp_path / "v0001.moved")
+    missing = f"Model version v0001 is the active version, but its folder {folder} is missing."
+    predicted = csbot("predict", "hi")
+    assert predicted.exit_code == 1 and predicted.output.startswith(f"Error: {missing}\nFix: restore")
+    listing = csbot("models", "list").output
+    assert "answering now" not in listing
+    assert f"• `v0001` active ← does not load — {missing}" in listing
+    status = csbot("status").output
+    assert f"*Inference*: none · the active model does not load: {missing}" in status and "none (" not in status
+    promoted = csbot("promote", "v0001")
+    assert promoted.exit_code == 1 and promoted.output.startswith(f"Error: {missing}\nFix: ")
+    assert "already active" not in promoted.output and promoted.output == slack("promote v0001").text + "\n"
+
+
+def test_models_list_marks_an_active_model_that_does_not_load(data: Path) -> None:
+    onnx = data / "models" / "v0001" / "model.onnx"
+    with onnx.open("r+b") as handle:  # a copy cut short: the checksum no longer matches
+        handle.truncate(onnx.stat().st_size // 2)
+    listing = csbot("models", "list").output
+    assert "answering now" not in listing
+    assert f"• `v0001` active ← does not load — {onnx} does not match its checksum" in listing
+    assert listing == slack("models").text + "\n"  # the same text as `/csbot models`
+    assert "*Inference*: none · the active model does not load: " in csbot("status").output

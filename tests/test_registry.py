@@ -126,7 +126,9 @@ def test_cli_models_list_promote_rollback_status(tmp_path: Path, tiny_model: Pat
     shutil.rmtree(tmp_path / "data" / "models" / "v0001")
     status = runner.invoke(main, ["status"]).output
     assert "*Active model*: v0001" in status
-    assert "the active model does not load: Model version v0001 does not exist (versions: v0002)" in status
+    assert "*Inference*: none · the active model does not load: Model version v0001 is the active version, but " \
+           f"its folder {tmp_path / 'data' / 'models' / 'v0001'} is missing." in status
+    assert "none (" not in status  # one plain line, not "CPU (none (...))"
 
 
 def test_promote_and_rollback_refuse_a_version_whose_graph_does_not_load(tmp_path: Path, tiny_model: Path,
@@ -151,3 +153,23 @@ def test_promote_and_rollback_refuse_a_version_whose_graph_does_not_load(tmp_pat
     assert "Fix:" in refused.output and "Traceback" not in refused.output
     with Store(tmp_path / "data" / "csbot.db") as store:
         assert Registry(tmp_path / "data" / "models", store).active() == "v0001"  # the pointer never moved
+
+
+def test_a_missing_folder_of_a_known_version_says_the_folder_is_gone(registry: Registry) -> None:
+    # It said "does not exist (versions: none yet)" while `models list` showed it active, with a fix that
+    # could not help: the pointer is there, the folder is not.
+    for version in ("v0001", "v0002"):
+        fake_version(registry.root, version)
+        registry.activate(version)
+    for version, role in (("v0002", "active"), ("v0001", "previous")):
+        (registry.root / version).rename(registry.root.parent / f"moved-{version}")
+        with pytest.raises(RegistryError) as info:
+            registry.path(version)
+        assert info.value.what == (f"Model version {version} is the {role} version, but its folder "
+                                   f"{registry.root / version} is missing.")
+        fix = info.value.fix
+        assert "restore" in fix and "CSBOT_DATA_DIR" in fix and str(registry.root) in fix
+        assert "`csbot promote VERSION`" in fix and "`csbot train --activate`" in fix
+    with pytest.raises(RegistryError) as info:  # a name no pointer holds: still "does not exist"
+        registry.path("v0009")
+    assert info.value.what == "Model version v0009 does not exist (versions: none yet)."
