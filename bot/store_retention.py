@@ -3,7 +3,7 @@
 ``RetentionMixin`` backs ``csbot db purge`` and ``csbot db backup``: ``purge`` blanks the text of
 messages and replies older than a given age while keeping labelled messages (they are training
 data) and, unless told otherwise, messages still waiting in the review queue (an agent has yet to
-label them, and a blank one would drop out of the queue), and ``backup`` copies the database
+label them, and a blank one would drop out of the queue), each with its replies; and ``backup`` copies the database
 with SQLite's online backup so it is safe while the bot keeps writing. ``parse_age`` turns the
 CLI's ``90d``/``12h``/``2w`` into a ``timedelta``.
 """
@@ -54,7 +54,8 @@ class RetentionMixin(StoreBase):
               batch_size: int = PURGE_BATCH) -> dict[str, int]:
         """Blank message and reply text older than ``older_than``; returns how many rows of each.
 
-        Messages with a correction or a label keep their text (``kept``): they are training data.
+        Messages with a correction or a label keep their text (``kept``): they are training data. A kept
+        message's replies keep theirs too; ``replies`` counts those of the purged messages.
         ``rated_up``: purged messages whose answer got a 👍, which trained the model as silver examples.
         Messages waiting in the review queue keep theirs too (``awaiting_review``), unless
         ``include_unreviewed``: purged, they would leave the queue unlabelled.
@@ -95,15 +96,20 @@ class RetentionMixin(StoreBase):
                     "UPDATE messages SET text = '', normalized_text = '', text_purged = 1"
                     f" WHERE id IN (SELECT m.id FROM messages m WHERE {batch})", args).rowcount
             last = int(high)
+        # Only the replies of purged messages: a kept one (labelled, or waiting for review) keeps its whole
+        # exchange, or a reviewer judging a 👎 could not see the answer that got it. A reply is never older than
+        # its message, so every old reply of a message not kept is caught (its message was purged above).
+        old_reply = ("id > ? AND +created_at < ? AND text != '' AND EXISTS (SELECT 1 FROM messages m "
+                     "WHERE m.id = replies.message_id AND m.text_purged = 1)")
         last = 0
         while True:
             with self.transaction() as db:
-                high = _scalar(db, "SELECT max(id) FROM (SELECT id FROM replies WHERE id > ? AND +created_at < ? "
-                                   "AND text != '' ORDER BY id LIMIT ?)", [last, cutoff, batch_size])
+                high = _scalar(db, f"SELECT max(id) FROM (SELECT id FROM replies WHERE {old_reply} ORDER BY id "
+                                   "LIMIT ?)", [last, cutoff, batch_size])
                 if high is None:
                     break
-                counts["replies"] += db.execute("UPDATE replies SET text = '' WHERE id > ? AND id <= ? "
-                                                "AND +created_at < ? AND text != ''", [last, high, cutoff]).rowcount
+                counts["replies"] += db.execute(f"UPDATE replies SET text = '' WHERE {old_reply} AND id <= ?",
+                                                [last, cutoff, high]).rowcount
             last = int(high)
         # Kept for the queue (not purged, so counting them once at the end is the same as before), and labelled.
         if not include_unreviewed:

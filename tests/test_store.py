@@ -465,17 +465,38 @@ def test_purge_in_batches_sums_the_counts_of_every_batch(store: Store, conversat
     store.db.execute("UPDATE replies SET created_at = ?", [LONG_AGO])
     statements: list[str] = []
     store.db.conn.set_trace_callback(statements.append)  # SQLite's own record of what ran, not a mock
-    assert store.purge(timedelta(days=90), batch_size=3) == {
-        "messages": 15, "replies": 10, "kept": 5, "awaiting_review": 5, "rated_up": 5}
+    assert store.purge(timedelta(days=90), batch_size=3) == {  # replies: the 👍 ones; the waiting ones stay
+        "messages": 15, "replies": 5, "kept": 5, "awaiting_review": 5, "rated_up": 5}
     store.db.conn.set_trace_callback(None)
     assert statements.count("BEGIN IMMEDIATE") >= 15 // 3 + 10 // 3  # the lock is let go between batches
     texts = {row["id"]: row["text"] for row in store.db["messages"].rows}
     assert all(texts[i] == "" for i in plain + liked) and texts[recent] == "recent"
     assert all(texts[i] for i in labelled + waiting)
     assert store.purge(timedelta(days=90), include_unreviewed=True, batch_size=2) == {
-        "messages": 5, "replies": 0, "kept": 5, "awaiting_review": 5, "rated_up": 0}
+        "messages": 5, "replies": 5, "kept": 5, "awaiting_review": 5, "rated_up": 0}
     texts = {row["id"]: row["text"] for row in store.db["messages"].rows}
     assert all(texts[i] == "" for i in waiting) and all(texts[i] for i in labelled) and store.review_queue() == []
+
+
+def test_purge_keeps_the_replies_of_the_messages_it_keeps(store: Store, conversation: int) -> None:
+    # The kept messages kept their text but every reply was blanked: a reviewer judging a 👎 could not see the
+    # answer that got it. A kept message keeps its whole exchange; a purged one loses its replies with it.
+    downvoted, labelled, plain = (message(store, conversation, text) for text in ("bad answer", "labelled", "ok"))
+    judged = store.log_reply(downvoted, text="the answer under review", kind="answer")
+    store.record_feedback(judged, "U1", -1, "button")
+    store.record_label(labelled, intent="card_arrival", source="clarify", user="U1")
+    training = store.log_reply(labelled, text="the labelled one's answer", kind="answer")
+    gone = store.log_reply(plain, text="a plain answer", kind="answer")
+    store.db.execute("UPDATE messages SET created_at = ?", [LONG_AGO])
+    store.db.execute("UPDATE replies SET created_at = ?", [LONG_AGO])
+
+    assert store.purge(timedelta(days=90), batch_size=1) == {"messages": 1, "replies": 1, "kept": 1,
+                                                              "awaiting_review": 1, "rated_up": 0}
+    replies = {reply: store.get_reply(reply)["text"] for reply in (judged, training, gone)}  # type: ignore[index]
+    assert replies == {judged: "the answer under review", training: "the labelled one's answer", gone: ""}
+    # Purged out of the queue on purpose: then its reply goes too, the labelled one's stays.
+    assert store.purge(timedelta(days=90), include_unreviewed=True)["replies"] == 1
+    assert store.get_reply(judged)["text"] == "" and store.get_reply(training)["text"]  # type: ignore[index]
 
 
 def test_purged_text_is_not_left_in_the_database_files(store: Store, conversation: int, tmp_path: Path) -> None:
