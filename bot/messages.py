@@ -164,7 +164,8 @@ ACTIVE_CHANGED_MEANWHILE_FIX = "check `csbot models list`, then run the command 
 NO_VERSION = "none"  # where a version name would go (no active or previous version)
 ADMIN_ERROR = "Error: {error}"
 NO_MODELS = "There are no model versions yet. Run `csbot train` or `/csbot retrain`."
-REVIEW_EMPTY = "The review queue is empty: every 👎 and handoff has been labelled. 🎉"
+# True after labelling and after `db purge --include-unreviewed` alike (it claimed everything "has been labelled")
+REVIEW_EMPTY = "The review queue is empty: no 👎 or handoff is waiting for a label."
 REPLY_CUT = "_… the rest is too long for one Slack message; the CLI shows it whole._"
 REVIEW_HEADER = "*Review queue*: {count} item(s), oldest first"
 REVIEW_SHOWING = " (the first {shown} here)"  # after REVIEW_HEADER when the queue is longer than a page

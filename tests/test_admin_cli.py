@@ -276,3 +276,13 @@ def test_models_list_marks_an_active_model_that_does_not_load(data: Path) -> Non
     assert f"• `v0001` active ← does not load — {onnx} does not match its checksum" in listing
     assert listing == slack("models").text + "\n"  # the same text as `/csbot models`
     assert "*Inference*: none · the active model does not load: " in csbot("status").output
+
+
+def test_an_empty_queue_after_a_purge_does_not_claim_it_was_labelled(data: Path) -> None:
+    message_id = queued_message(data)
+    with Store(data / "csbot.db") as store:
+        store.db["messages"].update(message_id, {"created_at": "2020-01-01T00:00:00+00:00"})
+    purged = csbot("db", "purge", "--older-than", "90d", "--include-unreviewed")
+    assert purged.exit_code == 0 and messages.PURGED_UNREVIEWED.format(count=1) in purged.output
+    empty = csbot("review").output
+    assert empty == messages.REVIEW_EMPTY + "\n" and "labelled" not in empty  # nothing was: it was purged
