@@ -475,3 +475,6 @@ MODELS_LOAD_PROBLEM = " — {what}"
 STATUS_INFERENCE_NONE = "*Inference*: none · {problem}"
 INFERENCE_NO_MODEL = "no active model"
 INFERENCE_LOAD_FAILED = "the active model does not load: {what}"
+
+# `stats` (bot.stats): a correction to "none of these" under the name agents pick, not the stored sentinel
+STATS_NEW_TOPIC = "new topic"

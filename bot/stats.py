@@ -72,5 +72,11 @@ def render(stats: Stats) -> str:
             messages.STATS_INTENT.format(intent=name, count=n) for name, n in stats.top_intents)))
     if stats.confused:
         lines.append(messages.STATS_MOST_CORRECTED.format(pairs=", ".join(
-            messages.STATS_CORRECTED_PAIR.format(predicted=a, correct=b, count=n) for a, b, n in stats.confused)))
+            messages.STATS_CORRECTED_PAIR.format(predicted=a, correct=_intent_name(b), count=n)
+            for a, b, n in stats.confused)))
     return "\n".join(lines)
+
+
+def _intent_name(intent: str) -> str:
+    """An intent as people read it: NEW_TOPIC is stored as a sentinel no one should see."""
+    return messages.STATS_NEW_TOPIC if intent == NEW_TOPIC else intent

@@ -286,3 +286,12 @@ def test_an_empty_queue_after_a_purge_does_not_claim_it_was_labelled(data: Path)
     assert purged.exit_code == 0 and messages.PURGED_UNREVIEWED.format(count=1) in purged.output
     empty = csbot("review").output
     assert empty == messages.REVIEW_EMPTY + "\n" and "labelled" not in empty  # nothing was: it was purged
+
+
+def test_stats_name_a_new_topic_correction_as_agents_see_it(data: Path) -> None:
+    # The internal sentinel showed: "most corrected: refund → __new_topic__ (1)".
+    message_id = queued_message(data)
+    assert csbot("review", "label", str(message_id), "new-topic").exit_code == 0
+    shown = csbot("stats").output
+    assert "refund → new topic (1)" in shown and NEW_TOPIC not in shown
+    assert shown == slack("stats").text + "\n"
