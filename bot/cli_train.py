@@ -18,7 +18,7 @@ import click
 
 from bot import messages
 from bot.cli_common import PASS_THROUGH, friendly, settings
-from models.errors import CsbotError
+from models.errors import CsbotError, ModelDirError
 
 
 @click.command(context_settings=PASS_THROUGH)
@@ -89,7 +89,12 @@ def predict(text: tuple[str, ...], model: str | None, top_k: int, as_json: bool)
             if version is None:
                 raise CsbotError(messages.NO_ACTIVE_MODEL, messages.NO_ACTIVE_MODEL_FIX)
             path = registry.path(version)
-    classifier = Classifier.load(path, provider=cfg.onnx_provider, variant=cfg.onnx_variant)
+    try:
+        classifier = Classifier.load(path, provider=cfg.onnx_provider, variant=cfg.onnx_variant)
+    except ModelDirError as exc:
+        if not model:  # the active version: the registry's fix (promote, roll back, retrain) is the right one
+            raise
+        raise ModelDirError(exc.what, messages.PREDICT_MODEL_FIX) from exc
     message = normalize(valid_text(" ".join(text)), cfg.max_message_chars)
     # The router's close-call rule compares the top two, so ask for two even when one is shown.
     prediction = classifier.predict([message.text], top_k=max(top_k, 2))[0] if not message.empty else None

@@ -478,3 +478,8 @@ INFERENCE_LOAD_FAILED = "the active model does not load: {what}"
 
 # `stats` (bot.stats): a correction to "none of these" under the name agents pick, not the stored sentinel
 STATS_NEW_TOPIC = "new topic"
+
+# `csbot predict --model X` when X does not load as a model (bot.cli_train): the active model is not involved,
+# so not the registry's "promote or roll back" fix
+PREDICT_MODEL_FIX = ("pass --model a folder written by `csbot train` (e.g. `csbot train --out var/mine`) or a "
+                     "version name from `csbot models list`; without --model, predict uses the active version.")

@@ -92,6 +92,17 @@ def test_predict_uses_the_active_version(csbot: CliRunner, tmp_path: Path, tiny_
     assert result.exit_code == 1 and "Model version v0009 does not exist (versions: v0001)" in result.output
 
 
+def test_predict_with_a_folder_that_is_not_a_model_says_what_to_pass(csbot: CliRunner, tmp_path: Path) -> None:
+    # The fix was about promoting or rolling back the active model, which --model DIR does not involve.
+    folder = tmp_path / "not-a-model"
+    folder.mkdir()
+    result = invoke(csbot, "predict", "--model", str(folder), "hi")
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: Model directory {folder} is missing manifest.json.\nFix: ")
+    assert messages.PREDICT_MODEL_FIX in result.output and "promote" not in result.output
+    assert "`csbot train`" in messages.PREDICT_MODEL_FIX and "`csbot models list`" in messages.PREDICT_MODEL_FIX
+
+
 def make_db() -> None:
     """The database the bot creates on its first start (the db commands refuse to create one)."""
     from bot.config import load_settings
