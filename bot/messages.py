@@ -409,8 +409,9 @@ KB_PROBLEM_LINE = ":{line}"
 KB_UNKNOWN_INTENT = "unknown intent '{name}'; known: {known}"
 KB_CANNOT_READ = "cannot read the file ({error})"
 KB_RELOADED = "knowledge base {path} reloaded: {intents} intents; edited answers apply from the next message"
-KB_RELOAD_KEPT = ("the edited knowledge base is not valid, so the one loaded before keeps serving: {error} "
-                  "(run `csbot kb check` to see every problem; the bot re-reads the file when it is saved again)")
+# The error ends with its own Fix (every problem, and `csbot kb check`): a second instruction after it repeated it
+KB_RELOAD_KEPT = ("the edited knowledge base is not valid, so the one loaded before keeps serving (the bot re-reads "
+                  "the file when it is saved again): {error}")
 KB_CANNOT_READ_FIX = ("give the path of a readable YAML file (`csbot kb check PATH`, or CSBOT_KB_PATH in .env); "
                       "leave CSBOT_KB_PATH empty for the bundled knowledge base.")
 KB_UTF16 = ("{file}: the file is UTF-16 text (or holds NUL bytes), not UTF-8; save it as UTF-8, or convert it: "

@@ -249,3 +249,26 @@ def test_up_with_only_some_slack_settings_names_what_is_missing(csbot: CliRunner
     result = csbot.invoke(main, ["up"], input="")
     assert result.exit_code == 1 and "Error: SLACK_BOT_TOKEN is not set." in result.output
     assert messages.CHAT_NO_SLACK not in result.output
+
+
+def test_an_invalid_live_kb_edit_is_reported_with_one_instruction(tmp_path: Path, tiny_model: Path,
+                                                                  tiny_kb_path: Path,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    # The warning added its own "run `csbot kb check`" after the error's Fix, which already says so.
+    import logging
+
+    from bot.config import load_settings
+    from bot.context import Context
+
+    data = make_data_dir(tmp_path, tiny_model)
+    kb_path = tmp_path / "live.yaml"
+    kb_path.write_text(tiny_kb_path.read_text(encoding="utf-8"), encoding="utf-8")
+    ctx = Context.open(load_settings(env_file=None, data_dir=data, kb_path=kb_path, onnx_provider="cpu"))
+    kb_path.write_text(kb_path.read_text(encoding="utf-8").replace("company:\n", "company:\n  bogus: 1\n", 1),
+                       encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="bot.context"):
+        assert not ctx.refresh_knowledge_base()
+    warning = next(r.getMessage() for r in caplog.records if "keeps serving" in r.getMessage())
+    assert "unknown key 'bogus' in company" in warning and warning.count("csbot kb check") == 1
+    assert warning.endswith(f"Fix: edit {kb_path} and run `csbot kb check` until it passes.")
+    assert "re-reads the file when it is saved again" in warning  # still said, once, before the error
