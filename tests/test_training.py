@@ -23,6 +23,7 @@ from training.config import TrainConfig
 from training.data import Example, manifest
 from training.export import export_checked, run_torch
 from training.finetune import TrainResult, train
+from training.int8kernel import int8_matmul_saturates
 from training.pipeline import _write, build_model
 
 PROBE_TEXTS = ["where is my order", "i want a refund", "forgot my password", "this is terrible",
@@ -187,6 +188,7 @@ def test_int8_graph_must_keep_the_sentiment_answers_where_asked(trained: Trained
         report = export_checked(result.model, result.tokenizer, out, PROBE_TEXTS, result.config.max_length,
                                 **limits)["int8"]
         assert report["kept"] == (out / "model.int8.onnx").is_file()
+        assert report["weight_bits"] == 8 and report["cpu_kernel_saturates"] == int8_matmul_saturates()
         return report
 
     # The intent limit alone (0: any graph passes) keeps the int8 graph, whatever its sentiment answers...
