@@ -19,6 +19,7 @@ import math
 import os
 import random
 import re
+import sys
 import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
@@ -297,8 +298,10 @@ def _epochs(model: IntentSentimentModel, train_data: Encoded, val_data: Encoded,
     for epoch in range(1, config.epochs + 1):
         model.train()
         started, total_loss, batches = time.perf_counter(), 0.0, make_batches()
-        bar = tqdm(batches, desc=f"epoch {epoch}/{config.epochs}", unit="batch", disable=not progress,
-                   leave=False, dynamic_ncols=True)
+        # No bar where stderr is a file or a pipe (CI, nohup, a service's log): its frames would bury the
+        # per-epoch lines, which are written either way.
+        bar = tqdm(batches, desc=f"epoch {epoch}/{config.epochs}", unit="batch",
+                   disable=not progress or not sys.stderr.isatty(), leave=False, dynamic_ncols=True)
         for rows in bar:
             loss = step(rows)
             optimizer.zero_grad(set_to_none=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import random
+import sys
 from collections import defaultdict
 from typing import Any
 
@@ -62,7 +63,8 @@ def train_pairs(model: IntentSentimentModel, data: Encoded, *, iterations: int, 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_schedule(int(steps * 0.1), steps))
     model.train()
     total = 0.0
-    bar = tqdm(range(0, len(pairs), batch_size), desc="pairs", unit="batch", disable=not progress, leave=False)
+    bar = tqdm(range(0, len(pairs), batch_size), desc="pairs", unit="batch",
+               disable=not progress or not sys.stderr.isatty(), leave=False)  # no bar frames in a log file
     for start in bar:
         chunk = pairs[start:start + batch_size]
         rows = [a for a, _, _ in chunk] + [b for _, b, _ in chunk]
