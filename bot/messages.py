@@ -176,8 +176,10 @@ REVIEW_NO_GUESS = "no guess"
 # An agent's label (the review queue, the flag modal and `csbot label`)
 BAD_SENTIMENT = "'{sentiment}' is not a sentiment."
 BAD_SENTIMENT_FIX = "use one of {sentiments}."
-UNKNOWN_INTENT_FIX = ("pick one of the known intents, or mark it a new topic; to teach a new intent, add it to the "
-                      "knowledge base and retrain.")
+# Where to type "new topic" on each surface: the fix said to mark one without saying how
+UNKNOWN_INTENT_FIX = ("pick one of the known intents, or mark it a new topic (`/correct new-topic` in the chat, "
+                      "`csbot review label ID new-topic`); to teach a new intent, add it to the knowledge base and "
+                      "retrain.")
 NO_SUCH_MESSAGE = "There is no message {message_id}."
 NO_SUCH_MESSAGE_FIX = "run `csbot review` to see the queue."
 

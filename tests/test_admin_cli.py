@@ -295,3 +295,11 @@ def test_stats_name_a_new_topic_correction_as_agents_see_it(data: Path) -> None:
     shown = csbot("stats").output
     assert "refund → new topic (1)" in shown and NEW_TOPIC not in shown
     assert shown == slack("stats").text + "\n"
+
+
+def test_an_unknown_intent_label_says_how_to_mark_a_new_topic(data: Path) -> None:
+    # The fix said "or mark it a new topic" without the word to type for it.
+    message_id = queued_message(data)
+    bad = csbot("review", "label", str(message_id), "not_an_intent")
+    assert bad.exit_code == 1 and "Error: 'not_an_intent' is not an intent in the knowledge base." in bad.output
+    assert "`/correct new-topic`" in bad.output and "`csbot review label ID new-topic`" in bad.output
