@@ -16,6 +16,7 @@ active model (``Context.refresh_model``) and posts the report to the admins' cha
 from __future__ import annotations
 
 import logging
+import sqlite3
 import subprocess
 import threading
 from collections.abc import Callable
@@ -24,6 +25,8 @@ from typing import Any
 
 from bot import learning, messages
 from bot.config import Settings, parse_cron, resolve_timezone
+from bot.store import Store
+from models.errors import CsbotError
 
 log = logging.getLogger("csbot.scheduler")
 
@@ -86,8 +89,11 @@ class RetrainScheduler:
         self._last_fired: tuple[datetime, datetime] | None = None  # (local minute, when): the last firing
 
     def start(self) -> RetrainScheduler:
+        from apscheduler.events import EVENT_JOB_MAX_INSTANCES
+
         self.job = self.scheduler.add_job(self.run_job, self.trigger, id="retrain", name="retrain",
                                           replace_existing=True)
+        self.scheduler.add_listener(self._on_max_instances, EVENT_JOB_MAX_INSTANCES)
         self.scheduler.start()
         log.info("retrain scheduled: %s (%s); next run %s", self.settings.retrain_cron,
                  self.trigger.timezone, self.next_run_time())
@@ -131,16 +137,28 @@ class RetrainScheduler:
             run_id=handle.run_id, pid=handle.process.pid if handle.process else "?"))
         return None
 
+    def _skip(self, trigger: str, reason: str) -> dict[str, Any]:
+        """A trigger skipped before a retrain could start: logged, and a training_runs row like every other skip, so
+        `status` shows it. A database that refuses the row does not stop the schedule (the log keeps it)."""
+        log.info("retrain trigger skipped: %s", reason)
+        result: dict[str, Any] = {"status": "skipped", "reason": reason}
+        try:
+            with Store(self.settings.db_path) as store:
+                result["id"] = learning.skip_run(store, trigger, reason, self.clock)
+        except (CsbotError, sqlite3.Error) as exc:
+            log.warning("the skipped trigger could not be recorded: %s", exc)
+        return result
+
+    def _on_max_instances(self, event: Any) -> None:
+        """apscheduler refused a firing because the last one is still waiting on its child (max_instances=1)."""
+        self._skip("schedule", messages.SKIP_PREVIOUS_RUNNING)
+
     def run_job(self, trigger: str = "schedule") -> dict[str, Any]:
         """One firing: start the retrain (or skip), wait for it, swap the model, report."""
         if trigger == "schedule" and self._repeated_wall_clock_minute():
-            reason = messages.SKIP_CLOCK_WENT_BACK
-            log.info("retrain trigger skipped: %s", reason)
-            return {"status": "skipped", "reason": reason}
+            return self._skip(trigger, messages.SKIP_CLOCK_WENT_BACK)
         if not self._busy.acquire(blocking=False):
-            reason = messages.SKIP_PREVIOUS_RUNNING
-            log.info("retrain trigger skipped: %s", reason)
-            return {"status": "skipped", "reason": reason}
+            return self._skip(trigger, messages.SKIP_PREVIOUS_RUNNING)
         try:
             handle = learning.start_retrain(self.settings, trigger, clock=self.clock, extra_args=self.extra_args)
             if not handle.started:

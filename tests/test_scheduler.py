@@ -101,9 +101,14 @@ def test_skips_when_nothing_changed_and_when_a_run_holds_the_lock(settings, capl
 
     assert scheduler._busy.acquire()  # a firing that arrives while this process is still running one
     try:
-        assert scheduler.run_job() == {"status": "skipped", "reason": "the previous run is still going"}
+        skipped = scheduler.run_job()
     finally:
         scheduler._busy.release()
+    assert (skipped["status"], skipped["reason"]) == ("skipped", "the previous run is still going")
+    # Recorded like every other skip, so `status` can say why the night had no run.
+    last = runs(settings)[-1]
+    assert (last["id"], last["status"], last["trigger"]) == (skipped["id"], "skipped", "schedule")
+    assert "the previous run is still going" in last["gate_json"]
 
 
 def test_apscheduler_fires_the_job(settings) -> None:  # noqa: ANN001
@@ -220,11 +225,13 @@ def test_the_night_the_clocks_go_back_gets_one_scheduled_run(settings) -> None: 
     mark_up_to_date(settings)
     assert "nothing new" in scheduler.run_job()["reason"]  # the first 02:00 runs (and skips for its own reason)
     now[0] = second
-    assert scheduler.run_job() == {"status": "skipped", "reason": "the clocks went back an hour, and this local "
-                                   "time already had its run"}
-    assert len(runs(settings)) == 1
+    repeat = scheduler.run_job()
+    assert (repeat["status"], repeat["reason"]) == ("skipped", "the clocks went back an hour, and this local "
+                                                    "time already had its run")
+    assert [r["status"] for r in runs(settings)] == ["skipped", "skipped"]  # no retrain, but the skip is recorded
+    assert repeat["reason"] in runs(settings)[-1]["gate_json"]
     now[0] = first + timedelta(days=1)  # the next night runs as usual
-    assert "nothing new" in scheduler.run_job()["reason"] and len(runs(settings)) == 2
+    assert "nothing new" in scheduler.run_job()["reason"] and len(runs(settings)) == 3
 
 
 def test_stopping_the_bot_does_not_wait_for_a_retrain_to_finish(settings, caplog) -> None:  # noqa: ANN001
