@@ -144,8 +144,11 @@ MIN_AGREEMENT = 0.995
 
 def export_checked(model: IntentSentimentModel, tokenizer: Any, out_dir: Path, texts: list[str],
                    max_length: int, *, max_abs_diff: float = 1e-3, min_agreement: float = MIN_AGREEMENT,
-                   int8: bool = True, min_sentiment_agreement: float | None = None) -> dict[str, Any]:
+                   int8: bool = True, min_sentiment_agreement: float | None = None,
+                   int8_weight_bits: int = 8) -> dict[str, Any]:
     """Export, optimise and (optionally) quantise into ``out_dir``; return the parity report.
+
+    ``int8_weight_bits``: 8, or 7 for a model trained quantisation-aware for 7 (training.quantaware).
 
     ``min_sentiment_agreement``: the int8 graph must also keep this share of the sentiment head's
     answers (escalation reads them). None when the head learned nothing (no sentiment labels), whose
@@ -184,15 +187,15 @@ def export_checked(model: IntentSentimentModel, tokenizer: Any, out_dir: Path, t
         shutil.copyfile(raw, final)
     if int8:
         report["int8"] = _try_int8(final, out_dir / "model.int8.onnx", tokenizer, texts, max_length,
-                                   min_agreement, min_sentiment_agreement)
+                                   min_agreement, min_sentiment_agreement, int8_weight_bits)
     raw.unlink()
     return report
 
 
 def _try_int8(fp32: Path, dest: Path, tokenizer: Any, texts: list[str], max_length: int,
-              min_agreement: float, min_sentiment_agreement: float | None) -> dict[str, Any]:
+              min_agreement: float, min_sentiment_agreement: float | None, weight_bits: int) -> dict[str, Any]:
     try:
-        weight_bits = quantise_int8(fp32, dest)
+        quantise_int8(fp32, dest, weight_bits=weight_bits)
         parity = compare(run_onnx(fp32, tokenizer, texts, max_length), run_onnx(dest, tokenizer, texts, max_length))
     except Exception as exc:  # quantisation support varies by operator set; fp32 is always there
         dest.unlink(missing_ok=True)

@@ -54,6 +54,7 @@ from training.distill import distillation_loss
 from training.encoder import load_encoder
 from training.metric_log import MetricLog
 from training.pairs import train_pairs
+from training.quantaware import quant_aware_weight_bits, simulated_int8
 from training.selection import EpochSelector
 
 
@@ -302,18 +303,23 @@ def _epochs(model: IntentSentimentModel, train_data: Encoded, val_data: Encoded,
         # per-epoch lines, which are written either way.
         bar = tqdm(batches, desc=f"epoch {epoch}/{config.epochs}", unit="batch",
                    disable=not progress or not sys.stderr.isatty(), leave=False, dynamic_ncols=True)
-        for rows in bar:
-            loss = step(rows)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            if average is not None:
-                average.update()
-            value = loss.item()
-            total_loss += value
-            bar.set_postfix(loss=f"{value:.3f}")
+        # The last quant_aware_epochs train through the int8 export's rounding (training.quantaware);
+        # validation below always reads the plain fp32 model, the one the int8 graph is checked against.
+        rounding = (simulated_int8(model, quant_aware_weight_bits())
+                    if epoch > config.epochs - config.quant_aware_epochs else nullcontext())
+        with rounding:
+            for rows in bar:
+                loss = step(rows)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                scheduler.step()
+                if average is not None:
+                    average.update()
+                value = loss.item()
+                total_loss += value
+                bar.set_postfix(loss=f"{value:.3f}")
         with average.applied() if average is not None else nullcontext():
             row = {"epoch": epoch, "train_loss": total_loss / max(1, len(batches)),
                    "epoch_seconds": time.perf_counter() - started, **validate(model, val_data, device)}

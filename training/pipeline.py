@@ -24,6 +24,7 @@ from training.data import Example, manifest
 from training.evaluate import classification_report
 from training.export import MIN_AGREEMENT, export_checked, run_onnx
 from training.finetune import TrainResult, train
+from training.quantaware import quant_aware_weight_bits
 from training.thresholds import fit_thresholds
 
 PACKAGES = ("torch", "transformers", "onnxruntime-gpu", "onnx", "tokenizers", "csbot")
@@ -92,7 +93,9 @@ def _write(result: TrainResult, staging: Path, dest: Path, version: str, test_ex
     sentiment_trained = any(e.sentiment is not None for e in result.train_examples)
     parity = export_checked(result.model, result.tokenizer, staging, check_texts, config.max_length,
                             int8=config.export_int8,
-                            min_sentiment_agreement=MIN_AGREEMENT if sentiment_trained else None)
+                            min_sentiment_agreement=MIN_AGREEMENT if sentiment_trained else None,
+                            # a quantisation-aware run trained for one weight width: export that one
+                            int8_weight_bits=quant_aware_weight_bits() if config.quant_aware_epochs else 8)
     parity["checked_on"] = "held-out" if held_out else "training"
     backend = result.tokenizer.backend_tokenizer
     backend.enable_padding(pad_id=int(result.tokenizer.pad_token_id or 0), pad_token=result.tokenizer.pad_token)
