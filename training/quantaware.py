@@ -15,9 +15,9 @@ int8 graph's own logits: equal to float rounding where the CPU's kernel is exact
 8-bit weights (training.int8kernel) no simulation reproduces it, so a quantisation-aware run there trains
 for, and exports, 7-bit weights, which that kernel multiplies exactly.
 
-Off by default (``TrainConfig.quant_aware_epochs``): measured on Banking77, one such epoch of five raised
-the int8 graph's agreement with fp32 from 99.16% to 99.42% (7-bit weights, AMD EPYC), short of 99.5%
-(benchmarks/RESULTS.md, latency run 5).
+Off by default (``TrainConfig.quant_aware_epochs``): measured on Banking77 (7-bit weights, AMD EPYC), one
+such epoch of five raised the int8 graph's agreement with fp32 from 99.16% to 99.42%, two gave 99.32-99.48%:
+within noise of the plain 8-bit graph's 99.35%, and short of 99.5% (benchmarks/RESULTS.md, latency run 5).
 """
 
 from __future__ import annotations
