@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from bot import messages
@@ -62,17 +63,17 @@ def _set_active(store: Store, registry: Registry, version: str, reason: str,
     return True
 
 
-def _must_load(registry: Registry, version: str) -> None:
-    """Open every graph the version serves, on the CPU, before an admin's switch to it.
+def _must_load(registry: Registry, version: str, variants: Sequence[str] = ()) -> None:
+    """Open the version's graphs (``variants``, or every one it has) on the CPU; raises the runtime's ModelError.
 
-    Matching checksums do not make a file a model (a bad copy, a hand edit recorded in the manifest), and
-    a pointer moved to one would stop every bot that starts afterwards. Raises the runtime's ModelError.
-    (A retrain's own candidate needs no such check: the gate has just scored it through the same runtime.)
+    Before an admin's switch: matching checksums do not make a file a model (a bad copy, a hand edit recorded
+    in the manifest), and a pointer moved to one would stop every bot that starts afterwards. (A retrain's own
+    candidate needs no such check: the gate has just scored it through the same runtime.)
     """
     from models.runtime import Classifier
 
     card = registry.check(version)
-    for variant in card.variants:
+    for variant in variants or card.variants:
         Classifier(card, provider="cpu", variant=variant, threads=1)
 
 
@@ -142,11 +143,9 @@ def _load_problem(settings: Settings, registry: Registry, version: str) -> str |
     """Why ``version`` does not load (its folder, files, checksums or graph), or None when it does.
 
     The list is what an admin reads first: it called a version with a missing folder or a cut-short graph
-    "answering now" while every bot refused it. Opened on the CPU with one thread, as promote checks."""
-    from models.runtime import Classifier
-
+    "answering now" while every bot refused it. Only the variant the bots serve is opened, as promote checks."""
     try:
-        Classifier.load(registry.path(version), provider="cpu", variant=settings.onnx_variant, threads=1)
+        _must_load(registry, version, [settings.onnx_variant])
     except CsbotError as exc:
         return exc.what
     return None

@@ -13,9 +13,11 @@ from __future__ import annotations
 import logging
 import re
 import sqlite3
+from collections.abc import Callable
 from contextlib import closing
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 from bot import messages
 from bot.store_core import StoreBase, _scalar, iso
@@ -75,42 +77,34 @@ class RetentionMixin(StoreBase):
         # which would sort every old row again for each batch.
         purged = f"+{old} AND NOT {keep}"
         counts = {"messages": 0, "replies": 0, "awaiting_review": 0, "rated_up": 0}
-        last = 0  # batches walk up the ids: kept rows are passed once, never scanned again
-        while True:
-            with self.transaction() as db:
-                # The batch is the ids after ``last`` up to the batch_size-th one to purge; read and written under
-                # one lock, so the counts are of exactly the rows blanked.
-                high = _scalar(db, f"SELECT max(id) FROM (SELECT m.id FROM messages m WHERE m.id > ? AND {purged} "
-                                   "ORDER BY m.id LIMIT ?)", [last, cutoff, batch_size])
-                if high is None:
-                    break
-                batch = f"m.id > ? AND m.id <= ? AND {purged}"
-                args = [last, high, cutoff]
-                if include_unreviewed:  # in the queue and unlabelled: purged out of it (the CLI says so)
-                    counts["awaiting_review"] += int(_scalar(
-                        db, f"SELECT count(*) FROM messages m WHERE {batch} AND {AWAITING_REVIEW}", args))
-                # 👍-rated answers the nightly retrain learns from (silver examples): without their text it cannot.
-                counts["rated_up"] += int(_scalar(db, f"SELECT count(*) FROM messages m WHERE {batch} AND {rated_up}",
-                                                  args))
-                counts["messages"] += db.execute(
-                    "UPDATE messages SET text = '', normalized_text = '', text_purged = 1"
-                    f" WHERE id IN (SELECT m.id FROM messages m WHERE {batch})", args).rowcount
-            last = int(high)
+        batch = f"m.id > ? AND m.id <= ? AND {purged}"
+
+        def blank_messages(db: Any, last: int, high: int) -> None:  # read and written under one lock: exact counts
+            args = [last, high, cutoff]
+            if include_unreviewed:  # in the queue and unlabelled: purged out of it (the CLI says so)
+                counts["awaiting_review"] += int(_scalar(
+                    db, f"SELECT count(*) FROM messages m WHERE {batch} AND {AWAITING_REVIEW}", args))
+            # 👍-rated answers the nightly retrain learns from (silver examples): without their text it cannot.
+            counts["rated_up"] += int(_scalar(db, f"SELECT count(*) FROM messages m WHERE {batch} AND {rated_up}",
+                                              args))
+            counts["messages"] += db.execute(
+                "UPDATE messages SET text = '', normalized_text = '', text_purged = 1"
+                f" WHERE id IN (SELECT m.id FROM messages m WHERE {batch})", args).rowcount
+
+        self._in_batches(f"SELECT max(id) FROM (SELECT m.id FROM messages m WHERE m.id > ? AND {purged} "
+                         "ORDER BY m.id LIMIT ?)", cutoff, batch_size, blank_messages)
         # Only the replies of purged messages: a kept one (labelled, or waiting for review) keeps its whole
         # exchange, or a reviewer judging a 👎 could not see the answer that got it. A reply is never older than
         # its message, so every old reply of a message not kept is caught (its message was purged above).
         old_reply = ("id > ? AND +created_at < ? AND text != '' AND EXISTS (SELECT 1 FROM messages m "
                      "WHERE m.id = replies.message_id AND m.text_purged = 1)")
-        last = 0
-        while True:
-            with self.transaction() as db:
-                high = _scalar(db, f"SELECT max(id) FROM (SELECT id FROM replies WHERE {old_reply} ORDER BY id "
-                                   "LIMIT ?)", [last, cutoff, batch_size])
-                if high is None:
-                    break
-                counts["replies"] += db.execute(f"UPDATE replies SET text = '' WHERE {old_reply} AND id <= ?",
-                                                [last, cutoff, high]).rowcount
-            last = int(high)
+
+        def blank_replies(db: Any, last: int, high: int) -> None:
+            counts["replies"] += db.execute(f"UPDATE replies SET text = '' WHERE {old_reply} AND id <= ?",
+                                            [last, cutoff, high]).rowcount
+
+        self._in_batches(f"SELECT max(id) FROM (SELECT id FROM replies WHERE {old_reply} ORDER BY id LIMIT ?)",
+                         cutoff, batch_size, blank_replies)
         # Kept for the queue (not purged, so counting them once at the end is the same as before), and labelled.
         if not include_unreviewed:
             counts["awaiting_review"] = int(_scalar(
@@ -120,6 +114,22 @@ class RetentionMixin(StoreBase):
         self._checkpoint()
         return {"messages": counts["messages"], "replies": counts["replies"], "kept": int(kept),
                 "awaiting_review": counts["awaiting_review"], "rated_up": counts["rated_up"]}
+
+    def _in_batches(self, next_high: str, cutoff: str, batch_size: int,
+                    apply: Callable[[Any, int, int], None]) -> None:
+        """Call ``apply(connection, last id, highest id)`` once per batch, each in its own write transaction.
+
+        ``next_high`` (parameters: the last id, ``cutoff``, ``batch_size``) gives the highest id of the next
+        batch, or NULL when nothing is left. Batches walk up the ids, so rows kept are passed once, never
+        scanned again; between two batches the bot's writers get the lock."""
+        last = 0
+        while True:
+            with self.transaction() as db:
+                high = _scalar(db, next_high, [last, cutoff, batch_size])
+                if high is None:
+                    return
+                apply(db, last, int(high))
+            last = int(high)
 
     def _checkpoint(self) -> None:
         """Copy the WAL into the database and empty it: until then its frames still hold the purged text.
