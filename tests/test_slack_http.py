@@ -566,6 +566,8 @@ def test_a_handoff_page_slack_fails_once_is_posted_again(env: Env) -> None:
     ok = wait_until(lambda: [c for c in env.fake.of("chat.postMessage", channel=AGENTS)
                              if "D0PAGE500" in json.dumps(c.params) and (c.response or {}).get("ok")],
                     what="the page, posted again")
+    # The fake records the post before the bot reads its answer and counts it: wait for the count too.
+    wait_until(lambda: metrics.value("csbot_handoffs_total", kind="handoff") == pages + 1, what="the page counted")
     assert len(ok) == 1 and metrics.value("csbot_handoffs_total", kind="handoff") == pages + 1
     assert env.reply_to(event)[-1].params["text"] == env.ctx.kb.company.handoff_text
 
