@@ -161,14 +161,30 @@ def load_knowledge_base(path: str | Path | None = None) -> KnowledgeBase:
 _NULL_TAG = "tag:yaml.org,2002:null"
 
 
+def _intent_what(item: yaml.Node) -> str:
+    """"intent 'refund'" when the item names itself, else "an intent": the intent's own problems
+    (an unknown or missing key) then say which of thirty intents they are in."""
+    if isinstance(item, yaml.MappingNode):
+        for key_node, value_node in item.value:
+            if (isinstance(key_node, yaml.ScalarNode) and key_node.value == "name"
+                    and isinstance(value_node, yaml.ScalarNode) and _NAME.match(str(value_node.value).strip())):
+                return messages.KB_WHAT_INTENT_LABEL.format(name=str(value_node.value).strip())
+    return messages.KB_WHAT_INTENT
+
+
 class _Validator:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.problems: list[str] = []
+        self._found: list[tuple[int, str]] = []  # (line, problem): reported in file order, not discovery order
+
+    @property
+    def problems(self) -> list[str]:
+        return [problem for _, problem in sorted(self._found, key=lambda found: found[0])]
 
     def err(self, node: yaml.Node | None, message: str) -> None:
-        line = messages.KB_PROBLEM_LINE.format(line=node.start_mark.line + 1) if node is not None else ""
-        self.problems.append(messages.KB_PROBLEM.format(file=self.path.name, line=line, problem=message))
+        line = node.start_mark.line + 1 if node is not None else 0
+        where = messages.KB_PROBLEM_LINE.format(line=line) if node is not None else ""
+        self._found.append((line, messages.KB_PROBLEM.format(file=self.path.name, line=where, problem=message)))
 
     def mapping(self, node: yaml.Node | None, allowed: dict[str, bool], what: str) -> dict[str, yaml.Node]:
         if not isinstance(node, yaml.MappingNode):
@@ -239,7 +255,7 @@ class _Validator:
         seen_texts: set[tuple[str, str]] = set()
         follow_up_refs: list[tuple[str, yaml.Node, str]] = []
         for item in node.value:
-            fields = self.mapping(item, _INTENT_KEYS, messages.KB_WHAT_INTENT)
+            fields = self.mapping(item, _INTENT_KEYS, _intent_what(item))
             name = self.string(fields.get("name"), "intent name") if "name" in fields else ""
             if name and not _NAME.match(name):
                 self.err(fields["name"], messages.KB_INTENT_NAME.format(name=name))

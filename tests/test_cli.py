@@ -47,7 +47,7 @@ def test_kb_check_bad_file_lists_every_problem(csbot: CliRunner, tmp_path: Path)
     assert result.exit_code == 1
     assert f"Error: Knowledge base {bad} has 3 problems:" in result.output
     assert "bad.yaml:3: unknown key 'colour' in company" in result.output
-    assert "bad.yaml:5: an intent is missing 'answer'; add it" in result.output
+    assert "bad.yaml:5: intent 'refund' is missing 'answer'; add it" in result.output
     assert "bad.yaml:6: intent 'refund' has no examples" in result.output
     assert "Fix: edit" in result.output and "Traceback" not in result.output
 

@@ -82,7 +82,8 @@ def test_intent_with_no_examples(tmp_path: Path) -> None:
 def test_intent_with_no_answer(tmp_path: Path) -> None:
     text = kb_text(intent("track_order"), intent("refund", answer=None))
     found = problems(write(tmp_path, text))
-    assert found == [f"kb.yaml:{line_of(text, '- name: refund')}: an intent is missing 'answer'; add it"]
+    # The intent is named: in a 30-intent file, "an intent is missing 'answer'" sends the lead hunting.
+    assert found == [f"kb.yaml:{line_of(text, '- name: refund')}: intent 'refund' is missing 'answer'; add it"]
 
 
 def test_intent_with_empty_answer(tmp_path: Path) -> None:
@@ -106,7 +107,8 @@ def test_a_key_that_is_a_list_is_named_as_such(tmp_path: Path) -> None:
     found = problems(write(tmp_path, text))
     assert len(found) == 1 and "Node" not in found[0]
     line = line_of(text, "? [answer")
-    assert found[0].startswith(f"kb.yaml:{line}: a key of an intent is a list or mapping, not a name; use one of:")
+    assert found[0].startswith(f"kb.yaml:{line}: a key of intent 'refund' is a list or mapping, not a name; "
+                               "use one of:")
 
 
 def test_example_under_two_intents(tmp_path: Path) -> None:
@@ -146,11 +148,27 @@ def test_unknown_keys_at_every_level(tmp_path: Path) -> None:
     text = text.replace("  name: Test Shop\n", "  name: Test Shop\n  fax: 123\n")
     found = problems(write(tmp_path, text))
     joined = "\n".join(found)
-    assert f"kb.yaml:{line_of(text, 'answr:')}: unknown key 'answr' in an intent" in joined
+    assert f"kb.yaml:{line_of(text, 'answr:')}: unknown key 'answr' in intent 'refund'" in joined
     assert f"kb.yaml:{line_of(text, 'colour:')}: unknown key 'colour' in the top level" in joined
     assert f"kb.yaml:{line_of(text, 'fax:')}: unknown key 'fax' in company" in joined
     assert "allowed keys: name, title, description, examples, answer" in joined
     assert len(found) == 3
+
+
+def test_an_intent_without_a_usable_name_is_still_called_an_intent(tmp_path: Path) -> None:
+    text = kb_text(intent("refund"), "  - description: nameless\n    answr: typo\n")
+    found = problems(write(tmp_path, text))
+    assert f"kb.yaml:{line_of(text, 'answr:')}: unknown key 'answr' in an intent" in "\n".join(found)
+
+
+def test_problems_are_listed_in_file_order(tmp_path: Path) -> None:
+    # The validator finds an intent's unknown key before its short example list; the lead reads top down.
+    text = kb_text(intent("refund", examples=examples_block("refund", count=2), extra="    colour: red\n"),
+                   intent("track_order", answer='""'))
+    found = problems(write(tmp_path, text))
+    lines = [int(problem.split(":")[1]) for problem in found]
+    assert len(found) == 3
+    assert lines == sorted(lines)
 
 
 def test_bad_yaml_names_line_and_fix(tmp_path: Path) -> None:
