@@ -127,6 +127,43 @@ def test_apscheduler_fires_the_job(settings) -> None:  # noqa: ANN001
     assert runs(settings)[0]["status"] == "skipped" and runs(settings)[0]["trigger"] == "schedule"
 
 
+def test_a_firing_refused_by_apscheduler_while_the_last_one_runs_is_recorded(settings) -> None:  # noqa: ANN001
+    # max_instances=1 makes apscheduler drop the second firing before our job sees it; without the listener
+    # the night would have no row, and `status` could not say why. The first firing is held inside its first
+    # read of the (injected) clock, so it is really still running when the second arrives.
+    mark_up_to_date(settings)
+    entered, release = threading.Event(), threading.Event()
+    calls = [0]
+
+    def clock() -> datetime:
+        calls[0] += 1
+        if calls[0] == 1:
+            entered.set()
+            assert release.wait(10)
+        return datetime.now(timezone.utc)
+
+    scheduler = RetrainScheduler(settings, clock=clock).start()
+    try:
+        scheduler.fire_now()
+        assert entered.wait(10)
+        scheduler.fire_now()  # the first is still inside run_job
+        deadline = time.monotonic() + 10
+        while not runs(settings) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        refused = runs(settings)
+        release.set()
+        deadline = time.monotonic() + 10
+        while len(runs(settings)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        release.set()
+        scheduler.shutdown(wait=True)
+    assert [(r["status"], r["trigger"]) for r in refused] == [("skipped", "schedule")]
+    assert "the previous run is still going" in refused[0]["gate_json"]
+    first = runs(settings)[1]  # the held firing went on and found nothing new
+    assert first["status"] == "skipped" and "nothing new" in first["gate_json"]
+
+
 def test_a_scheduled_run_trains_in_a_child_and_the_bot_swaps_the_model(tmp_path: Path) -> None:
     """The whole path: lock, child process, gate, promotion, Context.refresh_model, report."""
     from bot.context import Context
