@@ -843,6 +843,28 @@ def test_forged_signature_and_stale_timestamp_are_rejected(env: Env, caplog: pyt
     assert not env.rows("SELECT * FROM messages WHERE ts = ?", [event["ts"]])
 
 
+def test_a_retry_while_the_database_is_down_gets_no_second_apology(env: Env) -> None:
+    # The claim is what drops a retried event; with the claim's table gone, the process must remember on its own
+    # that this message already got the apology, or a retry (or the message's app_mention twin) apologises again.
+    with env.ctx.store.transaction() as db:
+        db.execute("ALTER TABLE slack_events RENAME TO slack_events_away")
+    try:
+        event = dm_event("where is my order", channel="D0APOLOGY")
+        body = event_body(event)
+        assert post_event(env.url, body).status == 200
+        env.fake.wait_for("chat.postMessage", channel="D0APOLOGY", thread_ts=event["ts"])
+        retry = post_event(env.url, body, headers={"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"})
+        assert retry.status == 200
+        wait_until(lambda: env.server.service.metrics.value("csbot_slack_duplicates_total", kind="apology") >= 1,
+                   what="the retry to be recognised")
+        time.sleep(0.1)
+    finally:
+        with env.ctx.store.transaction() as db:
+            db.execute("ALTER TABLE slack_events_away RENAME TO slack_events")
+    posts = env.fake.of("chat.postMessage", channel="D0APOLOGY")
+    assert [p.params["text"] for p in posts] == [messages.SLACK_ERROR]
+
+
 def test_a_40000_character_message(env: Env) -> None:
     text = ("where is my order " * 3000)[:40_000]
     event = dm_event(text, channel="D0LONG")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 # How long a batch with a thread reply in it waits for Slack to say who the group's agents are. Past
 # it, the last membership read is used (a group agent's reply may then be taken for a customer's).
 GROUP_LOOKUP_SECONDS = 0.5
+APOLOGISED_REMEMBERED = 10_000  # message keys; Slack retries within the hour
 
 
 class MessagePipeline:
@@ -49,6 +51,9 @@ class MessagePipeline:
                  ) -> None:
         self.rt = rt
         self._deliveries: set[asyncio.Task[None]] = set()
+        # Messages that got the apology because the claim failed: with the database down, this process is the only
+        # one that can tell a retry (or the message's app_mention twin) from a new message. Oldest forgotten first.
+        self._apologised: OrderedDict[str, None] = OrderedDict()
         self.batcher: Batcher[MessageJob] = Batcher(self._process, max_size=max_size, max_wait=max_wait,
                                                     max_inflight=max_inflight)
 
@@ -145,7 +150,7 @@ class MessagePipeline:
             # Not to a thread the bot may not be part of, nor to an agent: what the claim would have filtered.
             once = {job.message_key: job for job in jobs if not job.needs_known_thread
                     and job.incoming.user not in self.rt.ctx.settings.agents | group_agents}
-            fresh, outcomes, failed = [], [], list(once.values())
+            fresh, outcomes, failed = [], [], self._not_yet_apologised(list(once.values()))
             for job in failed:  # and every message is still logged, once the database takes writes again
                 spooled.keep_message(self.rt, job)
         metrics = self.rt.metrics
@@ -158,6 +163,16 @@ class MessagePipeline:
         task = asyncio.get_running_loop().create_task(self._deliver(fresh, outcomes))
         self._deliveries.add(task)
         task.add_done_callback(self._delivered)
+
+    def _not_yet_apologised(self, jobs: list[MessageJob]) -> list[MessageJob]:
+        new = [job for job in jobs if job.message_key not in self._apologised]
+        for _ in range(len(jobs) - len(new)):
+            self.rt.metrics.inc("csbot_slack_duplicates_total", kind="apology")
+        for job in new:
+            self._apologised[job.message_key] = None
+        while len(self._apologised) > APOLOGISED_REMEMBERED:
+            self._apologised.popitem(last=False)
+        return new
 
     def _delivered(self, task: asyncio.Task[None]) -> None:
         self._deliveries.discard(task)
